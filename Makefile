@@ -1,0 +1,84 @@
+# ngx_claw_module
+#
+#   make            build build/nginx/objs/ngx_http_claw_module.so
+#   make test       install what is missing, build, run the t/ suites
+#   make demo       install what is missing, build, start the demo
+#   make demo-stop  stop the demo
+#
+# The module is built against Debian's nginx with Debian's own flags:
+# the configure arguments in /usr/share/nginx/src/conf_flags (which carry
+# --with-compat) and the compiler and linker options `nginx -V` reports,
+# in a copy of that tree under build/, so that the .so loads into
+# /usr/sbin/nginx.
+
+SHELL       := /bin/bash
+
+NGINX       ?= /usr/sbin/nginx
+NGINX_SRC   ?= /usr/share/nginx/src
+BUILD       ?= build
+NGX_BUILD   := $(BUILD)/nginx
+MODULE      := $(NGX_BUILD)/objs/ngx_http_claw_module.so
+
+SRCS        := $(wildcard ngx_claw_module/*.c ngx_claw_module/*.h)
+
+# Debian packages, by what needs them
+PKG_BUILD   := nginx-core nginx-dev gcc make libc6-dev libpcre2-dev \
+               libssl-dev zlib1g-dev openssl
+PKG_TEST    := perl libtest-base-perl libtest-longstring-perl \
+               libtext-diff-perl liblist-moreutils-perl libhttp-message-perl \
+               liburi-perl curl nghttp2-client
+PKG_DEMO    := curl
+
+# the real Test::Nginx when it is installed, the project's runner if not
+PROVE_INC   := $(shell perl -MTest::Nginx::Socket -e1 2>/dev/null \
+                       || echo "-I t/lib")
+PROVE_ARGS  ?= -r t
+
+export TEST_NGINX_BINARY       ?= $(NGINX)
+export TEST_NGINX_LOAD_MODULES ?= $(CURDIR)/$(MODULE)
+export TEST_NGINX_CLAW_ROOT    := $(CURDIR)
+
+
+.PHONY: all build deps deps-build deps-test test demo demo-stop clean
+
+all: build
+
+build: deps-build $(MODULE)
+
+$(NGX_BUILD)/Makefile: config $(NGINX_SRC)/conf_flags
+	rm -rf $(NGX_BUILD)
+	mkdir -p $(BUILD)
+	cp -r $(NGINX_SRC) $(NGX_BUILD)
+	cd $(NGX_BUILD) \
+	&& . ./conf_flags \
+	&& ./configure "$${NGX_CONF_FLAGS[@]}" \
+	       --with-cc-opt="$$($(NGINX) -V 2>&1 \
+	                        | sed -n "s/.*--with-cc-opt='\([^']*\)'.*/\1/p")" \
+	       --with-ld-opt="$$($(NGINX) -V 2>&1 \
+	                        | sed -n "s/.*--with-ld-opt='\([^']*\)'.*/\1/p")" \
+	       --add-dynamic-module=$(CURDIR) > configure.log 2>&1 \
+	|| { tail -30 configure.log; exit 1; }
+
+$(MODULE): $(NGX_BUILD)/Makefile $(SRCS)
+	$(MAKE) -C $(NGX_BUILD) -f objs/Makefile modules
+
+# Installs only what is missing, so a prepared machine needs no network.
+deps: deps-build deps-test
+
+deps-build:
+	@scripts/apt-install $(PKG_BUILD)
+
+deps-test:
+	@scripts/apt-install $(PKG_TEST)
+
+test: deps-test build
+	prove $(PROVE_INC) $(PROVE_ARGS)
+
+demo: deps build
+	@examples/demo/demo start
+
+demo-stop:
+	@examples/demo/demo stop
+
+clean:
+	rm -rf $(BUILD) t/servroot

@@ -1,0 +1,739 @@
+
+/*
+ * Copyright (C) ngx_claw_module authors
+ *
+ * The module proper: directives, configuration, variables and the
+ * request phase that resolves the tenant of a request.  The registry,
+ * the balancer and the other concerns live in files of their own.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_claw_module.h"
+#include "ngx_http_claw_balancer.h"
+
+
+static ngx_int_t ngx_http_claw_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_claw_resolve(ngx_http_request_t *r,
+    ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx);
+static ngx_http_claw_ctx_t *ngx_http_claw_create_ctx(ngx_http_request_t *r);
+static void ngx_http_claw_cleanup(void *data);
+
+static ngx_int_t ngx_http_claw_tenant_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+static ngx_int_t ngx_http_claw_add_variables(ngx_conf_t *cf);
+static void *ngx_http_claw_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_claw_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_claw_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_claw_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_claw_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_claw_tenants(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_claw_domain(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_claw_tenant(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_claw_unknown_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_claw_init(ngx_conf_t *cf);
+
+
+static ngx_command_t  ngx_http_claw_commands[] = {
+
+    { ngx_string("claw_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_claw_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("claw_tenants"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_claw_tenants,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("claw_domain"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_claw_domain,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("claw"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_claw_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("claw_tenant"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_claw_tenant,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("claw_unknown_status"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_claw_unknown_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("claw_balancer"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_NOARGS,
+      ngx_http_claw_balancer,
+      0,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_claw_module_ctx = {
+    ngx_http_claw_add_variables,           /* preconfiguration */
+    ngx_http_claw_init,                    /* postconfiguration */
+
+    ngx_http_claw_create_main_conf,        /* create main configuration */
+    ngx_http_claw_init_main_conf,          /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_claw_create_loc_conf,         /* create location configuration */
+    ngx_http_claw_merge_loc_conf           /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_claw_module = {
+    NGX_MODULE_V1,
+    &ngx_http_claw_module_ctx,             /* module context */
+    ngx_http_claw_commands,                /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_variable_t  ngx_http_claw_vars[] = {
+
+    { ngx_string("claw_tenant"), NULL,
+      ngx_http_claw_tenant_variable,
+      offsetof(ngx_http_claw_ctx_t, id),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("claw_upstream"), NULL,
+      ngx_http_claw_tenant_variable,
+      offsetof(ngx_http_claw_ctx_t, upstream),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+/*
+ * Resolution, and later authentication and limits, run in the preaccess
+ * phase: unlike the access phase, it is not skipped by "satisfy any".
+ */
+
+static ngx_int_t
+ngx_http_claw_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_http_claw_ctx_t       *ctx;
+    ngx_http_claw_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_claw_module);
+
+    if (!clcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    /* a subrequest acts for its main request, which was checked already */
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_claw_get_ctx(r);
+
+    if (ctx == NULL) {
+        ctx = ngx_http_claw_create_ctx(r);
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (ctx->tenant == NULL) {
+        rc = ngx_http_claw_resolve(r, clcf, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+    } else if (clcf->tenant.len
+               && (clcf->tenant.len != ctx->id.len
+                   || ngx_memcmp(clcf->tenant.data, ctx->id.data,
+                                 ctx->id.len)
+                      != 0))
+    {
+        /* an internal redirect may not move a request to another tenant */
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "claw: request of tenant \"%V\" redirected to a "
+                      "location of tenant \"%V\"", &ctx->id, &clcf->tenant);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->admitted = 1;
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * The one canonical host of a request: nginx has already lowercased it
+ * and dropped the port and a trailing dot for server selection, and the
+ * same value is checked and looked up here, once.
+ */
+
+static ngx_int_t
+ngx_http_claw_resolve(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
+    ngx_http_claw_ctx_t *ctx)
+{
+    u_char                      *name;
+    size_t                       len;
+    uint32_t                     hash;
+    ngx_str_t                   *sfx;
+    ngx_uint_t                   i, domain;
+    ngx_http_claw_span_t         label;
+    ngx_http_claw_tconf_t       *tc;
+    ngx_http_claw_tenant_t      *t;
+    ngx_http_claw_main_conf_t   *cmcf;
+    u_char                       host[NGX_HTTP_CLAW_HOST_MAX];
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+
+    domain = 0;
+
+    if (clcf->tenant.len) {
+        name = clcf->tenant.data;
+        len = clcf->tenant.len;
+
+    } else {
+        switch (ngx_http_claw_host_canon(r->headers_in.server.data,
+                                         r->headers_in.server.len,
+                                         host, &len))
+        {
+        case NGX_HTTP_CLAW_HOST_NAME:
+            break;
+
+        case NGX_HTTP_CLAW_HOST_INVALID:
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "claw: malformed host \"%V\"",
+                          &r->headers_in.server);
+            return NGX_HTTP_BAD_REQUEST;
+
+        default: /* an address, or no host at all */
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "claw: host \"%V\" is no tenant name",
+                           &r->headers_in.server);
+            return clcf->unknown_status;
+        }
+
+        name = host;
+        domain = 1;
+
+        if (clcf->domains) {
+            sfx = clcf->domains->elts;
+
+            for (i = 0; i < clcf->domains->nelts; i++) {
+                if (ngx_http_claw_host_label(host, len, sfx[i].data,
+                                             sfx[i].len, &label))
+                {
+                    name = (u_char *) label.data;
+                    len = label.len;
+                    domain = 0;
+                    break;
+                }
+            }
+        }
+    }
+
+    tc = ngx_palloc(r->pool, NGX_HTTP_CLAW_TCONF_HEAD_MAX);
+    if (tc == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    hash = ngx_murmur_hash2(name, len);
+
+    t = ngx_http_claw_registry_acquire(&cmcf->registry, domain, hash, name,
+                                       len, tc);
+
+    if (t == NULL) {
+        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "claw: no tenant for %s \"%*s\"",
+                       domain ? "domain" : "id", len, name);
+        return clcf->unknown_status;
+    }
+
+    ctx->registry = &cmcf->registry;
+    ctx->tenant = t;
+    ctx->tconf = tc;
+
+    ctx->id.data = ngx_http_claw_tconf_id(tc);
+    ctx->id.len = tc->id_len;
+    ctx->upstream.data = ngx_http_claw_tconf_upstream(tc);
+    ctx->upstream.len = tc->upstream_len;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "claw: tenant \"%V\" upstream \"%V\"",
+                   &ctx->id, &ctx->upstream);
+
+    return NGX_OK;
+}
+
+
+static ngx_http_claw_ctx_t *
+ngx_http_claw_create_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t   *cln;
+    ngx_http_claw_ctx_t  *ctx;
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_claw_ctx_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_claw_ctx_t));
+
+    cln->handler = ngx_http_claw_cleanup;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_claw_module);
+
+    return ctx;
+}
+
+
+ngx_http_claw_ctx_t *
+ngx_http_claw_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t   *cln;
+    ngx_http_claw_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_claw_module);
+
+    if (ctx == NULL && (r->internal || r->filter_finalize)) {
+
+        /* an internal redirect cleared the context; the cleanup keeps it */
+
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_claw_cleanup) {
+                ctx = cln->data;
+                ngx_http_set_ctx(r, ctx, ngx_http_claw_module);
+                break;
+            }
+        }
+    }
+
+    return ctx;
+}
+
+
+static void
+ngx_http_claw_cleanup(void *data)
+{
+    ngx_http_claw_ctx_t  *ctx = data;
+
+    if (ctx->tenant) {
+        ngx_http_claw_registry_release(ctx->registry, ctx->tenant);
+        ctx->tenant = NULL;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_claw_tenant_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t            *s;
+    ngx_http_claw_ctx_t  *ctx;
+
+    ctx = ngx_http_claw_get_ctx(r->main);
+
+    if (ctx == NULL || ctx->tenant == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((char *) ctx + data);
+
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_claw_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_claw_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_claw_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_claw_main_conf_t  *cmcf;
+
+    cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_claw_main_conf_t));
+    if (cmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     cmcf->registry.shm_zone = NULL;
+     *     cmcf->registry.path = { 0, NULL };
+     *     cmcf->registry.loaded = NULL;
+     */
+
+    if (ngx_array_init(&cmcf->registry.suffixes, cf->pool, 4,
+                       sizeof(ngx_str_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return cmcf;
+}
+
+
+static char *
+ngx_http_claw_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_claw_main_conf_t  *cmcf = conf;
+
+    ngx_http_claw_registry_t  *reg;
+
+    reg = &cmcf->registry;
+
+    if (reg->shm_zone == NULL) {
+        if (reg->path.len) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"claw_tenants\" requires \"claw_zone\"");
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (reg->path.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"claw_zone\" \"%V\" requires \"claw_tenants\"",
+                      &reg->shm_zone->shm.name);
+        return NGX_CONF_ERROR;
+    }
+
+    /* every claw_domain has been read by now: domains are checked too */
+
+    if (ngx_http_claw_registry_read(cf, reg) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_claw_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_claw_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_claw_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->tenant = { 0, NULL };
+     */
+
+    conf->enable = NGX_CONF_UNSET;
+    conf->domains = NGX_CONF_UNSET_PTR;
+    conf->unknown_status = NGX_CONF_UNSET_UINT;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_claw_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_claw_loc_conf_t *prev = parent;
+    ngx_http_claw_loc_conf_t *conf = child;
+
+    ngx_http_claw_main_conf_t  *cmcf;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_str_value(conf->tenant, prev->tenant, "");
+    ngx_conf_merge_ptr_value(conf->domains, prev->domains, NULL);
+    ngx_conf_merge_uint_value(conf->unknown_status, prev->unknown_status,
+                              NGX_HTTP_NOT_FOUND);
+
+    if (conf->enable) {
+        cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_claw_module);
+
+        if (cmcf->registry.shm_zone == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"claw on\" requires \"claw_zone\" and "
+                               "\"claw_tenants\" in the http block");
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_claw_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_main_conf_t  *cmcf = conf;
+
+    u_char     *p;
+    ssize_t     size;
+    ngx_str_t  *value, name, s;
+
+    if (cmcf->registry.shm_zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    p = (u_char *) ngx_strchr(value[1].data, ':');
+
+    if (p == NULL || p == value[1].data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone \"%V\", expected \"name:size\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = value[1].data;
+    name.len = p - value[1].data;
+
+    s.data = p + 1;
+    s.len = value[1].data + value[1].len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    cmcf->registry.shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                                    &ngx_http_claw_module);
+    if (cmcf->registry.shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->registry.shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate zone \"%V\"", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    cmcf->registry.shm_zone->init = ngx_http_claw_registry_init_zone;
+    cmcf->registry.shm_zone->data = &cmcf->registry;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_claw_tenants(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_main_conf_t  *cmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (cmcf->registry.path.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    cmcf->registry.path = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &cmcf->registry.path, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_claw_domain(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_loc_conf_t  *clcf = conf;
+
+    size_t                      len;
+    ngx_str_t                  *value, *s;
+    ngx_http_claw_main_conf_t  *cmcf;
+
+    value = cf->args->elts;
+
+    len = value[1].len;
+
+    if (ngx_http_claw_valid_suffix(value[1].data, &len) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid claw_domain \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    value[1].len = len;
+
+    if (clcf->domains == NGX_CONF_UNSET_PTR) {
+        clcf->domains = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (clcf->domains == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    s = ngx_array_push(clcf->domains);
+    if (s == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *s = value[1];
+
+    /* the registry refuses custom domains under any of these */
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_claw_module);
+
+    s = ngx_array_push(&cmcf->registry.suffixes);
+    if (s == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *s = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_claw_tenant(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_loc_conf_t  *clcf = conf;
+
+    ngx_str_t  *value;
+
+    if (clcf->tenant.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (!ngx_http_claw_valid_id(value[1].data, value[1].len)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid tenant id \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    clcf->tenant = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_claw_unknown_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_loc_conf_t  *clcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (clcf->unknown_status != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n != NGX_HTTP_CLOSE && (n < 400 || n > 599)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid claw_unknown_status \"%V\", expected "
+                           "a 4xx or 5xx status or 444", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    clcf->unknown_status = (ngx_uint_t) n;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_claw_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_claw_handler;
+
+    return NGX_OK;
+}

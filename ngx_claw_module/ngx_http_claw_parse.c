@@ -1,0 +1,755 @@
+
+/*
+ * Copyright (C) ngx_claw_module authors
+ */
+
+
+#include <string.h>
+#include <arpa/inet.h>
+
+#include "ngx_http_claw_parse.h"
+
+
+#define ngx_http_claw_lower(c)                                               \
+    (unsigned char) (((c) >= 'A' && (c) <= 'Z') ? ((c) | 0x20) : (c))
+
+
+static int ngx_http_claw_ldh_labels(const unsigned char *p, size_t len,
+    unsigned *nlabels, int *numeric_tld);
+static int ngx_http_claw_parse_port(const unsigned char *p, size_t len,
+    in_port_t *port);
+static int ngx_http_claw_hex(unsigned char c);
+static int ngx_http_claw_is_space(unsigned char c);
+static int ngx_http_claw_span_eq(ngx_http_claw_span_t *a,
+    ngx_http_claw_span_t *b);
+static int ngx_http_claw_line_error(ngx_http_claw_error_t *err,
+    const char *reason, const unsigned char *p, size_t len);
+
+
+/*
+ * Canonical form of a host as it arrives in Host, :authority, SNI or
+ * Origin: lowercase, without the port and one trailing dot.  Only names
+ * made of LDH labels are tenant candidates; IP literals and malformed
+ * names are reported as such so the caller answers without a lookup.
+ */
+
+int
+ngx_http_claw_host_canon(const unsigned char *in, size_t len,
+    unsigned char *out, size_t *outlen)
+{
+    int       numeric;
+    size_t    i, hlen;
+    unsigned  nlabels;
+
+    *outlen = 0;
+
+    if (len == 0) {
+        return NGX_HTTP_CLAW_HOST_EMPTY;
+    }
+
+    if (in[0] == '[') {
+        return NGX_HTTP_CLAW_HOST_IP;
+    }
+
+    hlen = len;
+
+    for (i = 0; i < len; i++) {
+        if (in[i] == ':') {
+            hlen = i;
+
+            if (ngx_http_claw_parse_port(in + i + 1, len - i - 1, NULL)
+                != 0)
+            {
+                return NGX_HTTP_CLAW_HOST_INVALID;
+            }
+
+            break;
+        }
+    }
+
+    if (hlen > 0 && in[hlen - 1] == '.') {
+        hlen--;
+    }
+
+    if (hlen == 0 || hlen > NGX_HTTP_CLAW_HOST_MAX) {
+        return NGX_HTTP_CLAW_HOST_INVALID;
+    }
+
+    for (i = 0; i < hlen; i++) {
+        out[i] = ngx_http_claw_lower(in[i]);
+    }
+
+    if (ngx_http_claw_ldh_labels(out, hlen, &nlabels, &numeric) != 0) {
+        return NGX_HTTP_CLAW_HOST_INVALID;
+    }
+
+    *outlen = hlen;
+
+    /* no top-level domain is all digits: "10.0.0.1" or "2130706433" */
+
+    return numeric ? NGX_HTTP_CLAW_HOST_IP : NGX_HTTP_CLAW_HOST_NAME;
+}
+
+
+/*
+ * "<label>.<suffix>" with exactly one label, which must be a valid
+ * tenant id; the host and the suffix are canonical already.
+ */
+
+int
+ngx_http_claw_host_label(const unsigned char *host, size_t len,
+    const unsigned char *suffix, size_t slen, ngx_http_claw_span_t *label)
+{
+    size_t  llen;
+
+    if (len < slen + 2) {
+        return 0;
+    }
+
+    llen = len - slen - 1;
+
+    if (host[llen] != '.' || memcmp(host + llen + 1, suffix, slen) != 0) {
+        return 0;
+    }
+
+    if (memchr(host, '.', llen) != NULL) {
+        return 0;
+    }
+
+    if (!ngx_http_claw_valid_id(host, llen)) {
+        return 0;
+    }
+
+    label->data = host;
+    label->len = llen;
+
+    return 1;
+}
+
+
+int
+ngx_http_claw_valid_id(const unsigned char *p, size_t len)
+{
+    size_t         i;
+    unsigned char  c;
+
+    if (len == 0 || len > NGX_HTTP_CLAW_ID_MAX) {
+        return 0;
+    }
+
+    if (p[0] == '-' || p[len - 1] == '-') {
+        return 0;
+    }
+
+    if (len >= 4 && memcmp(p, "xn--", 4) == 0) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = p[i];
+
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-') {
+            continue;
+        }
+
+        return 0;
+    }
+
+    return 1;
+}
+
+
+/*
+ * A custom domain: two or more LDH labels, not an address.  Lowercased
+ * in place; one trailing dot is dropped.
+ */
+
+int
+ngx_http_claw_valid_domain(unsigned char *p, size_t *len)
+{
+    int       numeric;
+    size_t    i, n;
+    unsigned  nlabels;
+
+    n = *len;
+
+    if (n > 0 && p[n - 1] == '.') {
+        n--;
+    }
+
+    if (n == 0 || n > NGX_HTTP_CLAW_HOST_MAX) {
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        p[i] = ngx_http_claw_lower(p[i]);
+    }
+
+    if (ngx_http_claw_ldh_labels(p, n, &nlabels, &numeric) != 0
+        || nlabels < 2 || numeric)
+    {
+        return -1;
+    }
+
+    *len = n;
+
+    return 0;
+}
+
+
+/* a claw_domain suffix: like a domain, but one label will do */
+
+int
+ngx_http_claw_valid_suffix(unsigned char *p, size_t *len)
+{
+    int       numeric;
+    size_t    i, n;
+    unsigned  nlabels;
+
+    n = *len;
+
+    if (n > 0 && p[n - 1] == '.') {
+        n--;
+    }
+
+    /* room for at least "x." in front */
+
+    if (n == 0 || n > NGX_HTTP_CLAW_HOST_MAX - 2) {
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        p[i] = ngx_http_claw_lower(p[i]);
+    }
+
+    if (ngx_http_claw_ldh_labels(p, n, &nlabels, &numeric) != 0 || numeric) {
+        return -1;
+    }
+
+    *len = n;
+
+    return 0;
+}
+
+
+/* "IPv4:port", "[IPv6]:port" or "unix:/path"; no names */
+
+int
+ngx_http_claw_parse_upstream(const unsigned char *p, size_t len,
+    ngx_http_claw_addr_t *addr, socklen_t *socklen)
+{
+    size_t                i, n, plen;
+    in_port_t             port;
+    const unsigned char  *colon, *close;
+    char                  buf[INET6_ADDRSTRLEN + 1];
+
+    memset(addr, 0, sizeof(ngx_http_claw_addr_t));
+
+    if (len > 5 && memcmp(p, "unix:", 5) == 0) {
+        p += 5;
+        plen = len - 5;
+
+        if (plen < 2 || plen > NGX_HTTP_CLAW_UNIX_PATH_MAX || p[0] != '/') {
+            return -1;
+        }
+
+        for (i = 0; i < plen; i++) {
+            if (p[i] <= 0x20 || p[i] == 0x7f) {
+                return -1;
+            }
+        }
+
+        addr->sockaddr_un.sun_family = AF_UNIX;
+        memcpy(addr->sockaddr_un.sun_path, p, plen);
+
+        *socklen = (socklen_t) (offsetof(struct sockaddr_un, sun_path)
+                                + plen + 1);
+        return 0;
+    }
+
+    if (len > 0 && p[0] == '[') {
+        close = memchr(p, ']', len);
+
+        if (close == NULL || close + 1 == p + len || close[1] != ':') {
+            return -1;
+        }
+
+        n = close - p - 1;
+
+        if (n == 0 || n > INET6_ADDRSTRLEN) {
+            return -1;
+        }
+
+        memcpy(buf, p + 1, n);
+        buf[n] = '\0';
+
+        if (inet_pton(AF_INET6, buf, &addr->sockaddr_in6.sin6_addr) != 1) {
+            return -1;
+        }
+
+        if (ngx_http_claw_parse_port(close + 2, p + len - close - 2, &port)
+            != 0)
+        {
+            return -1;
+        }
+
+        addr->sockaddr_in6.sin6_family = AF_INET6;
+        addr->sockaddr_in6.sin6_port = htons(port);
+        *socklen = sizeof(struct sockaddr_in6);
+
+        return 0;
+    }
+
+    colon = NULL;
+
+    for (i = 0; i < len; i++) {
+        if (p[i] == ':') {
+            if (colon) {
+                return -1;
+            }
+
+            colon = p + i;
+        }
+    }
+
+    if (colon == NULL) {
+        return -1;
+    }
+
+    n = colon - p;
+
+    if (n == 0 || n > INET_ADDRSTRLEN) {
+        return -1;
+    }
+
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+
+    /* inet_pton() takes only the dotted quad, not "127.1" or hex */
+
+    if (inet_pton(AF_INET, buf, &addr->sockaddr_in.sin_addr) != 1) {
+        return -1;
+    }
+
+    if (ngx_http_claw_parse_port(colon + 1, p + len - colon - 1, &port) != 0) {
+        return -1;
+    }
+
+    addr->sockaddr_in.sin_family = AF_INET;
+    addr->sockaddr_in.sin_port = htons(port);
+    *socklen = sizeof(struct sockaddr_in);
+
+    return 0;
+}
+
+
+/* "10r/s" or "600r/m", as limit_req writes them */
+
+int
+ngx_http_claw_parse_rate(const unsigned char *p, size_t len,
+    ngx_http_claw_rate_t *rate)
+{
+    int64_t   n;
+    uint32_t  period;
+
+    if (len < 4 || p[len - 3] != 'r' || p[len - 2] != '/') {
+        return -1;
+    }
+
+    switch (p[len - 1]) {
+    case 's':
+        period = 1;
+        break;
+    case 'm':
+        period = 60;
+        break;
+    default:
+        return -1;
+    }
+
+    if (ngx_http_claw_parse_number(p, len - 3, NGX_HTTP_CLAW_RATE_MAX, &n)
+        != 0 || n == 0)
+    {
+        return -1;
+    }
+
+    rate->number = (uint32_t) n;
+    rate->period = period;
+
+    return 0;
+}
+
+
+int
+ngx_http_claw_parse_number(const unsigned char *p, size_t len, int64_t max,
+    int64_t *value)
+{
+    size_t   i;
+    int64_t  n;
+
+    if (len == 0 || len > 18) {
+        return -1;
+    }
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return -1;
+        }
+
+        n = n * 10 + (p[i] - '0');
+    }
+
+    if (n > max) {
+        return -1;
+    }
+
+    *value = n;
+
+    return 0;
+}
+
+
+/* "sha256:" and 64 hex digits, either case */
+
+int
+ngx_http_claw_parse_digest(const unsigned char *p, size_t len,
+    unsigned char *digest)
+{
+    int     hi, lo;
+    size_t  i;
+
+    if (len != 7 + 2 * NGX_HTTP_CLAW_DIGEST_LEN
+        || memcmp(p, "sha256:", 7) != 0)
+    {
+        return -1;
+    }
+
+    p += 7;
+
+    for (i = 0; i < NGX_HTTP_CLAW_DIGEST_LEN; i++) {
+        hi = ngx_http_claw_hex(p[2 * i]);
+        lo = ngx_http_claw_hex(p[2 * i + 1]);
+
+        if (hi < 0 || lo < 0) {
+            return -1;
+        }
+
+        digest[i] = (unsigned char) (hi << 4 | lo);
+    }
+
+    return 0;
+}
+
+
+int
+ngx_http_claw_parse_line(unsigned char *line, size_t len,
+    ngx_http_claw_entry_t *e, ngx_http_claw_error_t *err)
+{
+    size_t                n, klen;
+    unsigned              i, field;
+    unsigned char        *p, *end, *start, *eq;
+    ngx_http_claw_span_t  f, v;
+
+    memset(e, 0, sizeof(ngx_http_claw_entry_t));
+    e->burst = -1;
+    e->conn = -1;
+
+    err->reason = NULL;
+    err->what.data = NULL;
+    err->what.len = 0;
+
+    p = line;
+    end = line + len;
+
+    for (field = 0; /* void */ ; field++) {
+
+        while (p < end && ngx_http_claw_is_space(*p)) {
+            p++;
+        }
+
+        if (p == end || *p == '#') {
+            break;
+        }
+
+        start = p;
+
+        while (p < end && !ngx_http_claw_is_space(*p)) {
+            p++;
+        }
+
+        f.data = start;
+        f.len = p - start;
+
+        if (field == 0) {
+            if (!ngx_http_claw_valid_id(f.data, f.len)) {
+                return ngx_http_claw_line_error(err, "invalid tenant id",
+                                                f.data, f.len);
+            }
+
+            e->id = f;
+            continue;
+        }
+
+        if (field == 1) {
+            if (ngx_http_claw_parse_upstream(f.data, f.len, &e->addr,
+                                             &e->socklen)
+                != 0)
+            {
+                return ngx_http_claw_line_error(err, "invalid upstream",
+                                                f.data, f.len);
+            }
+
+            e->upstream = f;
+            continue;
+        }
+
+        eq = memchr(start, '=', f.len);
+
+        if (eq == NULL) {
+            return ngx_http_claw_line_error(err, "invalid option",
+                                            f.data, f.len);
+        }
+
+        klen = eq - start;
+        v.data = eq + 1;
+        v.len = f.len - klen - 1;
+
+        if (klen == 5 && memcmp(start, "token", 5) == 0) {
+
+            if (e->ntokens == NGX_HTTP_CLAW_MAX_TOKENS) {
+                return ngx_http_claw_line_error(err, "too many tokens",
+                                                f.data, f.len);
+            }
+
+            if (ngx_http_claw_parse_digest(v.data, v.len,
+                                           e->tokens[e->ntokens])
+                != 0)
+            {
+                return ngx_http_claw_line_error(err, "invalid token",
+                                                f.data, f.len);
+            }
+
+            for (i = 0; i < e->ntokens; i++) {
+                if (memcmp(e->tokens[i], e->tokens[e->ntokens],
+                           NGX_HTTP_CLAW_DIGEST_LEN)
+                    == 0)
+                {
+                    return ngx_http_claw_line_error(err, "duplicate token",
+                                                    f.data, f.len);
+                }
+            }
+
+            e->ntokens++;
+
+        } else if (klen == 4 && memcmp(start, "rate", 4) == 0) {
+
+            if (e->rate.number) {
+                return ngx_http_claw_line_error(err, "duplicate rate",
+                                                f.data, f.len);
+            }
+
+            if (ngx_http_claw_parse_rate(v.data, v.len, &e->rate) != 0) {
+                return ngx_http_claw_line_error(err, "invalid rate",
+                                                f.data, f.len);
+            }
+
+        } else if (klen == 5 && memcmp(start, "burst", 5) == 0) {
+
+            if (e->burst != -1) {
+                return ngx_http_claw_line_error(err, "duplicate burst",
+                                                f.data, f.len);
+            }
+
+            if (ngx_http_claw_parse_number(v.data, v.len,
+                                           NGX_HTTP_CLAW_BURST_MAX, &e->burst)
+                != 0)
+            {
+                return ngx_http_claw_line_error(err, "invalid burst",
+                                                f.data, f.len);
+            }
+
+        } else if (klen == 4 && memcmp(start, "conn", 4) == 0) {
+
+            if (e->conn != -1) {
+                return ngx_http_claw_line_error(err, "duplicate conn",
+                                                f.data, f.len);
+            }
+
+            if (ngx_http_claw_parse_number(v.data, v.len,
+                                           NGX_HTTP_CLAW_CONN_MAX, &e->conn)
+                != 0)
+            {
+                return ngx_http_claw_line_error(err, "invalid conn",
+                                                f.data, f.len);
+            }
+
+        } else if (klen == 6 && memcmp(start, "domain", 6) == 0) {
+
+            if (e->ndomains == NGX_HTTP_CLAW_MAX_DOMAINS) {
+                return ngx_http_claw_line_error(err, "too many domains",
+                                                f.data, f.len);
+            }
+
+            n = v.len;
+
+            if (ngx_http_claw_valid_domain(eq + 1, &n) != 0) {
+                return ngx_http_claw_line_error(err, "invalid domain",
+                                                f.data, f.len);
+            }
+
+            v.len = n;
+
+            for (i = 0; i < e->ndomains; i++) {
+                if (ngx_http_claw_span_eq(&e->domains[i], &v)) {
+                    return ngx_http_claw_line_error(err, "duplicate domain",
+                                                    f.data, f.len);
+                }
+            }
+
+            e->domains[e->ndomains++] = v;
+
+        } else {
+            return ngx_http_claw_line_error(err, "unknown option",
+                                            f.data, f.len);
+        }
+    }
+
+    if (field == 0) {
+        return 0;
+    }
+
+    if (field == 1) {
+        return ngx_http_claw_line_error(err, "missing upstream after",
+                                        e->id.data, e->id.len);
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_http_claw_ldh_labels(const unsigned char *p, size_t len,
+    unsigned *nlabels, int *numeric_tld)
+{
+    int            digits_only;
+    size_t         i, llen;
+    unsigned char  c;
+
+    *nlabels = 0;
+    *numeric_tld = 0;
+
+    llen = 0;
+    digits_only = 1;
+
+    for (i = 0; i <= len; i++) {
+
+        if (i == len || p[i] == '.') {
+            if (llen == 0 || llen > NGX_HTTP_CLAW_LABEL_MAX
+                || p[i - llen] == '-' || p[i - 1] == '-')
+            {
+                return -1;
+            }
+
+            (*nlabels)++;
+            *numeric_tld = digits_only;
+
+            llen = 0;
+            digits_only = 1;
+            continue;
+        }
+
+        c = p[i];
+
+        if (c >= '0' && c <= '9') {
+            llen++;
+            continue;
+        }
+
+        if ((c >= 'a' && c <= 'z') || c == '-') {
+            digits_only = 0;
+            llen++;
+            continue;
+        }
+
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+ngx_http_claw_parse_port(const unsigned char *p, size_t len, in_port_t *port)
+{
+    size_t    i;
+    unsigned  n;
+
+    if (len == 0 || len > 5) {
+        return -1;
+    }
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return -1;
+        }
+
+        n = n * 10 + (p[i] - '0');
+    }
+
+    if (n == 0 || n > 65535) {
+        return -1;
+    }
+
+    if (port) {
+        *port = (in_port_t) n;
+    }
+
+    return 0;
+}
+
+
+static int
+ngx_http_claw_hex(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    c = ngx_http_claw_lower(c);
+
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+
+    return -1;
+}
+
+
+static int
+ngx_http_claw_is_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\r';
+}
+
+
+static int
+ngx_http_claw_span_eq(ngx_http_claw_span_t *a, ngx_http_claw_span_t *b)
+{
+    return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
+}
+
+
+static int
+ngx_http_claw_line_error(ngx_http_claw_error_t *err, const char *reason,
+    const unsigned char *p, size_t len)
+{
+    err->reason = reason;
+    err->what.data = p;
+    err->what.len = len;
+
+    return -1;
+}

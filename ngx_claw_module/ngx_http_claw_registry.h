@@ -1,0 +1,148 @@
+
+/*
+ * Copyright (C) ngx_claw_module authors
+ */
+
+
+#ifndef _NGX_HTTP_CLAW_REGISTRY_H_INCLUDED_
+#define _NGX_HTTP_CLAW_REGISTRY_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_http_claw_parse.h"
+
+
+/*
+ * A tenant's configuration, as one position-independent block: the same
+ * bytes are built from a registry line or an admin request, stored in the
+ * zone, compared on reload and copied (up to "head") by every request.
+ *
+ *   ngx_http_claw_tconf_t
+ *   address             socklen, aligned to 8
+ *   tokens              ntokens * 32
+ *   id                  id_len
+ *   upstream            upstream_len
+ *   ---- head ----
+ *   domains             ndomains * (1 length byte + name)
+ */
+
+typedef struct {
+    uint32_t                     size;
+    uint32_t                     head;
+    ngx_http_claw_rate_t         rate;          /* number 0: server default */
+    int32_t                      burst;         /* -1: server default */
+    int32_t                      conn;          /* -1: server default */
+    uint16_t                     socklen;
+    u_char                       id_len;
+    u_char                       upstream_len;
+    u_char                       ntokens;
+    u_char                       ndomains;
+    u_char                       reserved[2];
+} ngx_http_claw_tconf_t;
+
+#define NGX_HTTP_CLAW_TCONF_HEAD_MAX                                          \
+    (sizeof(ngx_http_claw_tconf_t) + ngx_align(sizeof(ngx_http_claw_addr_t), 8)\
+     + NGX_HTTP_CLAW_MAX_TOKENS * NGX_HTTP_CLAW_DIGEST_LEN                    \
+     + NGX_HTTP_CLAW_ID_MAX + NGX_HTTP_CLAW_UPSTREAM_MAX)
+
+#define ngx_http_claw_tconf_addr(tc)                                          \
+    ((ngx_http_claw_addr_t *) ((u_char *) (tc)                                \
+                               + sizeof(ngx_http_claw_tconf_t)))
+#define ngx_http_claw_tconf_tokens(tc)                                        \
+    ((u_char *) ngx_http_claw_tconf_addr(tc) + ngx_align((tc)->socklen, 8))
+#define ngx_http_claw_tconf_id(tc)                                            \
+    (ngx_http_claw_tconf_tokens(tc)                                           \
+     + (tc)->ntokens * NGX_HTTP_CLAW_DIGEST_LEN)
+#define ngx_http_claw_tconf_upstream(tc)                                      \
+    (ngx_http_claw_tconf_id(tc) + (tc)->id_len)
+#define ngx_http_claw_tconf_domains(tc)                                       \
+    (ngx_http_claw_tconf_upstream(tc) + (tc)->upstream_len)
+
+
+typedef struct ngx_http_claw_tenant_s  ngx_http_claw_tenant_t;
+typedef struct ngx_http_claw_name_s    ngx_http_claw_name_t;
+
+
+/* a custom domain in the zone's name table */
+struct ngx_http_claw_name_s {
+    ngx_http_claw_name_t        *next;          /* hash chain */
+    ngx_http_claw_name_t        *tnext;         /* the tenant's list */
+    ngx_http_claw_tenant_t      *tenant;
+    uint32_t                     hash;
+    u_char                       len;
+    u_char                       name[1];
+};
+
+
+/*
+ * A tenant's slot: stable for the tenant's whole life, so limit state
+ * and counters outlive configuration changes.  Requests pin the slot
+ * (refs) and may use it after the lock is released; a slot deleted
+ * while pinned is unlinked, marked dead and freed by the last unpin.
+ */
+
+#define NGX_HTTP_CLAW_CLASSES  5                /* 1xx ... 5xx */
+
+struct ngx_http_claw_tenant_s {
+    ngx_http_claw_tenant_t      *next;          /* hash chain */
+    ngx_http_claw_tconf_t       *conf;
+    ngx_http_claw_name_t        *names;
+    uint64_t                     uid;
+    uint32_t                     hash;
+    uint32_t                     refs;
+    uint32_t                     active;
+    uint32_t                     mark;
+    unsigned                     dead:1;
+
+    /* rate limiter state (GCRA theoretical arrival time, microseconds) */
+    uint64_t                     tat;
+
+    /* updated without the lock by pinned requests */
+    ngx_atomic_t                 requests[NGX_HTTP_CLAW_CLASSES];
+    ngx_atomic_t                 auth_failures;
+    ngx_atomic_t                 rate_limited;
+    ngx_atomic_t                 bytes_sent;
+};
+
+
+typedef struct {
+    ngx_uint_t                   nbuckets;      /* a power of two */
+    ngx_http_claw_tenant_t     **ids;
+    ngx_http_claw_name_t       **names;
+    ngx_uint_t                   ntenants;
+    uint64_t                     uid;
+    uint32_t                     mark;
+} ngx_http_claw_shctx_t;
+
+
+typedef struct {
+    ngx_http_claw_shctx_t       *sh;
+    ngx_slab_pool_t             *shpool;
+    ngx_shm_zone_t              *shm_zone;
+
+    ngx_str_t                    path;          /* claw_tenants */
+    ngx_array_t                 *loaded;        /* ngx_http_claw_tconf_t *,
+                                                   conf time only */
+    ngx_array_t                  suffixes;      /* every claw_domain */
+} ngx_http_claw_registry_t;
+
+
+ngx_int_t ngx_http_claw_registry_read(ngx_conf_t *cf,
+    ngx_http_claw_registry_t *reg);
+ngx_int_t ngx_http_claw_registry_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+
+ngx_http_claw_tenant_t *ngx_http_claw_registry_acquire(
+    ngx_http_claw_registry_t *reg, ngx_uint_t domain, uint32_t hash,
+    u_char *name, size_t len, ngx_http_claw_tconf_t *copy);
+void ngx_http_claw_registry_release(ngx_http_claw_registry_t *reg,
+    ngx_http_claw_tenant_t *t);
+
+size_t ngx_http_claw_tconf_size(ngx_http_claw_entry_t *e, size_t *head);
+void ngx_http_claw_tconf_build(ngx_http_claw_tconf_t *tc,
+    ngx_http_claw_entry_t *e);
+
+
+#endif /* _NGX_HTTP_CLAW_REGISTRY_H_INCLUDED_ */

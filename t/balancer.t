@@ -1,0 +1,254 @@
+# claw_balancer: the peer is the resolved tenant's container; with
+# "keepalive" after it, connections are pooled per container and a pooled
+# connection never serves another tenant, even one that shares the
+# container's address.  WebSocket upgrades stay pinned to the tenant.
+
+use lib 't/perl';
+use ClawTest;
+use Test::Nginx::Socket 'no_plan';
+
+repeat_each(2);
+no_shuffle();
+no_root_location();
+
+start_containers(['alice-ws', '127.0.0.1:19866']);
+
+# alice and dave share one container address
+our $Tenants = <<'_EOF_';
+alice    127.0.0.1:19861
+dave     127.0.0.1:19861
+erin     127.0.0.1:19866
+frank    127.0.0.1:19869
+_EOF_
+
+our $Backends = <<'_EOC_';
+    server {
+        listen 127.0.0.1:19861;
+        return 200 "shared-container n=$connection_requests\n";
+    }
+_EOC_
+
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    if (!defined $block->user_files) {
+        $block->set_value("user_files", ">>> tenants.conf\n$Tenants");
+    }
+
+    if (!defined $block->config) {
+        $block->set_value("config", <<'_EOC_');
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+_EOC_
+    }
+});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: keepalive after claw_balancer pools the container connection
+--- http_config eval
+<<'_EOC_' . $::Backends
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    upstream claw {
+        claw_balancer;
+        keepalive 8;
+    }
+_EOC_
+--- request eval
+["GET /", "GET /"]
+--- more_headers
+Host: alice.claw.test
+--- response_body_like eval
+[qr/^shared-container n=\d+$/, qr/^shared-container n=(?:[2-9]|\d\d+)$/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: without keepalive every request opens a new connection
+--- http_config eval
+<<'_EOC_' . $::Backends
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    upstream claw {
+        claw_balancer;
+    }
+_EOC_
+--- request eval
+["GET /", "GET /"]
+--- more_headers
+Host: alice.claw.test
+--- response_body eval
+["shared-container n=1\n", "shared-container n=1\n"]
+--- no_error_log
+[error]
+
+
+
+=== TEST 3: a connection pooled for one tenant never serves another
+The container behind alice and dave is the same address: dave must get
+a connection of its own (n=1, or n=2 on the repeated run, when dave's own
+connection from the first run is reused), never alice's (n>=3).
+--- http_config eval
+<<'_EOC_' . $::Backends
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    upstream claw {
+        claw_balancer;
+        keepalive 8;
+    }
+_EOC_
+--- config
+    claw_domain claw.test;
+
+    location /alice {
+        claw on;
+        claw_tenant alice;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+
+    location /dave {
+        claw on;
+        claw_tenant dave;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+--- request eval
+["GET /alice", "GET /alice", "GET /dave"]
+--- response_body_like eval
+[qr/n=\d+$/, qr/n=\d+$/, qr/^shared-container n=[12]$/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 4: keepalive before claw_balancer is refused, not silently lost
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    upstream claw {
+        keepalive 8;
+        claw_balancer;
+    }
+--- request
+GET /
+--- must_die
+--- error_log
+"claw_balancer" must be the first balancing directive in upstream "claw", before "keepalive"
+
+
+
+=== TEST 5: server lines next to claw_balancer are refused
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    upstream claw {
+        claw_balancer;
+        server 127.0.0.1:19861;
+    }
+--- request
+GET /
+--- must_die
+--- error_log
+upstream "claw" with "claw_balancer" cannot have "server" lines
+
+
+
+=== TEST 6: server lines before claw_balancer are refused
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    upstream claw {
+        server 127.0.0.1:19861;
+        claw_balancer;
+    }
+--- request
+GET /
+--- must_die
+--- error_log
+upstream "claw" with "claw_balancer" takes its peers from the tenant registry
+
+
+
+=== TEST 7: a WebSocket upgrade reaches the tenant's container and a frame comes back
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    upstream claw {
+        claw_balancer;
+        keepalive 8;
+    }
+--- config
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection "upgrade";
+    }
+--- raw_request eval
+ClawTest::ws_handshake_request(path => '/chat?once=1', host => 'erin.claw.test')
+. ClawTest::ws_frame('hi there')
+--- error_code: 101
+--- raw_response_headers_like eval
+qr/Sec-WebSocket-Accept: \Q${\ ClawTest::ws_accept_for_fixed_key()}\E\r\n/
+--- response_body_like eval
+qr/hello from alice-ws.*alice-ws: hi there/s
+--- no_error_log
+[error]
+
+
+
+=== TEST 8: a refused container connection: 502 for that tenant
+--- http_config eval
+<<'_EOC_' . $::Backends
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    upstream claw {
+        claw_balancer;
+        keepalive 8;
+    }
+_EOC_
+--- request
+GET /
+--- more_headers
+Host: frank.claw.test
+--- error_code: 502
+--- response_body_unlike: 19869|frank
+--- error_log
+connect() failed (111: Connection refused) while connecting to upstream
+
+
+
+=== TEST 9: ... and nobody else notices
+--- http_config eval
+<<'_EOC_' . $::Backends
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    upstream claw {
+        claw_balancer;
+        keepalive 8;
+    }
+_EOC_
+--- request eval
+["GET /", "GET /"]
+--- more_headers
+Host: alice.claw.test
+--- response_body_like eval
+[qr/^shared-container/, qr/^shared-container/]
+--- no_error_log
+[error]

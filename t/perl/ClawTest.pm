@@ -1,0 +1,243 @@
+package ClawTest;
+
+# Small helpers for the ngx_claw_module test files:
+#
+#   use lib 't/perl';
+#   use ClawTest;
+#
+#   start_containers(['alice', '127.0.0.1:19101'],
+#                    ['bob',   '[::1]:19102'],
+#                    ['carol', 'unix:/tmp/carol.sock', '127.0.0.1:19103']);
+#
+# starts one t/bin/claw-container per entry (name, then one or more listen
+# addresses), returns once all of them listen, and stops them when the test
+# process ends, also when the test dies.
+#
+#   ws_handshake_request(path => '/chat?once=1', host => 'alice.claw.test',
+#                        headers => ['Origin: http://x', [Cookie => 'a=b']])
+#   . ws_frame('hi')
+#
+# is a complete raw request for Test::Nginx's raw_request (fixed key, so the
+# expected Sec-WebSocket-Accept is ws_accept_for_fixed_key()), and
+# ws_decode_frames($raw_response) lists the text payloads the server sent.
+#
+# Test files run from the repository root; the container script is found
+# relative to this file, so the current directory does not matter here.
+
+use strict;
+use warnings;
+
+use Exporter qw(import);
+use File::Basename qw(dirname);
+use File::Spec;
+use File::Temp qw(tempdir);
+use POSIX ();
+use Time::HiRes qw(time sleep);
+use Digest::SHA ();
+use MIME::Base64 qw(encode_base64);
+
+our @EXPORT = qw(
+    start_containers
+    ws_frame ws_handshake_request ws_accept_for_fixed_key ws_decode_frames
+    sha256_hex
+);
+our @EXPORT_OK = qw(ws_accept_for ws_decode_all stop_containers);
+
+my $BIN = File::Spec->rel2abs(
+    File::Spec->catfile(dirname(__FILE__), '..', 'bin', 'claw-container'));
+
+# The RFC 6455 example key and its accept value (section 1.3).  A fixed key
+# keeps raw requests and expected responses static.
+my $FIXED_KEY    = 'dGhlIHNhbXBsZSBub25jZQ==';
+my $WS_GUID      = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+my $OWNER = $$;      # only the process that started containers stops them
+my @PIDS;            # pids of running container daemons
+my $DIR;             # pid files, logs, captured stderr
+
+# ---------------------------------------------------------------------------
+# Containers
+# ---------------------------------------------------------------------------
+
+sub start_containers {
+    my @entries = @_;
+    $DIR //= tempdir('claw-test-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+
+    for my $entry (@entries) {
+        my ($name, @listen) = @$entry;
+        die "start_containers: entry needs a name and a listen address\n"
+            unless defined $name && @listen;
+
+        my $pid_file = "$DIR/$name.pid";
+        my $err_file = "$DIR/$name.err";
+        my @cmd = ($^X, $BIN, '--name', $name,
+                   (map { ('--listen', $_) } @listen),
+                   '--daemon', '--pid-file', $pid_file,
+                   '--log', "$DIR/$name.log",
+                   # If this test is SIGKILLed (no END), the container
+                   # still goes away instead of keeping its ports.
+                   '--watch-pid', $$);
+
+        # Run it with stderr captured, so that "Address already in use"
+        # ends up in our error message instead of interleaved TAP output.
+        my $pid = fork;
+        die "start_containers: fork: $!\n" unless defined $pid;
+        if (!$pid) {
+            open STDERR, '>', $err_file or POSIX::_exit(126);
+            open STDOUT, '>', '/dev/null';
+            exec @cmd or POSIX::_exit(127);
+        }
+        waitpid($pid, 0);
+        if ($? != 0) {
+            my $why = slurp($err_file);
+            chomp $why;
+            die "start_containers: container '$name' did not start on "
+                . join(', ', @listen) . ' (port busy?): '
+                . ($why || 'exit status ' . ($? >> 8)) . "\n";
+        }
+
+        # --daemon returns only after every socket is bound and listening,
+        # so there is nothing to poll for.  We deliberately do not probe by
+        # connecting: that would use up connection number 1, which tests
+        # may assert on.
+        my $daemon_pid = slurp($pid_file);
+        chomp $daemon_pid;
+        die "start_containers: container '$name' wrote no pid file\n"
+            unless $daemon_pid =~ /^\d+$/;
+        die "start_containers: container '$name' died right after starting\n"
+            unless kill 0, $daemon_pid;
+        push @PIDS, $daemon_pid;
+    }
+    return;
+}
+
+sub stop_containers {
+    return unless $$ == $OWNER && @PIDS;
+    kill 'TERM', @PIDS;
+    # The daemons are not our children (they detached), so poll.
+    my $deadline = time + 3;
+    while (time < $deadline) {
+        @PIDS = grep { kill 0, $_ } @PIDS;
+        last unless @PIDS;
+        sleep 0.02;
+    }
+    kill 'KILL', @PIDS if @PIDS;
+    @PIDS = ();
+}
+
+END {
+    local ($?, $!);    # do not change the test's exit status
+    stop_containers();
+}
+
+sub slurp {
+    my ($file) = @_;
+    open my $fh, '<', $file or return '';
+    local $/;
+    return scalar <$fh>;
+}
+
+# ---------------------------------------------------------------------------
+# WebSocket helpers
+# ---------------------------------------------------------------------------
+
+# One client frame: FIN set unless $fin is given and false (fragmentation
+# tests), opcode 1 (text) unless given, always masked as clients must.  The
+# mask is fixed so that raw requests are reproducible.
+sub ws_frame {
+    my ($payload, $opcode, $fin) = @_;
+    $opcode //= 1;
+    $fin    //= 1;
+    # Character strings go out as UTF-8, as a text frame requires.
+    utf8::encode($payload) if utf8::is_utf8($payload);
+    my $len = length $payload;
+    my $hdr = chr(($fin ? 0x80 : 0) | $opcode);
+    if    ($len < 126)   { $hdr .= chr(0x80 | $len) }
+    elsif ($len < 65536) { $hdr .= chr(0x80 | 126) . pack('n', $len) }
+    else                 { $hdr .= chr(0x80 | 127) . pack('Q>', $len) }
+    my $mask = "\x37\xfa\x21\x3d";
+    return $hdr . $mask . ($payload ^ substr($mask x (int($len / 4) + 1), 0, $len));
+}
+
+# Raw upgrade request with the fixed key.  headers: strings "Name: value"
+# or [name, value] pairs, appended after the standard ones.
+sub ws_handshake_request {
+    my (%arg) = @_;
+    my $path = $arg{path} // '/';
+    my $host = $arg{host} // 'localhost';
+    my @extra = map { ref $_ ? "$_->[0]: $_->[1]" : $_ } @{ $arg{headers} // [] };
+    return "GET $path HTTP/1.1\r\n"
+        . "Host: $host\r\n"
+        . "Upgrade: websocket\r\n"
+        . "Connection: Upgrade\r\n"
+        . "Sec-WebSocket-Key: $FIXED_KEY\r\n"
+        . "Sec-WebSocket-Version: 13\r\n"
+        . join('', map { "$_\r\n" } @extra)
+        . "\r\n";
+}
+
+sub ws_accept_for {
+    my ($key) = @_;
+    return encode_base64(Digest::SHA::sha1($key . $WS_GUID), '');
+}
+
+sub ws_accept_for_fixed_key { ws_accept_for($FIXED_KEY) }    # s3pPLMBiTxaQ9kYGzzhZRbK+xOo=
+
+# All complete frames in $bytes as hashes {opcode, payload}, fragments
+# joined.  A leading HTTP response head (the 101) is skipped; an incomplete
+# last frame is ignored.
+sub ws_decode_all {
+    my ($bytes) = @_;
+    $bytes =~ s/\AHTTP\/.*?\r?\n\r?\n//s;
+    my (@out, $frag);
+    while (length $bytes >= 2) {
+        my ($b0, $b1) = unpack 'CC', $bytes;
+        my $len = $b1 & 0x7f;
+        my $off = 2;
+        if ($len == 126) {
+            last if length $bytes < 4;
+            $len = unpack 'n', substr($bytes, 2, 2);
+            $off = 4;
+        } elsif ($len == 127) {
+            last if length $bytes < 10;
+            $len = unpack 'Q>', substr($bytes, 2, 8);
+            $off = 10;
+        }
+        my $masked = $b1 & 0x80;
+        $off += 4 if $masked;
+        last if length $bytes < $off + $len;
+        my $payload = substr($bytes, $off, $len);
+        if ($masked) {
+            my $mask = substr($bytes, $off - 4, 4);
+            $payload ^= substr($mask x (int($len / 4) + 1), 0, $len);
+        }
+        substr($bytes, 0, $off + $len, '');
+
+        my ($fin, $opcode) = ($b0 & 0x80, $b0 & 0x0f);
+        if ($opcode == 0 && $frag) {
+            $frag->{payload} .= $payload;
+        } elsif ($opcode >= 8) {
+            push @out, { opcode => $opcode, payload => $payload };
+            next;    # control frames may sit between fragments
+        } else {
+            $frag = { opcode => $opcode, payload => $payload };
+        }
+        if ($fin && $frag) {
+            push @out, $frag;
+            undef $frag;
+        }
+    }
+    return @out;
+}
+
+# Text payloads only, in order: what a test usually compares.
+sub ws_decode_frames {
+    my ($bytes) = @_;
+    return map { $_->{payload} } grep { $_->{opcode} == 1 } ws_decode_all($bytes);
+}
+
+# ---------------------------------------------------------------------------
+
+sub sha256_hex { Digest::SHA::sha256_hex(@_) }
+
+1;
