@@ -13,13 +13,13 @@
 #include <ngx_http.h>
 
 #include "ngx_http_claw_module.h"
+#include "ngx_http_claw_auth.h"
 #include "ngx_http_claw_balancer.h"
 
 
 static ngx_int_t ngx_http_claw_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_claw_resolve(ngx_http_request_t *r,
     ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx);
-static ngx_http_claw_ctx_t *ngx_http_claw_create_ctx(ngx_http_request_t *r);
 static void ngx_http_claw_cleanup(void *data);
 
 static ngx_int_t ngx_http_claw_tenant_variable(ngx_http_request_t *r,
@@ -88,6 +88,34 @@ static ngx_command_t  ngx_http_claw_commands[] = {
       0,
       NULL },
 
+    { ngx_string("claw_auth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_claw_loc_conf_t, auth),
+      NULL },
+
+    { ngx_string("claw_cookie_secret"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_claw_cookie_secret,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("claw_session_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_claw_loc_conf_t, session_ttl),
+      NULL },
+
+    { ngx_string("claw_auth_fail_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_claw_auth_fail_limit,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("claw_balancer"),
       NGX_HTTP_UPS_CONF|NGX_CONF_NOARGS,
       ngx_http_claw_balancer,
@@ -140,6 +168,10 @@ static ngx_http_variable_t  ngx_http_claw_vars[] = {
     { ngx_string("claw_upstream"), NULL,
       ngx_http_claw_tenant_variable,
       offsetof(ngx_http_claw_ctx_t, upstream),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("claw_auth"), NULL,
+      ngx_http_claw_auth_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
@@ -197,6 +229,12 @@ ngx_http_claw_handler(ngx_http_request_t *r)
                       "claw: request of tenant \"%V\" redirected to a "
                       "location of tenant \"%V\"", &ctx->id, &clcf->tenant);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_claw_auth(r, clcf, ctx);
+
+    if (rc != NGX_OK && rc != NGX_DECLINED) {
+        return rc;
     }
 
     ctx->admitted = 1;
@@ -308,7 +346,7 @@ ngx_http_claw_resolve(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
 }
 
 
-static ngx_http_claw_ctx_t *
+ngx_http_claw_ctx_t *
 ngx_http_claw_create_ctx(ngx_http_request_t *r)
 {
     ngx_pool_cleanup_t   *cln;
@@ -364,6 +402,33 @@ ngx_http_claw_cleanup(void *data)
         ngx_http_claw_registry_release(ctx->registry, ctx->tenant);
         ctx->tenant = NULL;
     }
+}
+
+
+/* "Retry-After" in whole seconds, at least one */
+
+ngx_int_t
+ngx_http_claw_retry_after(ngx_http_request_t *r, time_t seconds)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (h->value.data == NULL) {
+        h->hash = 0;
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    h->value.len = ngx_sprintf(h->value.data, "%T", ngx_max(seconds, 1))
+                   - h->value.data;
+
+    return NGX_OK;
 }
 
 
@@ -496,6 +561,9 @@ ngx_http_claw_create_loc_conf(ngx_conf_t *cf)
     conf->enable = NGX_CONF_UNSET;
     conf->domains = NGX_CONF_UNSET_PTR;
     conf->unknown_status = NGX_CONF_UNSET_UINT;
+    conf->auth = NGX_CONF_UNSET;
+    conf->session_ttl = NGX_CONF_UNSET;
+    conf->fail_limit = NGX_CONF_UNSET_UINT;
 
     return conf;
 }
@@ -514,6 +582,10 @@ ngx_http_claw_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->domains, prev->domains, NULL);
     ngx_conf_merge_uint_value(conf->unknown_status, prev->unknown_status,
                               NGX_HTTP_NOT_FOUND);
+    ngx_conf_merge_value(conf->auth, prev->auth, 1);
+    ngx_conf_merge_sec_value(conf->session_ttl, prev->session_ttl,
+                             12 * 60 * 60);
+    ngx_conf_merge_uint_value(conf->fail_limit, prev->fail_limit, 30);
 
     if (conf->enable) {
         cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_claw_module);
@@ -727,6 +799,13 @@ ngx_http_claw_init(ngx_conf_t *cf)
     ngx_http_core_main_conf_t  *cmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_claw_auth_post_read;
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
     if (h == NULL) {

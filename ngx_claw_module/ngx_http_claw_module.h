@@ -16,8 +16,17 @@
 #include "ngx_http_claw_registry.h"
 
 
+/* $claw_auth */
+#define NGX_HTTP_CLAW_AUTH_NONE    0
+#define NGX_HTTP_CLAW_AUTH_BEARER  1
+#define NGX_HTTP_CLAW_AUTH_COOKIE  2
+#define NGX_HTTP_CLAW_AUTH_QUERY   3
+#define NGX_HTTP_CLAW_AUTH_OFF     4
+
+
 typedef struct {
     ngx_http_claw_registry_t     registry;
+    ngx_str_t                    cookie_secret;  /* the key itself */
 } ngx_http_claw_main_conf_t;
 
 
@@ -26,6 +35,10 @@ typedef struct {
     ngx_str_t                    tenant;
     ngx_array_t                 *domains;        /* of ngx_str_t */
     ngx_uint_t                   unknown_status;
+
+    ngx_flag_t                   auth;
+    time_t                       session_ttl;
+    ngx_uint_t                   fail_limit;     /* per minute, 0: off */
 } ngx_http_claw_loc_conf_t;
 
 
@@ -47,11 +60,26 @@ typedef struct {
     ngx_sockaddr_t               peer;
     socklen_t                    peer_len;
 
+    /* credentials as the client sent them, taken off the request */
+    ngx_str_t                    bearer;
+    ngx_str_t                    cookie;
+    ngx_str_t                    query;
+    unsigned                     bearer_malformed:1;
+    unsigned                     cookie_conflict:1;
+    unsigned                     query_conflict:1;
+    unsigned                     has_bearer:1;
+    unsigned                     has_cookie:1;
+    unsigned                     has_query:1;
+    unsigned                     extracted:1;
+
+    unsigned                     auth:3;         /* $claw_auth */
     unsigned                     admitted:1;
 } ngx_http_claw_ctx_t;
 
 
 ngx_http_claw_ctx_t *ngx_http_claw_get_ctx(ngx_http_request_t *r);
+ngx_http_claw_ctx_t *ngx_http_claw_create_ctx(ngx_http_request_t *r);
+ngx_int_t ngx_http_claw_retry_after(ngx_http_request_t *r, time_t seconds);
 
 
 extern ngx_module_t  ngx_http_claw_module;

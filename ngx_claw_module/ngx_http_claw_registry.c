@@ -398,10 +398,13 @@ ngx_http_claw_registry_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     sh->ids = ngx_slab_calloc(shpool, n * sizeof(ngx_http_claw_tenant_t *));
     sh->names = ngx_slab_calloc(shpool, n * sizeof(ngx_http_claw_name_t *));
+    sh->fails = ngx_slab_calloc(shpool, n * sizeof(ngx_http_claw_fail_t *));
 
-    if (sh->ids == NULL || sh->names == NULL) {
+    if (sh->ids == NULL || sh->names == NULL || sh->fails == NULL) {
         return NGX_ERROR;
     }
+
+    ngx_queue_init(&sh->fail_queue);
 
     shpool->data = sh;
     reg->sh = sh;
@@ -776,6 +779,27 @@ ngx_http_claw_registry_release(ngx_http_claw_registry_t *reg,
     }
 
     ngx_shmtx_unlock(&reg->shpool->mutex);
+}
+
+
+/* whether a custom domain belongs to the (pinned) tenant t */
+
+ngx_int_t
+ngx_http_claw_registry_owns(ngx_http_claw_registry_t *reg,
+    ngx_http_claw_tenant_t *t, u_char *domain, size_t len)
+{
+    uint32_t                 hash;
+    ngx_http_claw_tenant_t  *owner;
+
+    hash = ngx_murmur_hash2(domain, len);
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+
+    owner = ngx_http_claw_find_domain_locked(reg->sh, hash, domain, len);
+
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    return owner == t;
 }
 
 

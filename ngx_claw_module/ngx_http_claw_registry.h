@@ -107,10 +107,32 @@ struct ngx_http_claw_tenant_s {
 };
 
 
+/*
+ * Failed credential checks of one client address (an IPv6 client by its
+ * /64): a leaky bucket, evicted least recently used first when the zone
+ * is full.  Tenants are never evicted.
+ */
+
+#define NGX_HTTP_CLAW_FAIL_KEY  9
+
+typedef struct ngx_http_claw_fail_s  ngx_http_claw_fail_t;
+
+struct ngx_http_claw_fail_s {
+    ngx_http_claw_fail_t        *next;          /* hash chain */
+    ngx_queue_t                  queue;
+    uint64_t                     tat;           /* microseconds */
+    uint32_t                     hash;
+    u_char                       len;
+    u_char                       key[NGX_HTTP_CLAW_FAIL_KEY];
+};
+
+
 typedef struct {
     ngx_uint_t                   nbuckets;      /* a power of two */
     ngx_http_claw_tenant_t     **ids;
     ngx_http_claw_name_t       **names;
+    ngx_http_claw_fail_t       **fails;
+    ngx_queue_t                  fail_queue;
     ngx_uint_t                   ntenants;
     uint64_t                     uid;
     uint32_t                     mark;
@@ -139,6 +161,8 @@ ngx_http_claw_tenant_t *ngx_http_claw_registry_acquire(
     u_char *name, size_t len, ngx_http_claw_tconf_t *copy);
 void ngx_http_claw_registry_release(ngx_http_claw_registry_t *reg,
     ngx_http_claw_tenant_t *t);
+ngx_int_t ngx_http_claw_registry_owns(ngx_http_claw_registry_t *reg,
+    ngx_http_claw_tenant_t *t, u_char *domain, size_t len);
 
 size_t ngx_http_claw_tconf_size(ngx_http_claw_entry_t *e, size_t *head);
 void ngx_http_claw_tconf_build(ngx_http_claw_tconf_t *tc,

@@ -58,6 +58,7 @@ __DATA__
 <<'_EOC_' . $::Backends
     claw_zone claw:1m;
     claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
     upstream claw {
         claw_balancer;
         keepalive 8;
@@ -79,6 +80,7 @@ Host: alice.claw.test
 <<'_EOC_' . $::Backends
     claw_zone claw:1m;
     claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
     upstream claw {
         claw_balancer;
     }
@@ -102,6 +104,7 @@ connection from the first run is reused), never alice's (n>=3).
 <<'_EOC_' . $::Backends
     claw_zone claw:1m;
     claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
     upstream claw {
         claw_balancer;
         keepalive 8;
@@ -138,6 +141,7 @@ _EOC_
 --- http_config
     claw_zone claw:1m;
     claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
     upstream claw {
         keepalive 8;
         claw_balancer;
@@ -154,6 +158,7 @@ GET /
 --- http_config
     claw_zone claw:1m;
     claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
     upstream claw {
         claw_balancer;
         server 127.0.0.1:19861;
@@ -170,6 +175,7 @@ upstream "claw" with "claw_balancer" cannot have "server" lines
 --- http_config
     claw_zone claw:1m;
     claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
     upstream claw {
         server 127.0.0.1:19861;
         claw_balancer;
@@ -186,6 +192,7 @@ upstream "claw" with "claw_balancer" takes its peers from the tenant registry
 --- http_config
     claw_zone claw:1m;
     claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
     upstream claw {
         claw_balancer;
         keepalive 8;
@@ -218,6 +225,7 @@ qr/hello from alice-ws.*alice-ws: hi there/s
 <<'_EOC_' . $::Backends
     claw_zone claw:1m;
     claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
     upstream claw {
         claw_balancer;
         keepalive 8;
@@ -239,6 +247,7 @@ connect() failed (111: Connection refused) while connecting to upstream
 <<'_EOC_' . $::Backends
     claw_zone claw:1m;
     claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
     upstream claw {
         claw_balancer;
         keepalive 8;

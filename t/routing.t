@@ -23,6 +23,7 @@ $Tenants =~ s/\$TEST_NGINX_SERVER_ROOT/$ENV{TEST_NGINX_SERVER_ROOT}/g;
 our $HttpConfig = <<'_EOC_';
     claw_zone claw:1m;
     claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
 
     upstream claw {
         claw_balancer;

@@ -35,11 +35,14 @@ use POSIX ();
 use Time::HiRes qw(time sleep);
 use Digest::SHA ();
 use MIME::Base64 qw(encode_base64);
+use IO::Socket::IP;
 
 our @EXPORT = qw(
     start_containers
     ws_frame ws_handshake_request ws_accept_for_fixed_key ws_decode_frames
     sha256_hex
+    servroot write_file nginx_reload
+    claw_session http_get
 );
 our @EXPORT_OK = qw(ws_accept_for ws_decode_all stop_containers);
 
@@ -239,5 +242,84 @@ sub ws_decode_frames {
 # ---------------------------------------------------------------------------
 
 sub sha256_hex { Digest::SHA::sha256_hex(@_) }
+
+# One HTTP/1.1 request to the nginx under test (for --- init code, which
+# cannot use the block's own request); returns the status code.
+sub http_get {
+    my ($path, @headers) = @_;
+    my $port = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+    my $sock = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $port,
+                                   Timeout => 5)
+        or die "http_get: connect to port $port: $!\n";
+    print $sock "GET $path HTTP/1.1\r\n", map({ "$_\r\n" } @headers),
+                "Connection: close\r\n\r\n";
+    my $line = <$sock> // '';
+    close $sock;
+    return $line =~ m{^HTTP/1\.\d (\d{3})} ? $1 : 0;
+}
+
+# A session cookie value as the module mints it, written from the format
+# (base64url of version 1, expiry, the first 8 bytes of the token's digest
+# and HMAC-SHA256(secret, "claw-session-v1\0" id "\0" expiry digest)), so
+# the tests check the codec against a second implementation.
+sub claw_session {
+    my ($secret, $id, $token, $expiry) = @_;
+    my $digest = Digest::SHA::sha256($token);
+    my $mac = Digest::SHA::hmac_sha256(
+        "claw-session-v1\0$id\0" . pack('Q>', $expiry) . $digest, $secret);
+    return MIME::Base64::encode_base64url(
+        chr(1) . pack('Q>', $expiry) . substr($digest, 0, 8) . $mac);
+}
+
+# ---------------------------------------------------------------------------
+# The nginx under test, for --- init code (which runs once nginx is up)
+# ---------------------------------------------------------------------------
+
+sub servroot { $ENV{TEST_NGINX_SERVER_ROOT} // File::Spec->rel2abs('t/servroot') }
+
+# Writes a file atomically (as the admin API does), relative to the
+# server root unless absolute.
+sub write_file {
+    my ($file, $content) = @_;
+    $file = servroot() . "/$file" unless $file =~ m{^/};
+    open my $fh, '>', "$file.tmp" or die "write_file: $file.tmp: $!\n";
+    print $fh $content;
+    close $fh or die "write_file: $file.tmp: $!\n";
+    rename "$file.tmp", $file or die "write_file: rename $file: $!\n";
+}
+
+# Sends SIGHUP to the master and waits until it has either started new
+# workers or logged why the new configuration was refused.  Needs
+# master_on(); returns 1 for a reload that took effect, 0 for a refused one.
+sub nginx_reload {
+    my (%arg) = @_;
+    my $timeout = $arg{timeout} // 10;
+    my $log = servroot() . '/logs/error.log';
+    my $pid = slurp(servroot() . '/logs/nginx.pid');
+    chomp $pid;
+    die "nginx_reload: no master pid\n" unless $pid =~ /^\d+$/;
+
+    my $offset = -s $log // 0;
+    kill 'HUP', $pid or die "nginx_reload: kill HUP $pid: $!\n";
+
+    my $deadline = time + $timeout;
+    while (time < $deadline) {
+        sleep 0.05;
+        open my $fh, '<', $log or next;
+        seek $fh, $offset, 0;
+        local $/;
+        my $new = <$fh> // '';
+        next unless $new =~ /reconfiguring/;
+        if ($new =~ /\[emerg\]/) {
+            return 0;
+        }
+        if ($new =~ /start worker process/) {
+            # the old workers stop accepting as they shut down
+            sleep 0.3;
+            return 1;
+        }
+    }
+    die "nginx_reload: no reload within ${timeout}s\n";
+}
 
 1;

@@ -1,0 +1,1363 @@
+
+/*
+ * Copyright (C) ngx_claw_module authors
+ *
+ * Tenant authentication: a token of the resolved tenant as a Bearer
+ * credential, a session cookie minted from one, or the claw_token query
+ * argument (browser bootstrap and WebSocket upgrades).  The credentials
+ * are taken off the request before anything else sees them; failures
+ * are counted per client address in the shared zone.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_claw_module.h"
+#include "ngx_http_claw_auth.h"
+#include "ngx_http_claw_token.h"
+
+
+#define NGX_HTTP_CLAW_ABSENT   0
+#define NGX_HTTP_CLAW_VALID    1
+#define NGX_HTTP_CLAW_INVALID  2
+
+
+static ngx_int_t ngx_http_claw_extract(ngx_http_request_t *r,
+    ngx_http_claw_ctx_t *ctx);
+static ngx_int_t ngx_http_claw_extract_cookies(ngx_http_request_t *r,
+    ngx_http_claw_ctx_t *ctx, ngx_array_t *drop);
+static ngx_int_t ngx_http_claw_headers_drop(ngx_http_request_t *r,
+    ngx_array_t *drop);
+static ngx_table_elt_t *ngx_http_claw_remap(ngx_table_elt_t *h,
+    ngx_table_elt_t **from, ngx_table_elt_t **to, ngx_uint_t n);
+static ngx_uint_t ngx_http_claw_listed(ngx_table_elt_t *h,
+    ngx_table_elt_t **list, ngx_uint_t n);
+static ngx_table_elt_t *ngx_http_claw_header_find(ngx_http_request_t *r,
+    char *lowcase_name, size_t len, ngx_uint_t *count);
+static ngx_uint_t ngx_http_claw_check_token(ngx_http_claw_ctx_t *ctx,
+    ngx_str_t *token, u_char *digest);
+static ngx_uint_t ngx_http_claw_check_cookie(ngx_http_request_t *r,
+    ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx);
+static ngx_uint_t ngx_http_claw_is_websocket(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_claw_origin_ok(ngx_http_request_t *r,
+    ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx);
+static ngx_int_t ngx_http_claw_bootstrap(ngx_http_request_t *r,
+    ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx, u_char *digest);
+static ngx_int_t ngx_http_claw_unauthorized(ngx_http_request_t *r);
+static ngx_int_t ngx_http_claw_failed(ngx_http_request_t *r,
+    ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx,
+    ngx_int_t status, char *why);
+static size_t ngx_http_claw_fail_key(ngx_http_request_t *r, u_char *key);
+static time_t ngx_http_claw_fail_blocked(ngx_http_claw_registry_t *reg,
+    u_char *key, size_t len, ngx_uint_t limit);
+static void ngx_http_claw_fail_record(ngx_http_claw_registry_t *reg,
+    u_char *key, size_t len, ngx_uint_t limit, ngx_log_t *log);
+static ngx_http_claw_fail_t *ngx_http_claw_fail_find_locked(
+    ngx_http_claw_shctx_t *sh, uint32_t hash, u_char *key, size_t len);
+static void ngx_http_claw_fail_expire_locked(ngx_http_claw_registry_t *reg,
+    uint64_t now, ngx_uint_t n);
+
+
+static ngx_str_t  ngx_http_claw_auth_names[] = {
+    ngx_null_string,
+    ngx_string("bearer"),
+    ngx_string("cookie"),
+    ngx_string("query"),
+    ngx_string("off")
+};
+
+
+/*
+ * The claw_token argument is taken off the request as soon as its
+ * header is read, before any rewrite, log line or location sees it: the
+ * proxied URI and $args, $request_uri lose it, the request line that
+ * $request and error log lines show has its value redacted.
+ */
+
+ngx_int_t
+ngx_http_claw_auth_post_read(ngx_http_request_t *r)
+{
+    int                         rc;
+    u_char                     *p, *q, *end;
+    size_t                      len, vlen;
+    unsigned                    count;
+    ngx_str_t                   args;
+    ngx_http_claw_ctx_t        *ctx;
+    ngx_http_claw_main_conf_t  *cmcf;
+    u_char                      value[NGX_HTTP_CLAW_TOKEN_MAX];
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+
+    if (cmcf->registry.shm_zone == NULL || r != r->main || r->args.len == 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    end = r->args.data + r->args.len;
+
+    /* the name may come percent-escaped */
+
+    if (ngx_strlcasestrn(r->args.data, end, (u_char *) "claw", 4 - 1) == NULL
+        && ngx_strlchr(r->args.data, end, '%') == NULL)
+    {
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_claw_arg_find(r->args.data, r->args.len, value, &vlen,
+                                &count);
+    if (count == 0) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_claw_get_ctx(r);
+
+    if (ctx == NULL) {
+        ctx = ngx_http_claw_create_ctx(r);
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    ctx->has_query = 1;
+
+    if (rc == -1) {
+        ctx->query_conflict = 1;
+
+    } else if (vlen <= NGX_HTTP_CLAW_TOKEN_MAX) {
+        ctx->query.data = ngx_pnalloc(r->pool, vlen);
+        if (ctx->query.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(ctx->query.data, value, vlen);
+        ctx->query.len = vlen;
+
+    } else {
+        /* too long for a token: checked by length alone */
+        ctx->query.len = vlen;
+    }
+
+    len = ngx_http_claw_arg_redact(r->request_line.data,
+                                   r->request_line.len, NULL);
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_claw_arg_redact(r->request_line.data, r->request_line.len, p);
+
+    r->request_line.data = p;
+    r->request_line.len = len;
+
+    args.data = ngx_pnalloc(r->pool, r->args.len);
+    if (args.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    args.len = ngx_http_claw_arg_strip(r->args.data, r->args.len, args.data);
+
+    q = ngx_strlchr(r->unparsed_uri.data,
+                    r->unparsed_uri.data + r->unparsed_uri.len, '?');
+    if (q == NULL) {
+        q = r->unparsed_uri.data + r->unparsed_uri.len;
+    }
+
+    len = q - r->unparsed_uri.data;
+
+    p = ngx_pnalloc(r->pool, len + 1 + args.len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->unparsed_uri.len = ngx_cpymem(p, r->unparsed_uri.data, len) - p;
+    r->unparsed_uri.data = p;
+
+    if (args.len) {
+        p[r->unparsed_uri.len++] = '?';
+        ngx_memcpy(p + r->unparsed_uri.len, args.data, args.len);
+        r->unparsed_uri.len += args.len;
+    }
+
+    r->args = args;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "claw: %ui claw_token argument(s) taken off, uri \"%V\"",
+                   (ngx_uint_t) count, &r->unparsed_uri);
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * Returns NGX_OK for a request authenticated as the resolved tenant,
+ * NGX_DECLINED where claw_auth is off, or the status to answer with.
+ */
+
+ngx_int_t
+ngx_http_claw_auth(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
+    ngx_http_claw_ctx_t *ctx)
+{
+    time_t                      retry;
+    ngx_str_t                  *token;
+    ngx_uint_t                  t, c, websocket, bootstrap;
+    ngx_http_claw_main_conf_t  *cmcf;
+    u_char                      key[NGX_HTTP_CLAW_FAIL_KEY];
+    u_char                      digest[NGX_HTTP_CLAW_DIGEST_LEN];
+
+    if (!ctx->extracted) {
+        if (ngx_http_claw_extract(r, ctx) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (ctx->auth != NGX_HTTP_CLAW_AUTH_NONE
+        && ctx->auth != NGX_HTTP_CLAW_AUTH_OFF)
+    {
+        /* authenticated before an internal redirect */
+        return NGX_OK;
+    }
+
+    if (!clcf->auth) {
+        ctx->auth = NGX_HTTP_CLAW_AUTH_OFF;
+        return NGX_DECLINED;
+    }
+
+    ctx->auth = NGX_HTTP_CLAW_AUTH_NONE;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+
+    /*
+     * An address over the limit gets 429 before any check, a good
+     * credential included: the answer must not tell a guesser which
+     * guess was right.
+     */
+
+    if (clcf->fail_limit) {
+        retry = ngx_http_claw_fail_blocked(ctx->registry, key,
+                                           ngx_http_claw_fail_key(r, key),
+                                           clcf->fail_limit);
+        if (retry) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "claw: too many failed credentials from this "
+                          "address, tenant \"%V\"", &ctx->id);
+
+            if (ngx_http_claw_retry_after(r, retry) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            return NGX_HTTP_TOO_MANY_REQUESTS;
+        }
+    }
+
+    websocket = ngx_http_claw_is_websocket(r);
+
+    /* a Bearer token and a different claw_token disagree */
+
+    if (ctx->query_conflict || ctx->cookie_conflict
+        || (ctx->has_bearer && ctx->has_query
+            && (ctx->bearer_malformed
+                || ctx->bearer.len != ctx->query.len
+                || ctx->query.data == NULL
+                || ngx_memcmp(ctx->bearer.data, ctx->query.data,
+                              ctx->bearer.len)
+                   != 0)))
+    {
+        return ngx_http_claw_failed(r, clcf, ctx, NGX_HTTP_BAD_REQUEST,
+                                    "conflicting credentials");
+    }
+
+    /*
+     * claw_token counts on a WebSocket upgrade, and on a plain GET when
+     * sessions are on (it becomes a cookie); anywhere else it was only
+     * taken off the request.
+     */
+
+    token = NULL;
+    bootstrap = 0;
+
+    if (ctx->has_bearer) {
+        token = &ctx->bearer;
+
+    } else if (ctx->has_query) {
+        if (websocket) {
+            token = &ctx->query;
+
+        } else if (r->method == NGX_HTTP_GET && cmcf->cookie_secret.len) {
+            token = &ctx->query;
+            bootstrap = 1;
+        }
+    }
+
+    t = NGX_HTTP_CLAW_ABSENT;
+
+    if (token) {
+        t = (token == &ctx->bearer && ctx->bearer_malformed)
+            ? NGX_HTTP_CLAW_INVALID
+            : ngx_http_claw_check_token(ctx, token, digest);
+    }
+
+    c = ngx_http_claw_check_cookie(r, clcf, ctx);
+
+    if (t == NGX_HTTP_CLAW_ABSENT && c == NGX_HTTP_CLAW_ABSENT) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "claw: no credential");
+        return ngx_http_claw_unauthorized(r);
+    }
+
+    if (t != NGX_HTTP_CLAW_VALID && c != NGX_HTTP_CLAW_VALID) {
+        return ngx_http_claw_failed(r, clcf, ctx, NGX_HTTP_UNAUTHORIZED,
+                                    "invalid credential");
+    }
+
+    if (t == NGX_HTTP_CLAW_INVALID) {
+        /* a valid session, and a token that is not valid with it */
+        return ngx_http_claw_failed(r, clcf, ctx, NGX_HTTP_BAD_REQUEST,
+                                    "conflicting credentials");
+    }
+
+    if (c == NGX_HTTP_CLAW_INVALID && !bootstrap) {
+        /* a dead session is replaced only by a new login */
+        return ngx_http_claw_failed(r, clcf, ctx, NGX_HTTP_BAD_REQUEST,
+                                    "conflicting credentials");
+    }
+
+    if (t == NGX_HTTP_CLAW_VALID) {
+        ctx->auth = (token == &ctx->bearer) ? NGX_HTTP_CLAW_AUTH_BEARER
+                                            : NGX_HTTP_CLAW_AUTH_QUERY;
+
+    } else {
+        ctx->auth = NGX_HTTP_CLAW_AUTH_COOKIE;
+
+        /*
+         * a page of another site can make a browser open a WebSocket
+         * with the tenant's cookie: only the tenant's own origins may
+         */
+
+        if (websocket && !ngx_http_claw_origin_ok(r, clcf, ctx)) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "claw: WebSocket with the session of tenant "
+                          "\"%V\" from a foreign origin", &ctx->id);
+            ctx->auth = NGX_HTTP_CLAW_AUTH_NONE;
+            return NGX_HTTP_FORBIDDEN;
+        }
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "claw: tenant \"%V\" authenticated by %V", &ctx->id,
+                   &ngx_http_claw_auth_names[ctx->auth]);
+
+    if (bootstrap && t == NGX_HTTP_CLAW_VALID) {
+        return ngx_http_claw_bootstrap(r, clcf, ctx, digest);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_claw_check_token(ngx_http_claw_ctx_t *ctx, ngx_str_t *token,
+    u_char *digest)
+{
+    ngx_http_claw_tconf_t  *tc;
+
+    /* malformed and oversized tokens cost no hashing */
+
+    if (token->data == NULL
+        || !ngx_http_claw_token_valid(token->data, token->len))
+    {
+        return NGX_HTTP_CLAW_INVALID;
+    }
+
+    ngx_http_claw_token_digest(token->data, token->len, digest);
+
+    tc = ctx->tconf;
+
+    if (ngx_http_claw_digest_find(digest, ngx_http_claw_tconf_tokens(tc),
+                                  tc->ntokens)
+        < 0)
+    {
+        return NGX_HTTP_CLAW_INVALID;
+    }
+
+    return NGX_HTTP_CLAW_VALID;
+}
+
+
+static ngx_uint_t
+ngx_http_claw_check_cookie(ngx_http_request_t *r,
+    ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx)
+{
+    ngx_http_claw_tconf_t      *tc;
+    ngx_http_claw_session_t     s;
+    ngx_http_claw_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+
+    /* without a secret there are no sessions: the cookie was only taken */
+
+    if (!ctx->has_cookie || cmcf->cookie_secret.len == 0) {
+        return NGX_HTTP_CLAW_ABSENT;
+    }
+
+    if (ngx_http_claw_session_decode(ctx->cookie.data, ctx->cookie.len, &s)
+        != 0)
+    {
+        return NGX_HTTP_CLAW_INVALID;
+    }
+
+    /* a lowered claw_session_ttl holds for sessions minted before */
+
+    if (s.expiry > (uint64_t) (ngx_time() + clcf->session_ttl)) {
+        return NGX_HTTP_CLAW_INVALID;
+    }
+
+    tc = ctx->tconf;
+
+    if (ngx_http_claw_session_verify(cmcf->cookie_secret.data,
+                                     cmcf->cookie_secret.len,
+                                     ctx->id.data, ctx->id.len, &s,
+                                     (uint64_t) ngx_time(),
+                                     ngx_http_claw_tconf_tokens(tc),
+                                     tc->ntokens)
+        < 0)
+    {
+        return NGX_HTTP_CLAW_INVALID;
+    }
+
+    return NGX_HTTP_CLAW_VALID;
+}
+
+
+/*
+ * Takes the platform's credentials off the request, so that the
+ * container never sees them, whether or not this location checks them:
+ * a Bearer Authorization header, the session cookie, and any X-Claw-*
+ * header a client made up (those are the edge's to set).
+ */
+
+static ngx_int_t
+ngx_http_claw_extract(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx)
+{
+    ngx_uint_t             i;
+    ngx_array_t            drop;
+    ngx_list_part_t       *part;
+    ngx_table_elt_t       *h, *header, **hp;
+    ngx_http_claw_span_t   span;
+
+    ctx->extracted = 1;
+
+    if (ngx_array_init(&drop, r->pool, 4, sizeof(ngx_table_elt_t *))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    h = r->headers_in.authorization;
+
+    if (h) {
+        switch (ngx_http_claw_bearer(h->value.data, h->value.len, &span)) {
+
+        case NGX_HTTP_CLAW_CRED_OK:
+            ctx->has_bearer = 1;
+            ctx->bearer.data = (u_char *) span.data;
+            ctx->bearer.len = span.len;
+            break;
+
+        case NGX_HTTP_CLAW_CRED_MALFORMED:
+            ctx->has_bearer = 1;
+            ctx->bearer_malformed = 1;
+            break;
+
+        default: /* another scheme: not ours to take */
+            break;
+        }
+
+        if (ctx->has_bearer) {
+            hp = ngx_array_push(&drop);
+            if (hp == NULL) {
+                return NGX_ERROR;
+            }
+
+            *hp = h;
+        }
+    }
+
+    if (ngx_http_claw_extract_cookies(r, ctx, &drop) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    part = &r->headers_in.headers.part;
+    header = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            header = part->elts;
+            i = 0;
+        }
+
+        if (header[i].key.len > sizeof("x-claw-") - 1
+            && ngx_strncmp(header[i].lowcase_key, "x-claw-",
+                           sizeof("x-claw-") - 1)
+               == 0)
+        {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "claw: client header \"%V\" removed",
+                           &header[i].key);
+
+            hp = ngx_array_push(&drop);
+            if (hp == NULL) {
+                return NGX_ERROR;
+            }
+
+            *hp = &header[i];
+        }
+    }
+
+    if (drop.nelts) {
+        return ngx_http_claw_headers_drop(r, &drop);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_claw_extract_cookies(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
+    ngx_array_t *drop)
+{
+    int                    rc;
+    u_char                *p;
+    size_t                 len;
+    unsigned               count;
+    ngx_table_elt_t       *h, **hp;
+    ngx_http_claw_span_t   span;
+#if (nginx_version < 1023000)
+    ngx_uint_t             i;
+    ngx_table_elt_t      **cookies;
+
+    cookies = r->headers_in.cookies.elts;
+
+    for (i = 0; i < r->headers_in.cookies.nelts; i++) {
+        h = cookies[i];
+#else
+    for (h = r->headers_in.cookie; h; h = h->next) {
+#endif
+
+        rc = ngx_http_claw_cookie_find(h->value.data, h->value.len, &span,
+                                       &count);
+
+        if (rc == 0) {
+            continue;
+        }
+
+        if (rc == -1) {
+            ctx->cookie_conflict = 1;
+
+        } else if (!ctx->has_cookie) {
+            ctx->has_cookie = 1;
+            ctx->cookie.data = (u_char *) span.data;
+            ctx->cookie.len = span.len;
+
+        } else if (span.len != ctx->cookie.len
+                   || ngx_memcmp(span.data, ctx->cookie.data, span.len) != 0)
+        {
+            ctx->cookie_conflict = 1;
+        }
+
+        /* the old value stays in memory: ctx->cookie points into it */
+
+        p = ngx_pnalloc(r->pool, h->value.len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        len = ngx_http_claw_cookie_strip(h->value.data, h->value.len, p);
+
+        if (len) {
+            h->value.data = p;
+            h->value.len = len;
+            continue;
+        }
+
+        hp = ngx_array_push(drop);
+        if (hp == NULL) {
+            return NGX_ERROR;
+        }
+
+        *hp = h;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Drops headers from the request.  nginx's loops over a list cannot step
+ * over an empty part, and a last part shortened in place would overflow
+ * on the next push, so the list is copied into one new part without the
+ * dropped elements, and every pointer nginx keeps into it (the fields of
+ * ngx_http_headers_in[], the Cookie and X-Forwarded-For arrays) is moved
+ * to the copy.  The old elements stay in memory: a pointer kept anywhere
+ * else goes stale, never dangling.
+ */
+
+static ngx_int_t
+ngx_http_claw_headers_drop(ngx_http_request_t *r, ngx_array_t *drop)
+{
+    char               *field;
+    ngx_uint_t          i, j, k, n, nalloc;
+    ngx_list_t         *l;
+    ngx_list_part_t    *part;
+    ngx_table_elt_t    *header, *elts, **from, **to, **dropped, **ph;
+    ngx_http_header_t  *hh;
+#if (nginx_version < 1023000)
+    ngx_array_t        *a;
+    ngx_table_elt_t   **ah;
+    ngx_http_header_handler_pt  multi;
+#endif
+
+    l = &r->headers_in.headers;
+    dropped = drop->elts;
+
+    n = 0;
+
+    for (part = &l->part; part; part = part->next) {
+        n += part->nelts;
+    }
+
+    nalloc = ngx_max(l->nalloc, n);
+
+    elts = ngx_palloc(r->pool, nalloc * sizeof(ngx_table_elt_t));
+    from = ngx_palloc(r->pool, 2 * n * sizeof(ngx_table_elt_t *));
+    if (elts == NULL || from == NULL) {
+        return NGX_ERROR;
+    }
+
+    to = from + n;
+    k = 0;
+    j = 0;
+
+    part = &l->part;
+    header = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            header = part->elts;
+            i = 0;
+        }
+
+        from[j] = &header[i];
+        to[j] = NULL;
+
+        if (!ngx_http_claw_listed(&header[i], dropped, drop->nelts)) {
+            elts[k] = header[i];
+            to[j] = &elts[k++];
+        }
+
+        j++;
+    }
+
+#if (nginx_version < 1023000)
+    multi = NULL;
+
+    for (hh = ngx_http_headers_in; hh->name.len; hh++) {
+        if (hh->name.len == sizeof("Cookie") - 1
+            && ngx_strcmp(hh->name.data, "Cookie") == 0)
+        {
+            multi = hh->handler;
+        }
+    }
+#endif
+
+    for (hh = ngx_http_headers_in; hh->name.len; hh++) {
+        field = (char *) &r->headers_in + hh->offset;
+
+#if (nginx_version < 1023000)
+        if (hh->handler == multi) {
+            a = (ngx_array_t *) field;
+            ah = a->elts;
+
+            for (i = 0, j = 0; i < a->nelts; i++) {
+                ah[j] = ngx_http_claw_remap(ah[i], from, to, n);
+
+                if (ah[j]) {
+                    j++;
+                }
+            }
+
+            a->nelts = j;
+            continue;
+        }
+#endif
+
+        ph = (ngx_table_elt_t **) field;
+        header = *ph;
+
+#if (nginx_version >= 1023000)
+        /* a header's repeats are chained: skip the dropped ones */
+
+        while (header && ngx_http_claw_listed(header, dropped, drop->nelts)) {
+            header = header->next;
+        }
+#endif
+
+        *ph = header ? ngx_http_claw_remap(header, from, to, n) : NULL;
+    }
+
+#if (nginx_version >= 1023000)
+    for (i = 0; i < k; i++) {
+        header = elts[i].next;
+
+        while (header && ngx_http_claw_listed(header, dropped, drop->nelts)) {
+            header = header->next;
+        }
+
+        elts[i].next = header ? ngx_http_claw_remap(header, from, to, n)
+                              : NULL;
+    }
+#endif
+
+    l->part.elts = elts;
+    l->part.nelts = k;
+    l->part.next = NULL;
+    l->last = &l->part;
+    l->nalloc = nalloc;
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_claw_listed(ngx_table_elt_t *h, ngx_table_elt_t **list,
+    ngx_uint_t n)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (list[i] == h) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* where the element h of "from" went in "to"; NULL when dropped */
+
+static ngx_table_elt_t *
+ngx_http_claw_remap(ngx_table_elt_t *h, ngx_table_elt_t **from,
+    ngx_table_elt_t **to, ngx_uint_t n)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (from[i] == h) {
+            return to[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_table_elt_t *
+ngx_http_claw_header_find(ngx_http_request_t *r, char *lowcase_name,
+    size_t len, ngx_uint_t *count)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *header, *h;
+
+    h = NULL;
+    *count = 0;
+
+    part = &r->headers_in.headers.part;
+    header = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            header = part->elts;
+            i = 0;
+        }
+
+        if (header[i].key.len == len
+            && ngx_strncmp(header[i].lowcase_key, lowcase_name, len) == 0)
+        {
+            h = &header[i];
+            (*count)++;
+        }
+    }
+
+    return h;
+}
+
+
+static ngx_uint_t
+ngx_http_claw_is_websocket(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    h = r->headers_in.upgrade;
+
+    return h != NULL
+           && ngx_strlcasestrn(h->value.data, h->value.data + h->value.len,
+                               (u_char *) "websocket", 9 - 1)
+              != NULL;
+}
+
+
+/*
+ * The tenant's own origins: the scheme of this connection and a host
+ * that resolves to the same tenant, by claw_domain or a custom domain.
+ */
+
+static ngx_uint_t
+ngx_http_claw_origin_ok(ngx_http_request_t *r,
+    ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx)
+{
+    size_t                 hlen;
+    ngx_str_t             *sfx, want;
+    ngx_uint_t             i, count;
+    ngx_table_elt_t       *h;
+    ngx_http_claw_span_t   scheme, label;
+    u_char                 host[NGX_HTTP_CLAW_HOST_MAX];
+
+    h = ngx_http_claw_header_find(r, "origin", sizeof("origin") - 1,
+                                  &count);
+    if (h == NULL || count != 1) {
+        return 0;
+    }
+
+    if (ngx_http_claw_origin_host(h->value.data, h->value.len, &scheme,
+                                  host, &hlen)
+        != 0)
+    {
+        return 0;
+    }
+
+    ngx_str_set(&want, "http");
+
+#if (NGX_HTTP_SSL)
+    if (r->connection->ssl) {
+        ngx_str_set(&want, "https");
+    }
+#endif
+
+    if (scheme.len != want.len
+        || ngx_strncasecmp((u_char *) scheme.data, want.data, want.len) != 0)
+    {
+        return 0;
+    }
+
+    if (clcf->domains) {
+        sfx = clcf->domains->elts;
+
+        for (i = 0; i < clcf->domains->nelts; i++) {
+            if (ngx_http_claw_host_label(host, hlen, sfx[i].data, sfx[i].len,
+                                         &label))
+            {
+                return label.len == ctx->id.len
+                       && ngx_memcmp(label.data, ctx->id.data, label.len)
+                          == 0;
+            }
+        }
+    }
+
+    return ngx_http_claw_registry_owns(ctx->registry, ctx->tenant, host,
+                                       hlen);
+}
+
+
+/*
+ * A browser logs in with a link carrying claw_token: the token becomes a
+ * session cookie and the browser is sent to the same URL without it.
+ */
+
+static ngx_int_t
+ngx_http_claw_bootstrap(ngx_http_request_t *r,
+    ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx, u_char *digest)
+{
+    u_char                     *p;
+    size_t                      len;
+    ngx_table_elt_t            *h;
+    ngx_http_claw_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = sizeof(NGX_HTTP_CLAW_COOKIE_NAME "=") - 1
+          + NGX_HTTP_CLAW_COOKIE_LEN
+          + sizeof("; Path=/; Max-Age=; Secure; HttpOnly; SameSite=Lax") - 1
+          + NGX_TIME_T_LEN;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Set-Cookie");
+    h->value.data = p;
+
+    p = ngx_cpymem(p, NGX_HTTP_CLAW_COOKIE_NAME "=",
+                   sizeof(NGX_HTTP_CLAW_COOKIE_NAME "=") - 1);
+
+    p += ngx_http_claw_session_encode(cmcf->cookie_secret.data,
+                                      cmcf->cookie_secret.len,
+                                      ctx->id.data, ctx->id.len,
+                                      (uint64_t) (ngx_time()
+                                                  + clcf->session_ttl),
+                                      digest, p);
+
+    p = ngx_sprintf(p, "; Path=/; Max-Age=%T; Secure; HttpOnly; SameSite=Lax",
+                    clcf->session_ttl);
+
+    h->value.len = p - h->value.data;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Referrer-Policy");
+    ngx_str_set(&h->value, "no-referrer");
+
+    /* the same URL without claw_token: the argument is already gone */
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Location");
+    h->value = r->unparsed_uri;
+
+    r->headers_out.location = h;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "claw: session for tenant \"%V\" started", &ctx->id);
+
+    return NGX_HTTP_SEE_OTHER;
+}
+
+
+/* one answer for every failure: nothing tells one from another */
+
+static ngx_int_t
+ngx_http_claw_unauthorized(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "WWW-Authenticate");
+    ngx_str_set(&h->value, "Bearer realm=\"claw\"");
+
+    r->headers_out.www_authenticate = h;
+
+    return NGX_HTTP_UNAUTHORIZED;
+}
+
+
+static ngx_int_t
+ngx_http_claw_failed(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
+    ngx_http_claw_ctx_t *ctx, ngx_int_t status, char *why)
+{
+    u_char  key[NGX_HTTP_CLAW_FAIL_KEY];
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "claw: %s for tenant \"%V\"", why, &ctx->id);
+
+    (void) ngx_atomic_fetch_add(&ctx->tenant->auth_failures, 1);
+
+    if (clcf->fail_limit) {
+        ngx_http_claw_fail_record(ctx->registry, key,
+                                  ngx_http_claw_fail_key(r, key),
+                                  clcf->fail_limit, r->connection->log);
+    }
+
+    if (status == NGX_HTTP_UNAUTHORIZED) {
+        return ngx_http_claw_unauthorized(r);
+    }
+
+    return status;
+}
+
+
+/* the client's address, an IPv6 one by its /64 */
+
+static size_t
+ngx_http_claw_fail_key(ngx_http_request_t *r, u_char *key)
+{
+    struct sockaddr_in   *sin;
+#if (NGX_HAVE_INET6)
+    struct sockaddr_in6  *sin6;
+#endif
+
+    switch (r->connection->sockaddr->sa_family) {
+
+    case AF_INET:
+        sin = (struct sockaddr_in *) r->connection->sockaddr;
+        key[0] = '4';
+        ngx_memcpy(key + 1, &sin->sin_addr, 4);
+        return 5;
+
+#if (NGX_HAVE_INET6)
+    case AF_INET6:
+        sin6 = (struct sockaddr_in6 *) r->connection->sockaddr;
+
+        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+            key[0] = '4';
+            ngx_memcpy(key + 1, &sin6->sin6_addr.s6_addr[12], 4);
+            return 5;
+        }
+
+        key[0] = '6';
+        ngx_memcpy(key + 1, &sin6->sin6_addr, 8);
+        return 9;
+#endif
+
+    default: /* unix sockets: one local client */
+        key[0] = 'u';
+        return 1;
+    }
+}
+
+
+/*
+ * A leaky bucket of failures per address: each failure adds 60/limit
+ * seconds, and the address is over the limit while more than limit - 1
+ * failures are pending.  Returns the seconds until it is not, or 0.
+ */
+
+static time_t
+ngx_http_claw_fail_blocked(ngx_http_claw_registry_t *reg, u_char *key,
+    size_t len, ngx_uint_t limit)
+{
+    uint32_t               hash;
+    uint64_t               now, interval, tolerance, wait;
+    ngx_http_claw_fail_t  *f;
+
+    hash = ngx_murmur_hash2(key, len);
+    now = (uint64_t) ngx_current_msec * 1000;
+    interval = 60000000 / limit;
+    tolerance = interval * (limit - 1);
+
+    wait = 0;
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+
+    f = ngx_http_claw_fail_find_locked(reg->sh, hash, key, len);
+
+    if (f && f->tat > now + tolerance) {
+        wait = f->tat - now - tolerance;
+    }
+
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    return (time_t) ((wait + 999999) / 1000000);
+}
+
+
+static void
+ngx_http_claw_fail_record(ngx_http_claw_registry_t *reg, u_char *key,
+    size_t len, ngx_uint_t limit, ngx_log_t *log)
+{
+    uint32_t                hash;
+    uint64_t                now;
+    ngx_uint_t              tries;
+    ngx_http_claw_fail_t   *f, **fp;
+    ngx_http_claw_shctx_t  *sh;
+
+    hash = ngx_murmur_hash2(key, len);
+    now = (uint64_t) ngx_current_msec * 1000;
+
+    sh = reg->sh;
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+
+    ngx_http_claw_fail_expire_locked(reg, now, 2);
+
+    f = ngx_http_claw_fail_find_locked(sh, hash, key, len);
+
+    if (f == NULL) {
+        for (tries = 0; /* void */ ; tries++) {
+            f = ngx_slab_alloc_locked(reg->shpool,
+                                      sizeof(ngx_http_claw_fail_t));
+            if (f || tries == 8 || ngx_queue_empty(&sh->fail_queue)) {
+                break;
+            }
+
+            /* the zone is full: make room among failures, never tenants */
+            ngx_http_claw_fail_expire_locked(reg, (uint64_t) -1, 16);
+        }
+
+        if (f == NULL) {
+            ngx_shmtx_unlock(&reg->shpool->mutex);
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "claw: no room in the zone to count a failed "
+                          "credential");
+            return;
+        }
+
+        f->hash = hash;
+        f->len = (u_char) len;
+        ngx_memcpy(f->key, key, len);
+        f->tat = now;
+
+        fp = &sh->fails[hash & (sh->nbuckets - 1)];
+        f->next = *fp;
+        *fp = f;
+
+    } else {
+        ngx_queue_remove(&f->queue);
+    }
+
+    ngx_queue_insert_head(&sh->fail_queue, &f->queue);
+
+    f->tat = ngx_max(f->tat, now) + 60000000 / limit;
+
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+}
+
+
+static ngx_http_claw_fail_t *
+ngx_http_claw_fail_find_locked(ngx_http_claw_shctx_t *sh, uint32_t hash,
+    u_char *key, size_t len)
+{
+    ngx_http_claw_fail_t  *f;
+
+    for (f = sh->fails[hash & (sh->nbuckets - 1)]; f; f = f->next) {
+        if (f->hash == hash && f->len == len
+            && ngx_memcmp(f->key, key, len) == 0)
+        {
+            return f;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* drops up to n least recently failing addresses whose bucket drained */
+
+static void
+ngx_http_claw_fail_expire_locked(ngx_http_claw_registry_t *reg, uint64_t now,
+    ngx_uint_t n)
+{
+    ngx_queue_t            *q;
+    ngx_http_claw_fail_t   *f, **fp;
+    ngx_http_claw_shctx_t  *sh;
+
+    sh = reg->sh;
+
+    while (n-- && !ngx_queue_empty(&sh->fail_queue)) {
+        q = ngx_queue_last(&sh->fail_queue);
+        f = ngx_queue_data(q, ngx_http_claw_fail_t, queue);
+
+        if (f->tat > now) {
+            return;
+        }
+
+        ngx_queue_remove(q);
+
+        for (fp = &sh->fails[f->hash & (sh->nbuckets - 1)];
+             *fp;
+             fp = &(*fp)->next)
+        {
+            if (*fp == f) {
+                *fp = f->next;
+                break;
+            }
+        }
+
+        ngx_slab_free_locked(reg->shpool, f);
+    }
+}
+
+
+ngx_int_t
+ngx_http_claw_auth_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_claw_ctx_t  *ctx;
+
+    ctx = ngx_http_claw_get_ctx(r->main);
+
+    if (ctx == NULL || ctx->auth == NGX_HTTP_CLAW_AUTH_NONE) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = ngx_http_claw_auth_names[ctx->auth].len;
+    v->data = ngx_http_claw_auth_names[ctx->auth].data;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+char *
+ngx_http_claw_cookie_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_main_conf_t  *cmcf = conf;
+
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_str_t        *value, path;
+    ngx_file_info_t   fi;
+
+    if (cmcf->cookie_secret.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    path = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", &path);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%V\" failed", &path);
+        goto failed;
+    }
+
+    if (ngx_file_size(&fi) < NGX_HTTP_CLAW_SECRET_MIN
+        || ngx_file_size(&fi) > 4096)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "claw_cookie_secret \"%V\" must hold %d to 4096 "
+                           "bytes, not %O", &path, NGX_HTTP_CLAW_SECRET_MIN,
+                           ngx_file_size(&fi));
+        goto failed;
+    }
+
+    if (fi.st_mode & (S_IRWXG|S_IRWXO)) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "claw_cookie_secret \"%V\" is accessible to "
+                           "other users; chmod 600 it", &path);
+    }
+
+    cmcf->cookie_secret.len = (size_t) ngx_file_size(&fi);
+    cmcf->cookie_secret.data = ngx_pnalloc(cf->pool, cmcf->cookie_secret.len);
+    if (cmcf->cookie_secret.data == NULL) {
+        goto failed;
+    }
+
+    n = ngx_read_fd(fd, cmcf->cookie_secret.data, cmcf->cookie_secret.len);
+
+    if (n != (ssize_t) cmcf->cookie_secret.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_read_fd_n " \"%V\" failed", &path);
+        goto failed;
+    }
+
+    ngx_close_file(fd);
+
+    return NGX_CONF_OK;
+
+failed:
+
+    ngx_close_file(fd);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* "30/m", or "off" */
+
+char *
+ngx_http_claw_auth_fail_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_loc_conf_t  *clcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (clcf->fail_limit != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        clcf->fail_limit = 0;
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len < 3
+        || ngx_strcmp(value[1].data + value[1].len - 2, "/m") != 0)
+    {
+        goto invalid;
+    }
+
+    n = ngx_atoi(value[1].data, value[1].len - 2);
+
+    if (n == NGX_ERROR || n == 0 || n > 60000) {
+        goto invalid;
+    }
+
+    clcf->fail_limit = (ngx_uint_t) n;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid claw_auth_fail_limit \"%V\", expected "
+                       "\"N/m\" or \"off\"", &value[1]);
+
+    return NGX_CONF_ERROR;
+}

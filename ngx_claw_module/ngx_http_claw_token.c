@@ -1,0 +1,789 @@
+
+/*
+ * Copyright (C) ngx_claw_module authors
+ */
+
+
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+
+#include "ngx_http_claw_token.h"
+
+
+#define ngx_http_claw_tolower(c)                                             \
+    (unsigned char) (((c) >= 'A' && (c) <= 'Z') ? ((c) | 0x20) : (c))
+
+
+static const char  ngx_http_claw_b64url[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static const char  ngx_http_claw_mac_label[] = "claw-session-v1";
+
+
+static size_t ngx_http_claw_b64url_encode(const unsigned char *in,
+    size_t len, unsigned char *out);
+static int ngx_http_claw_b64url_decode(const unsigned char *in, size_t len,
+    unsigned char *out, size_t *olen);
+static void ngx_http_claw_session_mac(const unsigned char *key, size_t klen,
+    const unsigned char *id, size_t idlen, uint64_t expiry,
+    const unsigned char *digest, unsigned char *mac);
+static int ngx_http_claw_unhex(unsigned char c);
+static size_t ngx_http_claw_unescape(const unsigned char *p, size_t len,
+    unsigned char *out);
+static int ngx_http_claw_is_arg_name(const unsigned char *p, size_t len);
+
+
+/*
+ * "Bearer <token68>", the scheme in any case (RFC 9110, 11.1).  Another
+ * scheme is no credential of ours; a Bearer scheme with anything but
+ * one well-formed token is malformed.
+ */
+
+int
+ngx_http_claw_bearer(const unsigned char *value, size_t len,
+    ngx_http_claw_span_t *token)
+{
+    size_t                i, start, end;
+    static const char     scheme[] = "bearer";
+
+    if (len < sizeof(scheme) - 1) {
+        return NGX_HTTP_CLAW_CRED_NONE;
+    }
+
+    for (i = 0; i < sizeof(scheme) - 1; i++) {
+        if (ngx_http_claw_tolower(value[i]) != (unsigned char) scheme[i]) {
+            return NGX_HTTP_CLAW_CRED_NONE;
+        }
+    }
+
+    if (i < len && value[i] != ' ' && value[i] != '\t') {
+        return NGX_HTTP_CLAW_CRED_NONE;
+    }
+
+    while (i < len && (value[i] == ' ' || value[i] == '\t')) {
+        i++;
+    }
+
+    start = i;
+    end = len;
+
+    while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t')) {
+        end--;
+    }
+
+    if (!ngx_http_claw_token_valid(value + start, end - start)) {
+        return NGX_HTTP_CLAW_CRED_MALFORMED;
+    }
+
+    token->data = value + start;
+    token->len = end - start;
+
+    return NGX_HTTP_CLAW_CRED_OK;
+}
+
+
+/* token68 (RFC 9110, 11.2), bounded */
+
+int
+ngx_http_claw_token_valid(const unsigned char *p, size_t len)
+{
+    size_t         i;
+    unsigned char  c;
+
+    if (len == 0 || len > NGX_HTTP_CLAW_TOKEN_MAX) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = p[i];
+
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+            || (c >= '0' && c <= '9')
+            || c == '-' || c == '.' || c == '_' || c == '~' || c == '+'
+            || c == '/')
+        {
+            continue;
+        }
+
+        break;
+    }
+
+    if (i == 0) {
+        return 0;
+    }
+
+    while (i < len && p[i] == '=') {
+        i++;
+    }
+
+    return i == len;
+}
+
+
+void
+ngx_http_claw_token_digest(const unsigned char *token, size_t len,
+    unsigned char *digest)
+{
+    SHA256(token, len, digest);
+}
+
+
+/*
+ * Compares against every digest, each in constant time, with no early
+ * exit: the time taken tells nothing about which digest, if any, came
+ * close.  Returns the index of the match or -1.
+ */
+
+int
+ngx_http_claw_digest_find(const unsigned char *digest,
+    const unsigned char *digests, unsigned n)
+{
+    int       found;
+    unsigned  i, eq;
+
+    found = -1;
+
+    for (i = 0; i < n; i++) {
+        eq = (CRYPTO_memcmp(digest, digests + i * NGX_HTTP_CLAW_DIGEST_LEN,
+                            NGX_HTTP_CLAW_DIGEST_LEN)
+              == 0);
+        found = eq ? (int) i : found;
+    }
+
+    return found;
+}
+
+
+/*
+ * A session cookie: base64url of version, expiry and a reference to the
+ * token it was minted from (the first 8 bytes of its digest), with an
+ * HMAC-SHA256 over all of that, the tenant id and the whole digest.  It
+ * is worthless on another tenant (the id differs) and dies with its token
+ * (the digest is no longer found).
+ */
+
+size_t
+ngx_http_claw_session_encode(const unsigned char *key, size_t klen,
+    const unsigned char *id, size_t idlen, uint64_t expiry,
+    const unsigned char *digest, unsigned char *out)
+{
+    int            i;
+    unsigned char  raw[NGX_HTTP_CLAW_COOKIE_RAW];
+
+    raw[0] = NGX_HTTP_CLAW_COOKIE_VERSION;
+
+    for (i = 0; i < 8; i++) {
+        raw[1 + i] = (unsigned char) (expiry >> (56 - 8 * i));
+    }
+
+    memcpy(raw + 9, digest, 8);
+
+    ngx_http_claw_session_mac(key, klen, id, idlen, expiry, digest,
+                              raw + 17);
+
+    return ngx_http_claw_b64url_encode(raw, sizeof(raw), out);
+}
+
+
+int
+ngx_http_claw_session_decode(const unsigned char *value, size_t len,
+    ngx_http_claw_session_t *s)
+{
+    int            i;
+    size_t         n;
+    unsigned char  raw[NGX_HTTP_CLAW_COOKIE_RAW + 2];
+
+    if (len != NGX_HTTP_CLAW_COOKIE_LEN) {
+        return -1;
+    }
+
+    if (ngx_http_claw_b64url_decode(value, len, raw, &n) != 0
+        || n != NGX_HTTP_CLAW_COOKIE_RAW
+        || raw[0] != NGX_HTTP_CLAW_COOKIE_VERSION)
+    {
+        return -1;
+    }
+
+    s->expiry = 0;
+
+    for (i = 0; i < 8; i++) {
+        s->expiry = (s->expiry << 8) | raw[1 + i];
+    }
+
+    memcpy(s->ref, raw + 9, 8);
+    memcpy(s->mac, raw + 17, 32);
+
+    return 0;
+}
+
+
+/*
+ * Returns the index of the digest the session was minted from, or -1
+ * when it has expired, outlives "now + ttl" (the ttl was lowered) or its
+ * MAC does not match any of the tenant's digests.
+ */
+
+int
+ngx_http_claw_session_verify(const unsigned char *key, size_t klen,
+    const unsigned char *id, size_t idlen, ngx_http_claw_session_t *s,
+    uint64_t now, const unsigned char *digests, unsigned n)
+{
+    int                   found;
+    unsigned              i;
+    const unsigned char  *d;
+    unsigned char         mac[32];
+
+    if (s->expiry <= now) {
+        return -1;
+    }
+
+    found = -1;
+
+    for (i = 0; i < n; i++) {
+        d = digests + i * NGX_HTTP_CLAW_DIGEST_LEN;
+
+        if (memcmp(d, s->ref, sizeof(s->ref)) != 0) {
+            continue;
+        }
+
+        ngx_http_claw_session_mac(key, klen, id, idlen, s->expiry, d, mac);
+
+        if (CRYPTO_memcmp(mac, s->mac, sizeof(mac)) == 0) {
+            found = (int) i;
+        }
+    }
+
+    return found;
+}
+
+
+/*
+ * Finds the __Host-claw pairs of a Cookie header: returns 1 with the
+ * first value, 0 when there is none, -1 when several disagree.
+ */
+
+int
+ngx_http_claw_cookie_find(const unsigned char *header, size_t len,
+    ngx_http_claw_span_t *value, unsigned *count)
+{
+    size_t                i, start, eq, end;
+    const unsigned char  *v;
+    size_t                vlen;
+    static const size_t   nlen = sizeof(NGX_HTTP_CLAW_COOKIE_NAME) - 1;
+
+    *count = 0;
+
+    for (i = 0; i < len; i = end + 1) {
+
+        while (i < len && (header[i] == ' ' || header[i] == '\t')) {
+            i++;
+        }
+
+        start = i;
+
+        for (end = i; end < len && header[end] != ';'; end++) {
+            /* void */
+        }
+
+        for (eq = start; eq < end && header[eq] != '='; eq++) {
+            /* void */
+        }
+
+        if (eq == end || eq - start != nlen
+            || memcmp(header + start, NGX_HTTP_CLAW_COOKIE_NAME, nlen) != 0)
+        {
+            continue;
+        }
+
+        v = header + eq + 1;
+        vlen = end - eq - 1;
+
+        while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t')) {
+            vlen--;
+        }
+
+        if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') {
+            v++;
+            vlen -= 2;
+        }
+
+        if (*count == 0) {
+            value->data = v;
+            value->len = vlen;
+
+        } else if (vlen != value->len || memcmp(v, value->data, vlen) != 0) {
+            (*count)++;
+            return -1;
+        }
+
+        (*count)++;
+    }
+
+    return *count ? 1 : 0;
+}
+
+
+/* the header without its __Host-claw pairs; returns the new length */
+
+size_t
+ngx_http_claw_cookie_strip(const unsigned char *header, size_t len,
+    unsigned char *out)
+{
+    size_t               i, start, end, n;
+    static const size_t  nlen = sizeof(NGX_HTTP_CLAW_COOKIE_NAME) - 1;
+
+    n = 0;
+
+    for (i = 0; i < len; i = end + 1) {
+
+        while (i < len && (header[i] == ' ' || header[i] == '\t')) {
+            i++;
+        }
+
+        start = i;
+
+        for (end = i; end < len && header[end] != ';'; end++) {
+            /* void */
+        }
+
+        if (end == start) {
+            continue;
+        }
+
+        if (end - start > nlen
+            && header[start + nlen] == '='
+            && memcmp(header + start, NGX_HTTP_CLAW_COOKIE_NAME, nlen) == 0)
+        {
+            continue;
+        }
+
+        if (n) {
+            out[n++] = ';';
+            out[n++] = ' ';
+        }
+
+        memcpy(out + n, header + start, end - start);
+        n += end - start;
+    }
+
+    return n;
+}
+
+
+/*
+ * The claw_token arguments of a query string, names and values
+ * percent-decoded.  Returns the number found with the first value in
+ * "value" (NGX_HTTP_CLAW_TOKEN_MAX bytes; a longer value is reported with
+ * vlen NGX_HTTP_CLAW_TOKEN_MAX + 1 and not copied), or -1 when several
+ * disagree.
+ */
+
+int
+ngx_http_claw_arg_find(const unsigned char *args, size_t len,
+    unsigned char *value, size_t *vlen, unsigned *count)
+{
+    size_t          i, start, eq, end, n;
+    unsigned char   buf[NGX_HTTP_CLAW_TOKEN_MAX * 3];
+
+    *count = 0;
+    *vlen = 0;
+
+    for (i = 0; i <= len; i = end + 1) {
+        start = i;
+
+        for (end = i; end < len && args[end] != '&'; end++) {
+            /* void */
+        }
+
+        for (eq = start; eq < end && args[eq] != '='; eq++) {
+            /* void */
+        }
+
+        if (!ngx_http_claw_is_arg_name(args + start, eq - start)) {
+            continue;
+        }
+
+        if (eq == end) {
+            n = 0;
+
+        } else if (end - eq - 1 > sizeof(buf)) {
+            n = NGX_HTTP_CLAW_TOKEN_MAX + 1;
+
+        } else {
+            n = ngx_http_claw_unescape(args + eq + 1, end - eq - 1, buf);
+        }
+
+        if (n > NGX_HTTP_CLAW_TOKEN_MAX) {
+            n = NGX_HTTP_CLAW_TOKEN_MAX + 1;
+        }
+
+        if (*count == 0) {
+            *vlen = n;
+
+            if (n <= NGX_HTTP_CLAW_TOKEN_MAX) {
+                memcpy(value, buf, n);
+            }
+
+        } else if (n != *vlen
+                   || (n <= NGX_HTTP_CLAW_TOKEN_MAX
+                       && memcmp(value, buf, n) != 0))
+        {
+            (*count)++;
+            return -1;
+        }
+
+        (*count)++;
+    }
+
+    return (int) *count;
+}
+
+
+/* the query string without its claw_token arguments */
+
+size_t
+ngx_http_claw_arg_strip(const unsigned char *args, size_t len,
+    unsigned char *out)
+{
+    size_t  i, start, eq, end, n;
+
+    n = 0;
+
+    for (i = 0; i <= len; i = end + 1) {
+        start = i;
+
+        for (end = i; end < len && args[end] != '&'; end++) {
+            /* void */
+        }
+
+        for (eq = start; eq < end && args[eq] != '='; eq++) {
+            /* void */
+        }
+
+        if (end == start
+            || ngx_http_claw_is_arg_name(args + start, eq - start))
+        {
+            continue;
+        }
+
+        if (n) {
+            out[n++] = '&';
+        }
+
+        memcpy(out + n, args + start, end - start);
+        n += end - start;
+    }
+
+    return n;
+}
+
+
+/*
+ * A request line with every claw_token value replaced by "[redacted]",
+ * for the logs.  With out NULL, returns the size the result needs.
+ */
+
+size_t
+ngx_http_claw_arg_redact(const unsigned char *line, size_t len,
+    unsigned char *out)
+{
+    size_t                 i, q, qend, start, eq, end, n;
+    static const char      mark[] = "[redacted]";
+
+    for (q = 0; q < len && line[q] != '?'; q++) {
+        /* void */
+    }
+
+    for (qend = q; qend < len && line[qend] != ' '; qend++) {
+        /* void */
+    }
+
+    n = 0;
+
+    if (out) {
+        memcpy(out, line, q < len ? q + 1 : len);
+    }
+
+    if (q == len) {
+        return len;
+    }
+
+    n = q + 1;
+
+    for (i = q + 1; i <= qend; i = end + 1) {
+        start = i;
+
+        for (end = i; end < qend && line[end] != '&'; end++) {
+            /* void */
+        }
+
+        for (eq = start; eq < end && line[eq] != '='; eq++) {
+            /* void */
+        }
+
+        if (ngx_http_claw_is_arg_name(line + start, eq - start)
+            && eq < end)
+        {
+            if (out) {
+                memcpy(out + n, line + start, eq - start + 1);
+                memcpy(out + n + eq - start + 1, mark, sizeof(mark) - 1);
+            }
+
+            n += eq - start + 1 + sizeof(mark) - 1;
+
+        } else {
+            if (out) {
+                memcpy(out + n, line + start, end - start);
+            }
+
+            n += end - start;
+        }
+
+        if (end < qend) {
+            if (out) {
+                out[n] = '&';
+            }
+
+            n++;
+        }
+    }
+
+    if (out) {
+        memcpy(out + n, line + qend, len - qend);
+    }
+
+    return n + len - qend;
+}
+
+
+/*
+ * "scheme://host[:port]": the scheme as it is, the host canonical.
+ * Returns 0 for a name, -1 for anything else ("null", addresses, paths).
+ */
+
+int
+ngx_http_claw_origin_host(const unsigned char *origin, size_t len,
+    ngx_http_claw_span_t *scheme, unsigned char *host, size_t *hlen)
+{
+    size_t  i;
+
+    for (i = 0; i < len && origin[i] != ':'; i++) {
+        /* void */
+    }
+
+    if (i == 0 || len - i < 4 || origin[i + 1] != '/' || origin[i + 2] != '/')
+    {
+        return -1;
+    }
+
+    scheme->data = origin;
+    scheme->len = i;
+
+    origin += i + 3;
+    len -= i + 3;
+
+    if (memchr(origin, '/', len) != NULL) {
+        return -1;
+    }
+
+    if (ngx_http_claw_host_canon(origin, len, host, hlen)
+        != NGX_HTTP_CLAW_HOST_NAME)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static size_t
+ngx_http_claw_b64url_encode(const unsigned char *in, size_t len,
+    unsigned char *out)
+{
+    size_t        i, n;
+    unsigned int  v;
+
+    n = 0;
+
+    for (i = 0; i + 2 < len; i += 3) {
+        v = (unsigned int) in[i] << 16 | (unsigned int) in[i + 1] << 8
+            | in[i + 2];
+        out[n++] = ngx_http_claw_b64url[(v >> 18) & 63];
+        out[n++] = ngx_http_claw_b64url[(v >> 12) & 63];
+        out[n++] = ngx_http_claw_b64url[(v >> 6) & 63];
+        out[n++] = ngx_http_claw_b64url[v & 63];
+    }
+
+    if (len - i == 1) {
+        v = (unsigned int) in[i] << 16;
+        out[n++] = ngx_http_claw_b64url[(v >> 18) & 63];
+        out[n++] = ngx_http_claw_b64url[(v >> 12) & 63];
+
+    } else if (len - i == 2) {
+        v = (unsigned int) in[i] << 16 | (unsigned int) in[i + 1] << 8;
+        out[n++] = ngx_http_claw_b64url[(v >> 18) & 63];
+        out[n++] = ngx_http_claw_b64url[(v >> 12) & 63];
+        out[n++] = ngx_http_claw_b64url[(v >> 6) & 63];
+    }
+
+    return n;
+}
+
+
+static int
+ngx_http_claw_b64url_decode(const unsigned char *in, size_t len,
+    unsigned char *out, size_t *olen)
+{
+    int            d;
+    size_t         i, n;
+    unsigned int   v, bits;
+    unsigned char  c;
+
+    n = 0;
+    v = 0;
+    bits = 0;
+
+    if (len % 4 == 1) {
+        return -1;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = in[i];
+
+        if (c >= 'A' && c <= 'Z') {
+            d = c - 'A';
+
+        } else if (c >= 'a' && c <= 'z') {
+            d = c - 'a' + 26;
+
+        } else if (c >= '0' && c <= '9') {
+            d = c - '0' + 52;
+
+        } else if (c == '-') {
+            d = 62;
+
+        } else if (c == '_') {
+            d = 63;
+
+        } else {
+            return -1;
+        }
+
+        v = (v << 6) | (unsigned int) d;
+        bits += 6;
+
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (unsigned char) (v >> bits);
+            v &= (1u << bits) - 1;
+        }
+    }
+
+    /* canonical encodings only: the unused low bits are zero */
+
+    if (v != 0) {
+        return -1;
+    }
+
+    *olen = n;
+
+    return 0;
+}
+
+
+static void
+ngx_http_claw_session_mac(const unsigned char *key, size_t klen,
+    const unsigned char *id, size_t idlen, uint64_t expiry,
+    const unsigned char *digest, unsigned char *mac)
+{
+    int            i;
+    size_t         n;
+    unsigned int   mlen;
+    unsigned char  msg[sizeof(ngx_http_claw_mac_label) + NGX_HTTP_CLAW_ID_MAX
+                       + 1 + 8 + NGX_HTTP_CLAW_DIGEST_LEN];
+
+    memcpy(msg, ngx_http_claw_mac_label, sizeof(ngx_http_claw_mac_label));
+    n = sizeof(ngx_http_claw_mac_label);              /* with its NUL */
+
+    memcpy(msg + n, id, idlen);
+    n += idlen;
+    msg[n++] = '\0';
+
+    for (i = 0; i < 8; i++) {
+        msg[n++] = (unsigned char) (expiry >> (56 - 8 * i));
+    }
+
+    memcpy(msg + n, digest, NGX_HTTP_CLAW_DIGEST_LEN);
+    n += NGX_HTTP_CLAW_DIGEST_LEN;
+
+    mlen = 32;
+
+    HMAC(EVP_sha256(), key, (int) klen, msg, n, mac, &mlen);
+}
+
+
+static int
+ngx_http_claw_unhex(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    c = ngx_http_claw_tolower(c);
+
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+
+    return -1;
+}
+
+
+static size_t
+ngx_http_claw_unescape(const unsigned char *p, size_t len, unsigned char *out)
+{
+    int     hi, lo;
+    size_t  i, n;
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+        if (p[i] == '%' && i + 2 < len) {
+            hi = ngx_http_claw_unhex(p[i + 1]);
+            lo = ngx_http_claw_unhex(p[i + 2]);
+
+            if (hi >= 0 && lo >= 0) {
+                out[n++] = (unsigned char) (hi << 4 | lo);
+                i += 2;
+                continue;
+            }
+        }
+
+        out[n++] = p[i];
+    }
+
+    return n;
+}
+
+
+/* "claw_token", also when spelled with percent-escapes */
+
+static int
+ngx_http_claw_is_arg_name(const unsigned char *p, size_t len)
+{
+    size_t          n;
+    unsigned char   buf[sizeof(NGX_HTTP_CLAW_ARG_NAME) * 3];
+
+    if (len < sizeof(NGX_HTTP_CLAW_ARG_NAME) - 1 || len > sizeof(buf)) {
+        return 0;
+    }
+
+    n = ngx_http_claw_unescape(p, len, buf);
+
+    return n == sizeof(NGX_HTTP_CLAW_ARG_NAME) - 1
+           && memcmp(buf, NGX_HTTP_CLAW_ARG_NAME, n) == 0;
+}

@@ -1,0 +1,894 @@
+# Authentication: every request routed with claw on carries a credential
+# of the resolved tenant - a Bearer token, a session cookie minted from
+# one, or claw_token (browser login, WebSocket upgrades).  Every failure
+# looks the same; credentials that disagree are refused; no credential
+# ever reaches the container or a log line.
+
+use lib 't/perl';
+use ClawTest;
+use Test::Nginx::Socket 'no_plan';
+
+master_on();
+workers(1);
+no_shuffle();
+no_root_location();
+
+start_containers(['alice', '127.0.0.1:19881'], ['bob', '127.0.0.1:19882']);
+
+our $Secret = 'k' x 24 . 'secret-for-tests';      # 40 bytes
+
+sub session { ClawTest::claw_session($Secret, @_) }
+
+our $Tenants = <<'_EOF_';
+alice  127.0.0.1:19881  token=sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1 token=sha256:b240c0befacf0ea1df26b7990ea1a7439fcae9613485a90a5489b33804609e18 domain=alice.example.org
+bob    127.0.0.1:19882  token=sha256:da35348540eea93333fbee67961c2b02777aff29018cbbd343e7b9ac2e259122
+_EOF_
+
+our $Unauthorized = <<'_EOF_';
+<html>
+<head><title>401 Authorization Required</title></head>
+<body>
+<center><h1>401 Authorization Required</h1></center>
+<hr><center>nginx</center>
+</body>
+</html>
+_EOF_
+
+$Unauthorized =~ s/\n/\r\n/g;
+
+our $Config = <<'_EOC_';
+    server_tokens off;
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        add_header X-Claw-Auth "$claw_auth" always;
+    }
+
+    location /ws {
+        claw on;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection "upgrade";
+        add_header X-Claw-Auth "$claw_auth" always;
+    }
+
+    location /healthz {
+        claw on;
+        claw_auth off;
+        proxy_pass http://claw;
+        add_header X-Claw-Auth "$claw_auth" always;
+    }
+
+    location /public {
+        claw on;
+        claw_auth off;
+        error_page 404 = @private;
+        return 404;
+    }
+
+    location @private {
+        claw on;
+        proxy_pass http://claw;
+        add_header X-Claw-Auth "$claw_auth" always;
+    }
+_EOC_
+
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    if (!defined $block->http_config) {
+        $block->set_value("http_config", <<'_EOC_');
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_cookie_secret $TEST_NGINX_SERVER_ROOT/html/secret;
+    claw_session_ttl 1h;
+
+    upstream claw {
+        claw_balancer;
+        keepalive 8;
+    }
+_EOC_
+    }
+
+    if (!defined $block->user_files) {
+        $block->set_value("user_files", [
+            ["tenants.conf" => $Tenants],
+            ["secret" => $Secret],
+        ]);
+    }
+
+    if (!defined $block->config) {
+        $block->set_value("config", $Config);
+    }
+});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: a Bearer token of the tenant
+--- request
+GET /
+--- more_headers
+Host: alice.claw.test
+Authorization: Bearer alice-token-1
+--- response_body_like: ^container: alice\n
+--- response_body_unlike: (?i)authorization|alice-token
+--- response_headers
+X-Claw-Auth: bearer
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: the tenant's other token (rotation)
+--- request
+GET /
+--- more_headers
+Host: alice.claw.test
+Authorization: Bearer alice-token-2
+--- response_body_like: ^container: alice\n
+--- response_headers
+X-Claw-Auth: bearer
+--- no_error_log
+[error]
+
+
+
+=== TEST 3: the scheme in any case, by a custom domain
+--- request
+GET /
+--- more_headers
+Host: alice.example.org
+Authorization: bEaReR   alice-token-1
+--- response_body_like: ^container: alice\n
+--- no_error_log
+[error]
+
+
+
+=== TEST 4: no credential: 401 Bearer realm="claw", no container
+--- request
+GET /
+--- more_headers
+Host: alice.claw.test
+--- error_code: 401
+--- response_headers
+WWW-Authenticate: Bearer realm="claw"
+X-Claw-Auth:
+--- response_body eval
+$::Unauthorized
+--- no_error_log
+claw balancer
+[error]
+
+
+
+=== TEST 5: an unknown token: the same 401
+--- request
+GET /
+--- more_headers
+Host: alice.claw.test
+Authorization: Bearer alice-token-3
+--- error_code: 401
+--- response_headers
+WWW-Authenticate: Bearer realm="claw"
+--- response_body eval
+$::Unauthorized
+--- error_log
+claw: invalid credential for tenant "alice"
+--- no_error_log
+claw balancer
+[error]
+
+
+
+=== TEST 6: another tenant's token looks exactly like a random one
+--- request
+GET /
+--- more_headers
+Host: alice.claw.test
+Authorization: Bearer bob-token-1
+--- error_code: 401
+--- response_headers
+WWW-Authenticate: Bearer realm="claw"
+--- response_body eval
+$::Unauthorized
+--- no_error_log
+claw balancer
+[error]
+
+
+
+=== TEST 7: ... and works on its own tenant
+--- request
+GET /
+--- more_headers
+Host: bob.claw.test
+Authorization: Bearer bob-token-1
+--- response_body_like: ^container: bob\n
+--- no_error_log
+[error]
+
+
+
+=== TEST 8: Bearer without a token is malformed: the same 401
+--- request
+GET /
+--- more_headers
+Host: alice.claw.test
+Authorization: Bearer
+--- error_code: 401
+--- response_body eval
+$::Unauthorized
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 9: two words where a token goes
+--- request
+GET /
+--- more_headers
+Host: alice.claw.test
+Authorization: Bearer alice-token-1 alice-token-2
+--- error_code: 401
+--- response_body eval
+$::Unauthorized
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 10: a non-ASCII token
+--- raw_request eval
+"GET / HTTP/1.1\r\nHost: alice.claw.test\r\nAuthorization: Bearer alice-t\xc3\xb6ken-1\r\nConnection: close\r\n\r\n"
+--- error_code: 401
+--- response_body eval
+$::Unauthorized
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 11: a huge token costs nothing
+--- request
+GET /
+--- more_headers eval
+"Host: alice.claw.test\nAuthorization: Bearer " . ("A" x 6000)
+--- error_code: 401
+--- response_body eval
+$::Unauthorized
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 12: another scheme is no credential of ours
+--- request
+GET /
+--- more_headers
+Host: alice.claw.test
+Authorization: Basic YWxpY2U6YWxpY2UtdG9rZW4tMQ==
+--- error_code: 401
+--- response_body eval
+$::Unauthorized
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 13: a login link: 303 to the same URL without claw_token, with a session cookie
+--- request
+GET /app/page?x=1&claw_token=alice-token-1&y=2
+--- more_headers
+Host: alice.claw.test
+--- error_code: 303
+--- response_headers_like
+Location: ^http://alice\.claw\.test(?::\d+)?/app/page\?x=1&y=2$
+Set-Cookie: ^__Host-claw=[A-Za-z0-9_-]{66}; Path=/; Max-Age=3600; Secure; HttpOnly; SameSite=Lax$
+Cache-Control: ^no-store$
+Referrer-Policy: ^no-referrer$
+--- no_error_log
+claw balancer
+[error]
+
+
+
+=== TEST 14: the session cookie authenticates, and is taken off
+--- request
+GET /
+--- more_headers eval
+"Host: alice.claw.test\nCookie: theme=dark; __Host-claw="
+. main::session("alice", "alice-token-1", time + 600) . "; lang=en"
+--- response_body_like: ^container: alice\n(?s:.*)header: cookie: theme=dark; lang=en\n
+--- response_body_unlike: __Host-claw
+--- response_headers
+X-Claw-Auth: cookie
+--- no_error_log
+[error]
+
+
+
+=== TEST 15: a cookie alone is removed with its header
+--- request
+GET /
+--- more_headers eval
+"Host: alice.claw.test\nCookie: __Host-claw="
+. main::session("alice", "alice-token-2", time + 600)
+--- response_body_like: ^container: alice\n
+--- response_body_unlike: (?i)cookie
+--- no_error_log
+[error]
+
+
+
+=== TEST 16: a session of one tenant is worthless on another
+--- request
+GET /
+--- more_headers eval
+"Host: bob.claw.test\nCookie: __Host-claw="
+. main::session("alice", "alice-token-1", time + 600)
+--- error_code: 401
+--- response_body eval
+$::Unauthorized
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 17: ... even carrying the other tenant's id (the token differs)
+--- request
+GET /
+--- more_headers eval
+"Host: bob.claw.test\nCookie: __Host-claw="
+. main::session("bob", "alice-token-1", time + 600)
+--- error_code: 401
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 18: an expired session
+--- request
+GET /
+--- more_headers eval
+"Host: alice.claw.test\nCookie: __Host-claw="
+. main::session("alice", "alice-token-1", time - 1)
+--- error_code: 401
+--- response_body eval
+$::Unauthorized
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 19: a session longer than claw_session_ttl allows
+--- request
+GET /
+--- more_headers eval
+"Host: alice.claw.test\nCookie: __Host-claw="
+. main::session("alice", "alice-token-1", time + 7200)
+--- error_code: 401
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 20: a session minted with another secret
+--- request
+GET /
+--- more_headers eval
+"Host: alice.claw.test\nCookie: __Host-claw="
+. ClawTest::claw_session("z" x 40, "alice", "alice-token-1", time + 600)
+--- error_code: 401
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 21: a tampered session
+--- request
+GET /
+--- more_headers eval
+my $c = main::session("alice", "alice-token-1", time + 600);
+substr($c, 30, 1) = substr($c, 30, 1) eq "A" ? "B" : "A";
+"Host: alice.claw.test\nCookie: __Host-claw=$c"
+--- error_code: 401
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 22: a session of a token removed by a reload dies with it
+--- init
+ClawTest::write_file('html/tenants.conf',
+    "alice 127.0.0.1:19881 token=sha256:b240c0befacf0ea1df26b7990ea1a7439fcae9613485a90a5489b33804609e18\n");
+ClawTest::nginx_reload() or die "reload refused\n";
+--- request
+GET /
+--- more_headers eval
+"Host: alice.claw.test\nCookie: __Host-claw="
+. main::session("alice", "alice-token-1", time + 600)
+--- error_code: 401
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 23: a token removed by a reload stops working; the other goes on
+--- init
+ClawTest::write_file('html/tenants.conf',
+    "alice 127.0.0.1:19881 token=sha256:b240c0befacf0ea1df26b7990ea1a7439fcae9613485a90a5489b33804609e18\n");
+ClawTest::nginx_reload() or die "reload refused\n";
+--- request eval
+["GET /?claw_token=alice-token-1", "GET /?claw_token=alice-token-2"]
+--- more_headers
+Host: alice.claw.test
+--- error_code eval
+[401, 303]
+
+
+
+=== TEST 24: a WebSocket upgrade authenticated by claw_token
+--- raw_request eval
+ClawTest::ws_handshake_request(path => '/ws?once=1&claw_token=alice-token-1',
+                               host => 'alice.claw.test')
+. ClawTest::ws_frame('hi')
+--- error_code: 101
+--- response_headers
+X-Claw-Auth: query
+--- response_body_like: hello from alice.*alice: hi
+--- no_error_log
+[error]
+
+
+
+=== TEST 25: a WebSocket upgrade with a wrong claw_token
+--- raw_request eval
+ClawTest::ws_handshake_request(path => '/ws?claw_token=bob-token-1',
+                               host => 'alice.claw.test',
+                               headers => ['Connection: close'])
+--- error_code: 401
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 26: a WebSocket upgrade with a session from the tenant's own origin
+--- raw_request eval
+ClawTest::ws_handshake_request(path => '/ws?once=1', host => 'alice.claw.test',
+    headers => ['Origin: http://alice.claw.test:1984',
+                'Cookie: __Host-claw='
+                . main::session("alice", "alice-token-1", time + 600)])
+. ClawTest::ws_frame('hi')
+--- error_code: 101
+--- response_headers
+X-Claw-Auth: cookie
+--- no_error_log
+[error]
+
+
+
+=== TEST 27: ... and from its custom domain
+--- raw_request eval
+ClawTest::ws_handshake_request(path => '/ws?once=1', host => 'alice.claw.test',
+    headers => ['Origin: http://Alice.Example.org',
+                'Cookie: __Host-claw='
+                . main::session("alice", "alice-token-1", time + 600)])
+. ClawTest::ws_frame('hi')
+--- error_code: 101
+--- no_error_log
+[error]
+
+
+
+=== TEST 28: a session WebSocket from a foreign origin: 403
+--- raw_request eval
+ClawTest::ws_handshake_request(path => '/ws', host => 'alice.claw.test',
+    headers => ['Origin: http://evil.example.com', 'Connection: close',
+                'Cookie: __Host-claw='
+                . main::session("alice", "alice-token-1", time + 600)])
+--- error_code: 403
+--- error_log
+claw: WebSocket with the session of tenant "alice" from a foreign origin
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 29: ... from another tenant's origin: 403
+--- raw_request eval
+ClawTest::ws_handshake_request(path => '/ws', host => 'alice.claw.test',
+    headers => ['Origin: http://bob.claw.test', 'Connection: close',
+                'Cookie: __Host-claw='
+                . main::session("alice", "alice-token-1", time + 600)])
+--- error_code: 403
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 30: ... with no Origin at all: 403
+--- raw_request eval
+ClawTest::ws_handshake_request(path => '/ws', host => 'alice.claw.test',
+    headers => ['Connection: close', 'Cookie: __Host-claw='
+                . main::session("alice", "alice-token-1", time + 600)])
+--- error_code: 403
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 31: ... from the https origin of a plain http connection: 403
+--- raw_request eval
+ClawTest::ws_handshake_request(path => '/ws', host => 'alice.claw.test',
+    headers => ['Origin: https://alice.claw.test', 'Connection: close',
+                'Cookie: __Host-claw='
+                . main::session("alice", "alice-token-1", time + 600)])
+--- error_code: 403
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 32: a Bearer WebSocket needs no Origin (not a browser)
+--- raw_request eval
+ClawTest::ws_handshake_request(path => '/ws?once=1', host => 'alice.claw.test',
+    headers => ['Authorization: Bearer alice-token-2'])
+. ClawTest::ws_frame('hi')
+--- error_code: 101
+--- response_headers
+X-Claw-Auth: bearer
+--- no_error_log
+[error]
+
+
+
+=== TEST 33: a Bearer token and a different claw_token disagree: 400
+--- request
+GET /?claw_token=alice-token-2
+--- more_headers
+Host: alice.claw.test
+Authorization: Bearer alice-token-1
+--- error_code: 400
+--- error_log
+claw: conflicting credentials for tenant "alice"
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 34: a session and a token not valid with it disagree: 400
+--- request
+GET /
+--- more_headers eval
+"Host: alice.claw.test\nAuthorization: Bearer bob-token-1\nCookie: __Host-claw="
+. main::session("alice", "alice-token-1", time + 600)
+--- error_code: 400
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 35: a session and another valid token of the tenant agree
+--- request
+GET /
+--- more_headers eval
+"Host: alice.claw.test\nAuthorization: Bearer alice-token-2\nCookie: __Host-claw="
+. main::session("alice", "alice-token-1", time + 600)
+--- response_body_like: ^container: alice\n
+--- response_headers
+X-Claw-Auth: bearer
+--- no_error_log
+[error]
+
+
+
+=== TEST 36: a valid token next to a dead session disagree: 400
+--- request
+GET /
+--- more_headers eval
+"Host: alice.claw.test\nAuthorization: Bearer alice-token-1\nCookie: __Host-claw="
+. main::session("alice", "alice-token-1", time - 10)
+--- error_code: 400
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 37: a new login replaces a dead session
+--- request
+GET /?claw_token=alice-token-1
+--- more_headers eval
+"Host: alice.claw.test\nCookie: __Host-claw="
+. main::session("alice", "alice-token-1", time - 10)
+--- error_code: 303
+--- response_headers_like
+Set-Cookie: __Host-claw=[A-Za-z0-9_-]{66}; .*
+--- no_error_log
+[error]
+
+
+
+=== TEST 38: two different claw_token arguments: 400
+--- request
+GET /?claw_token=alice-token-1&claw_token=alice-token-2
+--- more_headers
+Host: alice.claw.test
+--- error_code: 400
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 39: two different session cookies: 400
+--- request
+GET /
+--- more_headers eval
+"Host: alice.claw.test\nCookie: __Host-claw="
+. main::session("alice", "alice-token-1", time + 600)
+. "\nCookie: __Host-claw="
+. main::session("alice", "alice-token-2", time + 600)
+--- error_code: 400
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 40: the container never sees a credential, nor made-up edge headers
+--- request
+GET /api?q=1&claw_token=alice-token-1&cl%61w_token=alice-token-1
+--- more_headers
+Host: alice.claw.test
+Authorization: Bearer alice-token-1
+X-Claw-Tenant: bob
+X-CLAW-Admin: yes
+X-Claw: kept
+--- response_body_like: ^container: alice\n(?s:.*)uri: /api\?q=1\n(?s:.*)header: x-claw: kept\n
+--- response_body_unlike: (?i)authorization|alice-token|claw_token|cl%61w|x-claw-
+--- no_error_log
+[error]
+
+
+
+=== TEST 41: claw_token on a POST is taken off and counts for nothing
+--- request
+POST /submit?claw_token=alice-token-1
+hello
+--- more_headers
+Host: alice.claw.test
+--- error_code: 401
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 42: claw_token values never reach the logs
+--- log_level: info
+--- request
+GET /page?a=1&claw_token=alice-token-1
+--- more_headers
+Host: alice.claw.test
+--- error_code: 303
+--- error_log
+request: "GET /page?a=1&claw_token=[redacted] HTTP/1.1"
+--- no_error_log
+alice-token-1
+
+
+
+=== TEST 43: $request in the access log is redacted too
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_cookie_secret $TEST_NGINX_SERVER_ROOT/html/secret;
+
+    log_format claw '$request|$request_uri|$args|$claw_tenant';
+
+    upstream claw {
+        claw_balancer;
+    }
+--- config
+    claw_domain claw.test;
+    access_log logs/access.log claw;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+    }
+--- request
+GET /page?a=1&claw_token=bob-token-1
+--- more_headers
+Host: bob.claw.test
+--- error_code: 303
+--- access_log
+GET /page?a=1&claw_token=[redacted] HTTP/1.1|/page?a=1|a=1|bob
+
+
+
+=== TEST 44: claw_auth off still routes, and still takes credentials off
+--- request
+GET /healthz
+--- more_headers eval
+"Host: alice.claw.test\nAuthorization: Bearer alice-token-1\nCookie: a=b; __Host-claw="
+. main::session("alice", "alice-token-1", time + 600)
+--- response_body_like: ^container: alice\n(?s:.*)header: cookie: a=b\n
+--- response_body_unlike: (?i)authorization|__Host-claw
+--- response_headers
+X-Claw-Auth: off
+--- no_error_log
+[error]
+
+
+
+=== TEST 45: an internal redirect from a public location to a private one needs a credential
+--- request
+GET /public
+--- more_headers
+Host: alice.claw.test
+--- error_code: 401
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 46: ... which the first pass already took off the request
+--- request
+GET /public
+--- more_headers
+Host: alice.claw.test
+Authorization: Bearer alice-token-1
+--- response_body_like: ^container: alice\n
+--- response_body_unlike: (?i)authorization
+--- response_headers
+X-Claw-Auth: bearer
+--- no_error_log
+[error]
+
+
+
+=== TEST 47: failed attempts from one address: 429 once over the limit, a valid token included
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_cookie_secret $TEST_NGINX_SERVER_ROOT/html/secret;
+    claw_auth_fail_limit 3/m;
+
+    upstream claw {
+        claw_balancer;
+    }
+--- config
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+    }
+--- request eval
+["GET /?claw_token=guess-1", "GET /?claw_token=guess-2",
+ "GET /?claw_token=guess-3", "GET /?claw_token=alice-token-1",
+ "GET /"]
+--- more_headers
+Host: alice.claw.test
+--- error_code eval
+[401, 401, 401, 429, 429]
+--- raw_response_headers_like eval
+["", "", "", "Retry-After: (?:[1-9]|1[0-9]|20)\r\n",
+ "Retry-After: (?:[1-9]|1[0-9]|20)\r\n"]
+
+
+
+=== TEST 48: over the limit, a valid Bearer token gets 429 and is logged once
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth_fail_limit 2/m;
+
+    upstream claw {
+        claw_balancer;
+    }
+--- config
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+    }
+--- init
+for my $guess (qw(guess-1 guess-2)) {
+    my $status = ClawTest::http_get("/", "Host: bob.claw.test",
+                                    "Authorization: Bearer $guess");
+    die "a guess got $status\n" unless $status == 401;
+}
+--- request
+GET /
+--- more_headers
+Host: bob.claw.test
+Authorization: Bearer bob-token-1
+--- error_code: 429
+--- raw_response_headers_like: Retry-After: (?:[1-9]|[1-2][0-9]|30)\r\n
+--- error_log
+claw: too many failed credentials from this address, tenant "bob"
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 49: missing credentials are not failed checks
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth_fail_limit 2/m;
+
+    upstream claw {
+        claw_balancer;
+    }
+--- config
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+    }
+--- request eval
+["GET /", "GET /", "GET /", "GET /"]
+--- more_headers
+Host: bob.claw.test
+--- error_code eval
+[401, 401, 401, 401]
+
+
+
+=== TEST 50: without claw_cookie_secret there are no sessions and no login links
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+
+    upstream claw {
+        claw_balancer;
+    }
+--- config
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+    }
+--- request eval
+["GET /?claw_token=alice-token-1", "GET /"]
+--- more_headers eval
+"Host: alice.claw.test\nCookie: __Host-claw="
+. main::session("alice", "alice-token-1", time + 600)
+--- error_code eval
+[401, 401]
+
+
+
+=== TEST 51: a cookie secret shorter than 32 bytes
+--- user_files eval
+[["tenants.conf" => $::Tenants], ["secret" => "short"]]
+--- request
+GET /
+--- must_die
+--- error_log
+must hold 32 to 4096 bytes, not 5
+
+
+
+=== TEST 52: a malformed claw_auth_fail_limit
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth_fail_limit 30/s;
+--- config
+--- request
+GET /
+--- must_die
+--- error_log
+invalid claw_auth_fail_limit "30/s", expected "N/m" or "off"
