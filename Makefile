@@ -21,6 +21,12 @@ MODULE      := $(NGX_BUILD)/objs/ngx_http_claw_module.so
 
 SRCS        := $(wildcard ngx_claw_module/*.c ngx_claw_module/*.h)
 
+# the pure parsers and codecs, which unit tests and fuzz targets link alone
+PURE        := ngx_claw_module/ngx_http_claw_parse.c \
+               ngx_claw_module/ngx_http_claw_token.c
+UNIT        := $(BUILD)/unit/claw_unit
+CFLAGS_UNIT := -g -O1 -Wall -Wextra -Werror -Ingx_claw_module
+
 # Debian packages, by what needs them
 PKG_BUILD   := nginx-core nginx-dev gcc make libc6-dev libpcre2-dev \
                libssl-dev zlib1g-dev openssl
@@ -39,7 +45,7 @@ export TEST_NGINX_LOAD_MODULES ?= $(CURDIR)/$(MODULE)
 export TEST_NGINX_CLAW_ROOT    := $(CURDIR)
 
 
-.PHONY: all build deps deps-build deps-test test demo demo-stop clean
+.PHONY: all build unit deps deps-build deps-test test demo demo-stop clean
 
 all: build
 
@@ -62,6 +68,12 @@ $(NGX_BUILD)/Makefile: config $(NGINX_SRC)/conf_flags
 $(MODULE): $(NGX_BUILD)/Makefile $(SRCS)
 	$(MAKE) -C $(NGX_BUILD) -f objs/Makefile modules
 
+unit: deps-build $(UNIT)
+
+$(UNIT): t/unit/claw_unit.c $(PURE) $(wildcard ngx_claw_module/*.h)
+	mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_UNIT) -o $@ t/unit/claw_unit.c $(PURE) -lcrypto
+
 # Installs only what is missing, so a prepared machine needs no network.
 deps: deps-build deps-test
 
@@ -71,7 +83,7 @@ deps-build:
 deps-test:
 	@scripts/apt-install $(PKG_TEST)
 
-test: deps-test build
+test: deps-test build unit
 	prove $(PROVE_INC) $(PROVE_ARGS)
 
 demo: deps build

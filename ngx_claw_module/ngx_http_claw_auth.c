@@ -50,14 +50,6 @@ static ngx_int_t ngx_http_claw_failed(ngx_http_request_t *r,
     ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx,
     ngx_int_t status, char *why);
 static size_t ngx_http_claw_fail_key(ngx_http_request_t *r, u_char *key);
-static time_t ngx_http_claw_fail_blocked(ngx_http_claw_registry_t *reg,
-    u_char *key, size_t len, ngx_uint_t limit);
-static void ngx_http_claw_fail_record(ngx_http_claw_registry_t *reg,
-    u_char *key, size_t len, ngx_uint_t limit, ngx_log_t *log);
-static ngx_http_claw_fail_t *ngx_http_claw_fail_find_locked(
-    ngx_http_claw_shctx_t *sh, uint32_t hash, u_char *key, size_t len);
-static void ngx_http_claw_fail_expire_locked(ngx_http_claw_registry_t *reg,
-    uint64_t now, ngx_uint_t n);
 
 
 static ngx_str_t  ngx_http_claw_auth_names[] = {
@@ -236,7 +228,7 @@ ngx_http_claw_auth(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
      */
 
     if (clcf->fail_limit) {
-        retry = ngx_http_claw_fail_blocked(ctx->registry, key,
+        retry = ngx_http_claw_registry_fail_wait(ctx->registry, key,
                                            ngx_http_claw_fail_key(r, key),
                                            clcf->fail_limit);
         if (retry) {
@@ -1012,7 +1004,7 @@ ngx_http_claw_failed(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     (void) ngx_atomic_fetch_add(&ctx->tenant->auth_failures, 1);
 
     if (clcf->fail_limit) {
-        ngx_http_claw_fail_record(ctx->registry, key,
+        ngx_http_claw_registry_fail_add(ctx->registry, key,
                                   ngx_http_claw_fail_key(r, key),
                                   clcf->fail_limit, r->connection->log);
     }
@@ -1061,158 +1053,6 @@ ngx_http_claw_fail_key(ngx_http_request_t *r, u_char *key)
     default: /* unix sockets: one local client */
         key[0] = 'u';
         return 1;
-    }
-}
-
-
-/*
- * A leaky bucket of failures per address: each failure adds 60/limit
- * seconds, and the address is over the limit while more than limit - 1
- * failures are pending.  Returns the seconds until it is not, or 0.
- */
-
-static time_t
-ngx_http_claw_fail_blocked(ngx_http_claw_registry_t *reg, u_char *key,
-    size_t len, ngx_uint_t limit)
-{
-    uint32_t               hash;
-    uint64_t               now, interval, tolerance, wait;
-    ngx_http_claw_fail_t  *f;
-
-    hash = ngx_murmur_hash2(key, len);
-    now = (uint64_t) ngx_current_msec * 1000;
-    interval = 60000000 / limit;
-    tolerance = interval * (limit - 1);
-
-    wait = 0;
-
-    ngx_shmtx_lock(&reg->shpool->mutex);
-
-    f = ngx_http_claw_fail_find_locked(reg->sh, hash, key, len);
-
-    if (f && f->tat > now + tolerance) {
-        wait = f->tat - now - tolerance;
-    }
-
-    ngx_shmtx_unlock(&reg->shpool->mutex);
-
-    return (time_t) ((wait + 999999) / 1000000);
-}
-
-
-static void
-ngx_http_claw_fail_record(ngx_http_claw_registry_t *reg, u_char *key,
-    size_t len, ngx_uint_t limit, ngx_log_t *log)
-{
-    uint32_t                hash;
-    uint64_t                now;
-    ngx_uint_t              tries;
-    ngx_http_claw_fail_t   *f, **fp;
-    ngx_http_claw_shctx_t  *sh;
-
-    hash = ngx_murmur_hash2(key, len);
-    now = (uint64_t) ngx_current_msec * 1000;
-
-    sh = reg->sh;
-
-    ngx_shmtx_lock(&reg->shpool->mutex);
-
-    ngx_http_claw_fail_expire_locked(reg, now, 2);
-
-    f = ngx_http_claw_fail_find_locked(sh, hash, key, len);
-
-    if (f == NULL) {
-        for (tries = 0; /* void */ ; tries++) {
-            f = ngx_slab_alloc_locked(reg->shpool,
-                                      sizeof(ngx_http_claw_fail_t));
-            if (f || tries == 8 || ngx_queue_empty(&sh->fail_queue)) {
-                break;
-            }
-
-            /* the zone is full: make room among failures, never tenants */
-            ngx_http_claw_fail_expire_locked(reg, (uint64_t) -1, 16);
-        }
-
-        if (f == NULL) {
-            ngx_shmtx_unlock(&reg->shpool->mutex);
-            ngx_log_error(NGX_LOG_ERR, log, 0,
-                          "claw: no room in the zone to count a failed "
-                          "credential");
-            return;
-        }
-
-        f->hash = hash;
-        f->len = (u_char) len;
-        ngx_memcpy(f->key, key, len);
-        f->tat = now;
-
-        fp = &sh->fails[hash & (sh->nbuckets - 1)];
-        f->next = *fp;
-        *fp = f;
-
-    } else {
-        ngx_queue_remove(&f->queue);
-    }
-
-    ngx_queue_insert_head(&sh->fail_queue, &f->queue);
-
-    f->tat = ngx_max(f->tat, now) + 60000000 / limit;
-
-    ngx_shmtx_unlock(&reg->shpool->mutex);
-}
-
-
-static ngx_http_claw_fail_t *
-ngx_http_claw_fail_find_locked(ngx_http_claw_shctx_t *sh, uint32_t hash,
-    u_char *key, size_t len)
-{
-    ngx_http_claw_fail_t  *f;
-
-    for (f = sh->fails[hash & (sh->nbuckets - 1)]; f; f = f->next) {
-        if (f->hash == hash && f->len == len
-            && ngx_memcmp(f->key, key, len) == 0)
-        {
-            return f;
-        }
-    }
-
-    return NULL;
-}
-
-
-/* drops up to n least recently failing addresses whose bucket drained */
-
-static void
-ngx_http_claw_fail_expire_locked(ngx_http_claw_registry_t *reg, uint64_t now,
-    ngx_uint_t n)
-{
-    ngx_queue_t            *q;
-    ngx_http_claw_fail_t   *f, **fp;
-    ngx_http_claw_shctx_t  *sh;
-
-    sh = reg->sh;
-
-    while (n-- && !ngx_queue_empty(&sh->fail_queue)) {
-        q = ngx_queue_last(&sh->fail_queue);
-        f = ngx_queue_data(q, ngx_http_claw_fail_t, queue);
-
-        if (f->tat > now) {
-            return;
-        }
-
-        ngx_queue_remove(q);
-
-        for (fp = &sh->fails[f->hash & (sh->nbuckets - 1)];
-             *fp;
-             fp = &(*fp)->next)
-        {
-            if (*fp == f) {
-                *fp = f->next;
-                break;
-            }
-        }
-
-        ngx_slab_free_locked(reg->shpool, f);
     }
 }
 

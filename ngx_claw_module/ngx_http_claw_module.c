@@ -15,6 +15,7 @@
 #include "ngx_http_claw_module.h"
 #include "ngx_http_claw_auth.h"
 #include "ngx_http_claw_balancer.h"
+#include "ngx_http_claw_limit.h"
 
 
 static ngx_int_t ngx_http_claw_handler(ngx_http_request_t *r);
@@ -42,6 +43,17 @@ static char *ngx_http_claw_tenant(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_claw_unknown_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_claw_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_claw_init_process(ngx_cycle_t *cycle);
+static void ngx_http_claw_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_http_claw_log_levels[] = {
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("error"), NGX_LOG_ERR },
+    { ngx_null_string, 0 }
+};
 
 
 static ngx_command_t  ngx_http_claw_commands[] = {
@@ -116,6 +128,34 @@ static ngx_command_t  ngx_http_claw_commands[] = {
       0,
       NULL },
 
+    { ngx_string("claw_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE12,
+      ngx_http_claw_rate,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("claw_conn"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_claw_loc_conf_t, conn),
+      NULL },
+
+    { ngx_string("claw_rate_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_claw_loc_conf_t, rate_headers),
+      NULL },
+
+    { ngx_string("claw_limit_log_level"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_claw_loc_conf_t, limit_log_level),
+      &ngx_http_claw_log_levels },
+
     { ngx_string("claw_balancer"),
       NGX_HTTP_UPS_CONF|NGX_CONF_NOARGS,
       ngx_http_claw_balancer,
@@ -149,10 +189,10 @@ ngx_module_t  ngx_http_claw_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_claw_init_process,            /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_claw_exit_process,            /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -235,6 +275,15 @@ ngx_http_claw_handler(ngx_http_request_t *r)
 
     if (rc != NGX_OK && rc != NGX_DECLINED) {
         return rc;
+    }
+
+    /* claw_auth off: no credential, so no tenant quota is spent either */
+
+    if (rc == NGX_OK && !ctx->limited) {
+        rc = ngx_http_claw_limit(r, clcf, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
     }
 
     ctx->admitted = 1;
@@ -399,7 +448,8 @@ ngx_http_claw_cleanup(void *data)
     ngx_http_claw_ctx_t  *ctx = data;
 
     if (ctx->tenant) {
-        ngx_http_claw_registry_release(ctx->registry, ctx->tenant);
+        ngx_http_claw_registry_release(ctx->registry, ctx->tenant,
+                                       ctx->active);
         ctx->tenant = NULL;
     }
 }
@@ -564,6 +614,10 @@ ngx_http_claw_create_loc_conf(ngx_conf_t *cf)
     conf->auth = NGX_CONF_UNSET;
     conf->session_ttl = NGX_CONF_UNSET;
     conf->fail_limit = NGX_CONF_UNSET_UINT;
+    conf->burst = NGX_CONF_UNSET_UINT;
+    conf->conn = NGX_CONF_UNSET_UINT;
+    conf->rate_headers = NGX_CONF_UNSET;
+    conf->limit_log_level = NGX_CONF_UNSET_UINT;
 
     return conf;
 }
@@ -586,6 +640,17 @@ ngx_http_claw_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_sec_value(conf->session_ttl, prev->session_ttl,
                              12 * 60 * 60);
     ngx_conf_merge_uint_value(conf->fail_limit, prev->fail_limit, 30);
+
+    if (conf->rate.period == 0) {
+        conf->rate = prev->rate;
+        conf->burst = prev->burst;
+    }
+
+    ngx_conf_merge_uint_value(conf->burst, prev->burst, 0);
+    ngx_conf_merge_uint_value(conf->conn, prev->conn, 0);
+    ngx_conf_merge_value(conf->rate_headers, prev->rate_headers, 0);
+    ngx_conf_merge_uint_value(conf->limit_log_level, prev->limit_log_level,
+                              NGX_LOG_ERR);
 
     if (conf->enable) {
         cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_claw_module);
@@ -814,5 +879,41 @@ ngx_http_claw_init(ngx_conf_t *cf)
 
     *h = ngx_http_claw_handler;
 
-    return NGX_OK;
+    return ngx_http_claw_limit_init(cf);
+}
+
+
+static ngx_int_t
+ngx_http_claw_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_claw_main_conf_t  *cmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_claw_module);
+
+    if (cmcf == NULL || cmcf->registry.shm_zone == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_claw_registry_init_worker(&cmcf->registry, cycle->log);
+}
+
+
+static void
+ngx_http_claw_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_claw_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_claw_module);
+
+    if (cmcf == NULL || cmcf->registry.shm_zone == NULL) {
+        return;
+    }
+
+    ngx_http_claw_registry_exit_worker(&cmcf->registry);
 }

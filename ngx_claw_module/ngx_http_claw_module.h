@@ -39,6 +39,12 @@ typedef struct {
     ngx_flag_t                   auth;
     time_t                       session_ttl;
     ngx_uint_t                   fail_limit;     /* per minute, 0: off */
+
+    ngx_http_claw_rate_t         rate;           /* period 0: not set */
+    ngx_uint_t                   burst;
+    ngx_uint_t                   conn;
+    ngx_flag_t                   rate_headers;
+    ngx_uint_t                   limit_log_level;
 } ngx_http_claw_loc_conf_t;
 
 
@@ -74,6 +80,14 @@ typedef struct {
 
     unsigned                     auth:3;         /* $claw_auth */
     unsigned                     admitted:1;
+    unsigned                     limited:1;      /* limits were applied */
+    unsigned                     active:1;       /* counted in flight */
+
+    /* for the RateLimit headers */
+    uint64_t                     rate_quota;
+    uint64_t                     rate_remaining;
+    time_t                       rate_window;
+    time_t                       rate_reset;
 } ngx_http_claw_ctx_t;
 
 

@@ -380,6 +380,42 @@ ngx_http_claw_parse_rate(const unsigned char *p, size_t len,
 }
 
 
+/*
+ * The generic cell rate algorithm, as limit_req with nodelay: up to
+ * burst + 1 requests at once, then one per interval.  Over any window T,
+ * at most T / interval + burst + 1 are admitted.  Returns 0 with the new
+ * theoretical arrival time in *next, or how long until one more request
+ * would be admitted (same unit as the arguments).
+ */
+
+uint64_t
+ngx_http_claw_gcra(uint64_t tat, uint64_t now, uint64_t interval,
+    uint64_t burst, uint64_t *next)
+{
+    uint64_t  t, tolerance;
+
+    t = tat > now ? tat : now;
+    tolerance = burst * interval;
+
+    if (t - now > tolerance) {
+        return t - now - tolerance;
+    }
+
+    *next = t + interval;
+
+    return 0;
+}
+
+
+/* nanoseconds between two requests at this rate */
+
+uint64_t
+ngx_http_claw_rate_interval(ngx_http_claw_rate_t *rate)
+{
+    return (uint64_t) rate->period * 1000000000 / rate->number;
+}
+
+
 int
 ngx_http_claw_parse_number(const unsigned char *p, size_t len, int64_t max,
     int64_t *value)

@@ -116,6 +116,10 @@ int ngx_http_claw_parse_number(const unsigned char *p, size_t len,
 int ngx_http_claw_parse_digest(const unsigned char *p, size_t len,
     unsigned char *digest);
 
+uint64_t ngx_http_claw_gcra(uint64_t tat, uint64_t now, uint64_t interval,
+    uint64_t burst, uint64_t *next);
+uint64_t ngx_http_claw_rate_interval(ngx_http_claw_rate_t *rate);
+
 /*
  * Returns 1 for a tenant line, 0 for a blank or comment line, -1 with
  * err set for a malformed line.  The line is lowercased in place where

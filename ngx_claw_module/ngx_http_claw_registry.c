@@ -51,6 +51,13 @@ static ngx_http_claw_tenant_t *ngx_http_claw_find_id_locked(
     ngx_http_claw_shctx_t *sh, uint32_t hash, u_char *id, size_t len);
 static ngx_http_claw_tenant_t *ngx_http_claw_find_domain_locked(
     ngx_http_claw_shctx_t *sh, uint32_t hash, u_char *name, size_t len);
+static void ngx_http_claw_unhold_locked(ngx_http_claw_registry_t *reg,
+    ngx_http_claw_ledger_t *ledger, ngx_http_claw_tenant_t *t,
+    uint32_t pins, uint32_t active);
+static ngx_http_claw_fail_t *ngx_http_claw_fail_find_locked(
+    ngx_http_claw_shctx_t *sh, uint32_t hash, u_char *key, size_t len);
+static void ngx_http_claw_fail_expire_locked(ngx_http_claw_registry_t *reg,
+    uint64_t now, ngx_uint_t n);
 
 
 /*
@@ -741,11 +748,18 @@ ngx_http_claw_unlink_names_locked(ngx_http_claw_shctx_t *sh,
 }
 
 
+/*
+ * Finds a tenant and pins its slot for the request; the request gets a
+ * copy of the tenant's configuration, so the lock is held for the lookup
+ * and a copy of a few hundred bytes, no longer.
+ */
+
 ngx_http_claw_tenant_t *
 ngx_http_claw_registry_acquire(ngx_http_claw_registry_t *reg,
     ngx_uint_t domain, uint32_t hash, u_char *name, size_t len,
     ngx_http_claw_tconf_t *copy)
 {
+    ngx_http_claw_hold_t    *hold;
     ngx_http_claw_tenant_t  *t;
 
     ngx_shmtx_lock(&reg->shpool->mutex);
@@ -758,9 +772,23 @@ ngx_http_claw_registry_acquire(ngx_http_claw_registry_t *reg,
     }
 
     if (t) {
+        hold = ngx_http_claw_hold_locked(reg, t);
+
+        if (hold == NULL && reg->ledger) {
+            /* not even evicting failure records made room */
+            t = NULL;
+            goto done;
+        }
+
+        if (hold) {
+            hold->pins++;
+        }
+
         t->refs++;
         ngx_memcpy(copy, t->conf, t->conf->head);
     }
+
+done:
 
     ngx_shmtx_unlock(&reg->shpool->mutex);
 
@@ -770,15 +798,227 @@ ngx_http_claw_registry_acquire(ngx_http_claw_registry_t *reg,
 
 void
 ngx_http_claw_registry_release(ngx_http_claw_registry_t *reg,
-    ngx_http_claw_tenant_t *t)
+    ngx_http_claw_tenant_t *t, ngx_uint_t active)
 {
     ngx_shmtx_lock(&reg->shpool->mutex);
 
-    if (--t->refs == 0 && t->dead) {
+    ngx_http_claw_unhold_locked(reg, reg->ledger, t, 1, active ? 1 : 0);
+
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+}
+
+
+/* this worker's ledger entry for t, created on first use */
+
+ngx_http_claw_hold_t *
+ngx_http_claw_hold_locked(ngx_http_claw_registry_t *reg,
+    ngx_http_claw_tenant_t *t)
+{
+    ngx_http_claw_hold_t   *h, **hp;
+    ngx_http_claw_ledger_t *ledger;
+
+    ledger = reg->ledger;
+
+    if (ledger == NULL) {
+        return NULL;
+    }
+
+    hp = &ledger->holds[((uintptr_t) t >> 7) % NGX_HTTP_CLAW_HOLD_BUCKETS];
+
+    for (h = *hp; h; h = h->next) {
+        if (h->tenant == t) {
+            return h;
+        }
+    }
+
+    h = ngx_http_claw_alloc_locked(reg, sizeof(ngx_http_claw_hold_t));
+    if (h == NULL) {
+        return NULL;
+    }
+
+    h->tenant = t;
+    h->pins = 0;
+    h->active = 0;
+    h->next = *hp;
+    *hp = h;
+
+    return h;
+}
+
+
+static void
+ngx_http_claw_unhold_locked(ngx_http_claw_registry_t *reg,
+    ngx_http_claw_ledger_t *ledger, ngx_http_claw_tenant_t *t, uint32_t pins,
+    uint32_t active)
+{
+    ngx_http_claw_hold_t  *h, **hp;
+
+    if (ledger) {
+        hp = &ledger->holds[((uintptr_t) t >> 7)
+                            % NGX_HTTP_CLAW_HOLD_BUCKETS];
+
+        for (h = *hp; h; hp = &h->next, h = h->next) {
+            if (h->tenant != t) {
+                continue;
+            }
+
+            h->pins -= pins;
+            h->active -= active;
+
+            if (h->pins == 0) {
+                *hp = h->next;
+                ngx_slab_free_locked(reg->shpool, h);
+            }
+
+            break;
+        }
+    }
+
+    t->active -= active;
+    t->refs -= pins;
+
+    if (t->refs == 0 && t->dead) {
         ngx_slab_free_locked(reg->shpool, t);
+    }
+}
+
+
+/*
+ * A worker starts: it gives back what dead workers still held (a worker
+ * killed with requests in flight never ran their cleanups), then takes
+ * its own ledger.  The master unlocks a mutex a dead worker held.
+ */
+
+ngx_int_t
+ngx_http_claw_registry_init_worker(ngx_http_claw_registry_t *reg,
+    ngx_log_t *log)
+{
+    ngx_int_t                i, n;
+    ngx_uint_t               pins, active;
+    ngx_http_claw_hold_t    *h, *next;
+    ngx_http_claw_shctx_t   *sh;
+    ngx_http_claw_ledger_t  *ledger;
+
+    sh = reg->sh;
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+
+    for (i = 0; i < NGX_MAX_PROCESSES; i++) {
+        ledger = sh->ledgers[i];
+
+        if (ledger == NULL || ledger->pid == 0 || ledger->pid == ngx_pid
+            || kill(ledger->pid, 0) == 0 || ngx_errno != NGX_ESRCH)
+        {
+            continue;
+        }
+
+        pins = 0;
+        active = 0;
+
+        for (n = 0; n < NGX_HTTP_CLAW_HOLD_BUCKETS; n++) {
+            for (h = ledger->holds[n]; h; h = next) {
+                next = h->next;
+                pins += h->pins;
+                active += h->active;
+
+                h->tenant->active -= h->active;
+                h->tenant->refs -= h->pins;
+
+                if (h->tenant->refs == 0 && h->tenant->dead) {
+                    ngx_slab_free_locked(reg->shpool, h->tenant);
+                }
+
+                ngx_slab_free_locked(reg->shpool, h);
+            }
+
+            ledger->holds[n] = NULL;
+        }
+
+        if (pins) {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "claw: worker %P exited holding %ui requests "
+                          "(%ui admitted), given back", ledger->pid, pins,
+                          active);
+        }
+
+        ledger->pid = 0;
+    }
+
+    ledger = sh->ledgers[ngx_process_slot];
+
+    if (ledger == NULL) {
+        ledger = ngx_http_claw_alloc_locked(reg,
+                                            sizeof(ngx_http_claw_ledger_t));
+        if (ledger == NULL) {
+            ngx_shmtx_unlock(&reg->shpool->mutex);
+            ngx_log_error(NGX_LOG_EMERG, log, 0,
+                          "claw zone \"%V\" has no room for a worker",
+                          &reg->shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
+        ngx_memzero(ledger, sizeof(ngx_http_claw_ledger_t));
+        sh->ledgers[ngx_process_slot] = ledger;
+    }
+
+    ledger->pid = ngx_pid;
+    reg->ledger = ledger;
+
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/* a worker that exits having released everything leaves no ledger */
+
+void
+ngx_http_claw_registry_exit_worker(ngx_http_claw_registry_t *reg)
+{
+    ngx_uint_t               n;
+    ngx_http_claw_ledger_t  *ledger;
+
+    ledger = reg->ledger;
+
+    if (ledger == NULL) {
+        return;
+    }
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+
+    for (n = 0; n < NGX_HTTP_CLAW_HOLD_BUCKETS; n++) {
+        if (ledger->holds[n]) {
+            break;
+        }
+    }
+
+    if (n == NGX_HTTP_CLAW_HOLD_BUCKETS) {
+        ledger->pid = 0;
     }
 
     ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    reg->ledger = NULL;
+}
+
+
+/* an allocation that may make room by evicting failure records */
+
+void *
+ngx_http_claw_alloc_locked(ngx_http_claw_registry_t *reg, size_t size)
+{
+    void        *p;
+    ngx_uint_t   tries;
+
+    for (tries = 0; /* void */ ; tries++) {
+        p = ngx_slab_alloc_locked(reg->shpool, size);
+
+        if (p || tries == 8 || ngx_queue_empty(&reg->sh->fail_queue)) {
+            return p;
+        }
+
+        ngx_http_claw_fail_expire_locked(reg, (uint64_t) -1, 16);
+    }
 }
 
 
@@ -838,6 +1078,150 @@ ngx_http_claw_find_domain_locked(ngx_http_claw_shctx_t *sh, uint32_t hash,
     }
 
     return NULL;
+}
+
+
+/*
+ * A leaky bucket of failures per address: each failure adds 60/limit
+ * seconds, and the address is over the limit while more than limit - 1
+ * failures are pending.  Returns the seconds until it is not, or 0.
+ */
+
+time_t
+ngx_http_claw_registry_fail_wait(ngx_http_claw_registry_t *reg, u_char *key,
+    size_t len, ngx_uint_t limit)
+{
+    uint32_t               hash;
+    uint64_t               now, interval, tolerance, wait;
+    ngx_http_claw_fail_t  *f;
+
+    hash = ngx_murmur_hash2(key, len);
+    now = (uint64_t) ngx_current_msec * 1000;
+    interval = 60000000 / limit;
+    tolerance = interval * (limit - 1);
+
+    wait = 0;
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+
+    f = ngx_http_claw_fail_find_locked(reg->sh, hash, key, len);
+
+    if (f && f->tat > now + tolerance) {
+        wait = f->tat - now - tolerance;
+    }
+
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    return (time_t) ((wait + 999999) / 1000000);
+}
+
+
+void
+ngx_http_claw_registry_fail_add(ngx_http_claw_registry_t *reg, u_char *key,
+    size_t len, ngx_uint_t limit, ngx_log_t *log)
+{
+    uint32_t                hash;
+    uint64_t                now;
+    ngx_http_claw_fail_t   *f, **fp;
+    ngx_http_claw_shctx_t  *sh;
+
+    hash = ngx_murmur_hash2(key, len);
+    now = (uint64_t) ngx_current_msec * 1000;
+
+    sh = reg->sh;
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+
+    ngx_http_claw_fail_expire_locked(reg, now, 2);
+
+    f = ngx_http_claw_fail_find_locked(sh, hash, key, len);
+
+    if (f == NULL) {
+        /* a full zone makes room among failures, never among tenants */
+
+        f = ngx_http_claw_alloc_locked(reg, sizeof(ngx_http_claw_fail_t));
+
+        if (f == NULL) {
+            ngx_shmtx_unlock(&reg->shpool->mutex);
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "claw: no room in the zone to count a failed "
+                          "credential");
+            return;
+        }
+
+        f->hash = hash;
+        f->len = (u_char) len;
+        ngx_memcpy(f->key, key, len);
+        f->tat = now;
+
+        fp = &sh->fails[hash & (sh->nbuckets - 1)];
+        f->next = *fp;
+        *fp = f;
+
+    } else {
+        ngx_queue_remove(&f->queue);
+    }
+
+    ngx_queue_insert_head(&sh->fail_queue, &f->queue);
+
+    f->tat = ngx_max(f->tat, now) + 60000000 / limit;
+
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+}
+
+
+static ngx_http_claw_fail_t *
+ngx_http_claw_fail_find_locked(ngx_http_claw_shctx_t *sh, uint32_t hash,
+    u_char *key, size_t len)
+{
+    ngx_http_claw_fail_t  *f;
+
+    for (f = sh->fails[hash & (sh->nbuckets - 1)]; f; f = f->next) {
+        if (f->hash == hash && f->len == len
+            && ngx_memcmp(f->key, key, len) == 0)
+        {
+            return f;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* drops up to n least recently failing addresses whose bucket drained */
+
+static void
+ngx_http_claw_fail_expire_locked(ngx_http_claw_registry_t *reg, uint64_t now,
+    ngx_uint_t n)
+{
+    ngx_queue_t            *q;
+    ngx_http_claw_fail_t   *f, **fp;
+    ngx_http_claw_shctx_t  *sh;
+
+    sh = reg->sh;
+
+    while (n-- && !ngx_queue_empty(&sh->fail_queue)) {
+        q = ngx_queue_last(&sh->fail_queue);
+        f = ngx_queue_data(q, ngx_http_claw_fail_t, queue);
+
+        if (f->tat > now) {
+            return;
+        }
+
+        ngx_queue_remove(q);
+
+        for (fp = &sh->fails[f->hash & (sh->nbuckets - 1)];
+             *fp;
+             fp = &(*fp)->next)
+        {
+            if (*fp == f) {
+                *fp = f->next;
+                break;
+            }
+        }
+
+        ngx_slab_free_locked(reg->shpool, f);
+    }
 }
 
 

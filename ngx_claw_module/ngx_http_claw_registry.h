@@ -127,12 +127,38 @@ struct ngx_http_claw_fail_s {
 };
 
 
+/*
+ * What each worker holds: pinned slots and admitted requests per tenant.
+ * A worker that dies without releasing them (kill -9, a crash) leaves
+ * its ledger behind, and the next worker to start gives it all back, so
+ * no concurrency count stays stuck.
+ */
+
+#define NGX_HTTP_CLAW_HOLD_BUCKETS  64
+
+typedef struct ngx_http_claw_hold_s  ngx_http_claw_hold_t;
+
+struct ngx_http_claw_hold_s {
+    ngx_http_claw_hold_t        *next;
+    ngx_http_claw_tenant_t      *tenant;
+    uint32_t                     pins;
+    uint32_t                     active;
+};
+
+
+typedef struct {
+    ngx_pid_t                    pid;
+    ngx_http_claw_hold_t        *holds[NGX_HTTP_CLAW_HOLD_BUCKETS];
+} ngx_http_claw_ledger_t;
+
+
 typedef struct {
     ngx_uint_t                   nbuckets;      /* a power of two */
     ngx_http_claw_tenant_t     **ids;
     ngx_http_claw_name_t       **names;
     ngx_http_claw_fail_t       **fails;
     ngx_queue_t                  fail_queue;
+    ngx_http_claw_ledger_t      *ledgers[NGX_MAX_PROCESSES];
     ngx_uint_t                   ntenants;
     uint64_t                     uid;
     uint32_t                     mark;
@@ -143,6 +169,7 @@ typedef struct {
     ngx_http_claw_shctx_t       *sh;
     ngx_slab_pool_t             *shpool;
     ngx_shm_zone_t              *shm_zone;
+    ngx_http_claw_ledger_t      *ledger;        /* this worker's */
 
     ngx_str_t                    path;          /* claw_tenants */
     ngx_array_t                 *loaded;        /* ngx_http_claw_tconf_t *,
@@ -160,9 +187,20 @@ ngx_http_claw_tenant_t *ngx_http_claw_registry_acquire(
     ngx_http_claw_registry_t *reg, ngx_uint_t domain, uint32_t hash,
     u_char *name, size_t len, ngx_http_claw_tconf_t *copy);
 void ngx_http_claw_registry_release(ngx_http_claw_registry_t *reg,
-    ngx_http_claw_tenant_t *t);
+    ngx_http_claw_tenant_t *t, ngx_uint_t active);
+ngx_int_t ngx_http_claw_registry_init_worker(ngx_http_claw_registry_t *reg,
+    ngx_log_t *log);
+void ngx_http_claw_registry_exit_worker(ngx_http_claw_registry_t *reg);
+ngx_http_claw_hold_t *ngx_http_claw_hold_locked(
+    ngx_http_claw_registry_t *reg, ngx_http_claw_tenant_t *t);
 ngx_int_t ngx_http_claw_registry_owns(ngx_http_claw_registry_t *reg,
     ngx_http_claw_tenant_t *t, u_char *domain, size_t len);
+
+time_t ngx_http_claw_registry_fail_wait(ngx_http_claw_registry_t *reg,
+    u_char *key, size_t len, ngx_uint_t limit);
+void ngx_http_claw_registry_fail_add(ngx_http_claw_registry_t *reg,
+    u_char *key, size_t len, ngx_uint_t limit, ngx_log_t *log);
+void *ngx_http_claw_alloc_locked(ngx_http_claw_registry_t *reg, size_t size);
 
 size_t ngx_http_claw_tconf_size(ngx_http_claw_entry_t *e, size_t *head);
 void ngx_http_claw_tconf_build(ngx_http_claw_tconf_t *tc,

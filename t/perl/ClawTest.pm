@@ -42,7 +42,8 @@ our @EXPORT = qw(
     ws_frame ws_handshake_request ws_accept_for_fixed_key ws_decode_frames
     sha256_hex
     servroot write_file nginx_reload
-    claw_session http_get
+    claw_session http_get http_background http_hold hammer
+    kill_workers tunnel_background
 );
 our @EXPORT_OK = qw(ws_accept_for ws_decode_all stop_containers);
 
@@ -256,6 +257,142 @@ sub http_get {
     my $line = <$sock> // '';
     close $sock;
     return $line =~ m{^HTTP/1\.\d (\d{3})} ? $1 : 0;
+}
+
+# The same request from a child process, in the background (a slow request
+# that must be in flight while the block's own request is made).  The
+# child is reaped when the test ends.
+my @BACKGROUND;
+
+sub http_background {
+    my @args = @_;
+    my $pid = fork // die "http_background: fork: $!\n";
+    if ($pid == 0) {
+        eval { http_get(@args) };
+        POSIX::_exit(0);
+    }
+    push @BACKGROUND, $pid;
+    return $pid;
+}
+
+END {
+    local ($?, $!);
+    kill 'TERM', @BACKGROUND if @BACKGROUND && $$ == $OWNER;
+    waitpid $_, 0 for @BACKGROUND;
+}
+
+# Sends a request and returns the open socket without reading the answer:
+# closing it is a client that gives up mid-request.
+sub http_hold {
+    my ($path, @headers) = @_;
+    my $port = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+    my $sock = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $port,
+                                   Timeout => 5)
+        or die "http_hold: connect to port $port: $!\n";
+    print $sock "GET $path HTTP/1.1\r\n", map({ "$_\r\n" } @headers), "\r\n";
+    return $sock;
+}
+
+# Opens a WebSocket tunnel through nginx from a child process, which keeps
+# it open for a while and then closes it; returns once the tunnel is up.
+sub tunnel_background {
+    my ($seconds, $path, @headers) = @_;
+    pipe(my $r, my $w) or die "tunnel_background: pipe: $!\n";
+    my $pid = fork // die "tunnel_background: fork: $!\n";
+    if ($pid == 0) {
+        close $r;
+        my $sock = http_hold($path, @headers, "Upgrade: websocket",
+                             "Connection: Upgrade",
+                             "Sec-WebSocket-Key: $FIXED_KEY",
+                             "Sec-WebSocket-Version: 13");
+        my $status = <$sock> // '';
+        print $w $status;
+        close $w;
+        sleep $seconds;
+        close $sock;
+        POSIX::_exit(0);
+    }
+    close $w;
+    my $status = <$r> // '';
+    push @BACKGROUND, $pid;
+    die "tunnel_background: no tunnel: $status\n"
+        unless $status =~ m{^HTTP/1\.1 101};
+    return $pid;
+}
+
+# Sends a signal to the worker processes of the nginx under test (master_on)
+# and returns their pids.
+sub kill_workers {
+    my ($sig) = @_;
+    my $master = slurp(servroot() . '/logs/nginx.pid');
+    chomp $master;
+    die "kill_workers: no master pid\n" unless $master =~ /^\d+$/;
+
+    opendir my $dir, '/proc' or die "kill_workers: /proc: $!\n";
+    my @workers;
+    for my $pid (grep { /^\d+$/ } readdir $dir) {
+        my $stat = slurp("/proc/$pid/stat");
+        my ($ppid) = $stat =~ /^\d+ \(.*\) \S (\d+)/s or next;
+        next unless $ppid == $master;
+        push @workers, $pid if slurp("/proc/$pid/cmdline") =~ /worker process/;
+    }
+    kill $sig, @workers if @workers;
+    return @workers;
+}
+
+# Keep-alive load from several client processes for a while; returns the
+# count of answers by status and the seconds it took, e.g.
+# ({200 => 66, 429 => 1830}, 3.01).
+sub hammer {
+    my (%arg) = @_;
+    my $clients = $arg{clients} // 4;
+    my $seconds = $arg{seconds} // 3;
+    my $port = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+    my $req = "GET " . ($arg{path} // '/') . " HTTP/1.1\r\n"
+              . join('', map { "$_\r\n" } @{ $arg{headers} // [] }) . "\r\n";
+
+    my @kids;
+    my $start = time;
+    for (1 .. $clients) {
+        pipe(my $r, my $w) or die "hammer: pipe: $!\n";
+        my $pid = fork // die "hammer: fork: $!\n";
+        if ($pid == 0) {
+            close $r;
+            my %count;
+            my $deadline = $start + $seconds;
+            my $sock;
+            while (time < $deadline) {
+                $sock //= IO::Socket::IP->new(PeerHost => '127.0.0.1',
+                                              PeerPort => $port);
+                last unless $sock;
+                print $sock $req;
+                my $status = <$sock>;
+                if (!defined $status) { undef $sock; next }
+                my ($code) = $status =~ m{^HTTP/1\.1 (\d{3})};
+                my $len = 0;
+                while (my $h = <$sock>) {
+                    last if $h eq "\r\n";
+                    $len = $1 if $h =~ /^Content-Length:\s*(\d+)/i;
+                }
+                read($sock, my $body, $len) if $len;
+                $count{$code // 0}++;
+            }
+            print $w join(' ', %count), "\n";
+            close $w;
+            POSIX::_exit(0);
+        }
+        close $w;
+        push @kids, [$pid, $r];
+    }
+
+    my %total;
+    for my $kid (@kids) {
+        my $fh = $kid->[1];
+        my %count = split ' ', (<$fh> // '');
+        $total{$_} += $count{$_} for keys %count;
+        waitpid $kid->[0], 0;
+    }
+    return (\%total, time - $start);
 }
 
 # A session cookie value as the module mints it, written from the format

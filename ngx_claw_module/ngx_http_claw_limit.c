@@ -1,0 +1,294 @@
+
+/*
+ * Copyright (C) ngx_claw_module authors
+ *
+ * Per-tenant limits, shared by all workers: a request rate (GCRA, as
+ * limit_req with nodelay) and the number of requests in flight,
+ * WebSocket tunnels included.  Both live in the tenant's slot and are
+ * decided under the zone lock in O(1), after authentication, so that
+ * unauthenticated traffic never spends a tenant's quota.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_claw_module.h"
+#include "ngx_http_claw_limit.h"
+
+
+static ngx_int_t ngx_http_claw_limit_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_claw_add_header(ngx_http_request_t *r, char *name,
+    u_char *value, size_t len);
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+
+/*
+ * Admits a request of an authenticated tenant, or answers 429 with
+ * Retry-After computed from the limiter.
+ */
+
+ngx_int_t
+ngx_http_claw_limit(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
+    ngx_http_claw_ctx_t *ctx)
+{
+    int64_t                    burst, conn;
+    uint64_t                   now, interval, next, wait, pending;
+    ngx_uint_t                 over_conn;
+    ngx_http_claw_rate_t       rate;
+    ngx_http_claw_hold_t      *hold;
+    ngx_http_claw_tconf_t     *tc;
+    ngx_http_claw_tenant_t    *t;
+    ngx_http_claw_registry_t  *reg;
+
+    tc = ctx->tconf;
+    t = ctx->tenant;
+    reg = ctx->registry;
+
+    rate = tc->rate.number ? tc->rate : clcf->rate;
+    burst = tc->burst >= 0 ? tc->burst : (int64_t) clcf->burst;
+    conn = tc->conn >= 0 ? tc->conn : (int64_t) clcf->conn;
+
+    interval = rate.number ? ngx_http_claw_rate_interval(&rate) : 0;
+    now = (uint64_t) ngx_current_msec * 1000000;
+
+    wait = 0;
+    next = 0;
+    over_conn = 0;
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+
+    if (interval) {
+        wait = ngx_http_claw_gcra(t->tat, now, interval, burst, &next);
+    }
+
+    if (wait == 0 && conn && t->active >= (uint64_t) conn) {
+        over_conn = 1;
+    }
+
+    if (wait == 0 && !over_conn) {
+        hold = ngx_http_claw_hold_locked(reg, t);
+
+        if (hold == NULL && reg->ledger) {
+            ngx_shmtx_unlock(&reg->shpool->mutex);
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "claw: zone full, request of tenant \"%V\" "
+                          "refused", &ctx->id);
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        if (hold) {
+            hold->active++;
+        }
+
+        if (interval) {
+            t->tat = next;
+        }
+
+        t->active++;
+        ctx->active = 1;
+    }
+
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    ctx->limited = 1;
+
+    if (interval) {
+        ctx->rate_quota = burst + 1;
+        ctx->rate_window = (time_t) ((ctx->rate_quota * interval + 999999999)
+                                     / 1000000000);
+
+        if (wait) {
+            ctx->rate_remaining = 0;
+            ctx->rate_reset = (time_t) ((wait + 999999999) / 1000000000);
+
+        } else {
+            pending = (next - now + interval - 1) / interval;
+            ctx->rate_remaining = ctx->rate_quota > pending
+                                  ? ctx->rate_quota - pending : 0;
+            ctx->rate_reset = (time_t) ((next - now + 999999999)
+                                        / 1000000000);
+        }
+    }
+
+    if (ctx->active) {
+        return NGX_OK;
+    }
+
+    (void) ngx_atomic_fetch_add(&t->rate_limited, 1);
+
+    if (over_conn) {
+        ngx_log_error(clcf->limit_log_level, r->connection->log, 0,
+                      "claw: tenant \"%V\" at its limit of %L requests "
+                      "in flight", &ctx->id, conn);
+
+        /* a slot frees when any request ends: try again shortly */
+        wait = 1000000000;
+
+    } else {
+        ngx_log_error(clcf->limit_log_level, r->connection->log, 0,
+                      "claw: tenant \"%V\" over its rate of %uD r/%s "
+                      "(burst %L)", &ctx->id, rate.number,
+                      rate.period == 1 ? "s" : "m", burst);
+    }
+
+    if (ngx_http_claw_retry_after(r, (time_t) ((wait + 999999999)
+                                               / 1000000000))
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_HTTP_TOO_MANY_REQUESTS;
+}
+
+
+/*
+ * RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers)
+ * on 2xx and 429 answers: the tenant's bucket holds "q" requests and
+ * refills in "w" seconds; "r" are left now, full again in "t" seconds.
+ */
+
+static ngx_int_t
+ngx_http_claw_limit_header_filter(ngx_http_request_t *r)
+{
+    u_char                    *p;
+    ngx_http_claw_ctx_t       *ctx;
+    ngx_http_claw_loc_conf_t  *clcf;
+    u_char                     buf[sizeof("\"tenant\";q=;w=")
+                                   + 2 * NGX_INT64_LEN];
+
+    if (r != r->main
+        || !(r->headers_out.status / 100 == 2
+             || r->headers_out.status == NGX_HTTP_TOO_MANY_REQUESTS))
+    {
+        return ngx_http_next_header_filter(r);
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_claw_module);
+
+    if (!clcf->rate_headers) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_claw_get_ctx(r);
+
+    if (ctx == NULL || !ctx->limited || ctx->rate_quota == 0) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    p = ngx_sprintf(buf, "\"tenant\";q=%uL;w=%T", ctx->rate_quota,
+                    ngx_max(ctx->rate_window, 1));
+
+    if (ngx_http_claw_add_header(r, "RateLimit-Policy", buf, p - buf)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(buf, "\"tenant\";r=%uL;t=%T", ctx->rate_remaining,
+                    ngx_max(ctx->rate_reset, 1));
+
+    if (ngx_http_claw_add_header(r, "RateLimit", buf, p - buf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_claw_add_header(ngx_http_request_t *r, char *name, u_char *value,
+    size_t len)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->value.data = ngx_pnalloc(r->pool, len);
+    if (h->value.data == NULL) {
+        h->hash = 0;
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value.len = len;
+    ngx_memcpy(h->value.data, value, len);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_claw_limit_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_claw_limit_header_filter;
+
+    return NGX_OK;
+}
+
+
+/* claw_rate 10r/s [burst=N] | off */
+
+char *
+ngx_http_claw_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_loc_conf_t  *clcf = conf;
+
+    int64_t     n;
+    ngx_str_t  *value;
+
+    if (clcf->rate.period) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    clcf->burst = 0;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        if (cf->args->nelts != 2) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        clcf->rate.number = 0;
+        clcf->rate.period = 1;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_claw_parse_rate(value[1].data, value[1].len, &clcf->rate)
+        != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid rate \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strncmp(value[2].data, "burst=", 6) != 0
+            || ngx_http_claw_parse_number(value[2].data + 6,
+                                          value[2].len - 6,
+                                          NGX_HTTP_CLAW_BURST_MAX, &n)
+               != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        clcf->burst = (ngx_uint_t) n;
+    }
+
+    return NGX_CONF_OK;
+}

@@ -1,0 +1,388 @@
+
+/*
+ * Unit tests of the pure parsers and codecs, linked without nginx:
+ * host canonicalisation, registry lines, upstreams, rates, the Bearer
+ * parser, session cookies, claw_token handling.  TAP output, run by
+ * t/unit.t.
+ */
+
+
+#include <stdio.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include "ngx_http_claw_parse.h"
+#include "ngx_http_claw_token.h"
+
+
+static int  tests, failed;
+
+
+#define S(s)  (const unsigned char *) (s), sizeof(s) - 1
+
+#define ok(cond, ...)                                                         \
+    do {                                                                      \
+        tests++;                                                              \
+        if (cond) {                                                           \
+            printf("ok %d - ", tests);                                        \
+        } else {                                                              \
+            failed++;                                                         \
+            printf("not ok %d - ", tests);                                    \
+        }                                                                     \
+        printf(__VA_ARGS__);                                                  \
+        printf("\n");                                                         \
+    } while (0)
+
+
+static int
+canon(const char *in, const char *want, int kind)
+{
+    int            rc;
+    size_t         len;
+    unsigned char  out[NGX_HTTP_CLAW_HOST_MAX + 1];
+
+    rc = ngx_http_claw_host_canon((const unsigned char *) in, strlen(in),
+                                  out, &len);
+    if (rc != kind) {
+        return 0;
+    }
+
+    if (want == NULL) {
+        return 1;
+    }
+
+    return len == strlen(want) && memcmp(out, want, len) == 0;
+}
+
+
+static int
+label(const char *host, const char *suffix, const char *want)
+{
+    ngx_http_claw_span_t  l;
+
+    if (!ngx_http_claw_host_label((const unsigned char *) host, strlen(host),
+                                  (const unsigned char *) suffix,
+                                  strlen(suffix), &l))
+    {
+        return want == NULL;
+    }
+
+    return want && l.len == strlen(want) && memcmp(l.data, want, l.len) == 0;
+}
+
+
+static int
+line(const char *text, int want, const char *reason)
+{
+    int                    rc;
+    unsigned char          buf[NGX_HTTP_CLAW_LINE_MAX];
+    ngx_http_claw_entry_t  e;
+    ngx_http_claw_error_t  err;
+
+    memcpy(buf, text, strlen(text));
+    rc = ngx_http_claw_parse_line(buf, strlen(text), &e, &err);
+
+    if (rc != want) {
+        return 0;
+    }
+
+    return reason == NULL || (err.reason && strcmp(err.reason, reason) == 0);
+}
+
+
+static void
+test_hosts(void)
+{
+    ok(canon("Alice.Claw.Test.:8443", "alice.claw.test",
+             NGX_HTTP_CLAW_HOST_NAME), "case, trailing dot and port");
+    ok(canon("alice.claw.test", "alice.claw.test", NGX_HTTP_CLAW_HOST_NAME),
+       "a canonical host is kept");
+    ok(canon("127.0.0.1", NULL, NGX_HTTP_CLAW_HOST_IP), "IPv4 is an address");
+    ok(canon("[::1]:80", NULL, NGX_HTTP_CLAW_HOST_IP), "IPv6 is an address");
+    ok(canon("2130706433", NULL, NGX_HTTP_CLAW_HOST_IP),
+       "a numeric name is an address");
+    ok(canon("", NULL, NGX_HTTP_CLAW_HOST_EMPTY), "empty");
+    ok(canon("a..b", NULL, NGX_HTTP_CLAW_HOST_INVALID), "empty label");
+    ok(canon(".", NULL, NGX_HTTP_CLAW_HOST_INVALID), "a lone dot");
+    ok(canon("a_b.test", NULL, NGX_HTTP_CLAW_HOST_INVALID), "underscore");
+    ok(canon("-a.test", NULL, NGX_HTTP_CLAW_HOST_INVALID), "leading hyphen");
+    ok(canon("a-.test", NULL, NGX_HTTP_CLAW_HOST_INVALID), "trailing hyphen");
+    ok(canon("al\xc3\xaf" "ce.test", NULL, NGX_HTTP_CLAW_HOST_INVALID),
+       "raw UTF-8");
+    ok(canon("a.test:x", NULL, NGX_HTTP_CLAW_HOST_INVALID), "bad port");
+    ok(canon("a.test:", NULL, NGX_HTTP_CLAW_HOST_INVALID), "empty port");
+    ok(canon("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+             ".test", NULL, NGX_HTTP_CLAW_HOST_INVALID), "64-byte label");
+
+    ok(label("alice.claw.test", "claw.test", "alice"), "one label");
+    ok(label("a.alice.claw.test", "claw.test", NULL), "two labels");
+    ok(label("claw.test", "claw.test", NULL), "bare suffix");
+    ok(label("aliceclaw.test", "claw.test", NULL), "no dot before suffix");
+    ok(label("alice.claw.test.evil.com", "claw.test", NULL), "suffix inside");
+    ok(label("xn--lice-9na.claw.test", "claw.test", NULL), "punycode label");
+    ok(label(".claw.test", "claw.test", NULL), "empty label");
+}
+
+
+static void
+test_registry_lines(void)
+{
+    unsigned char          buf[256];
+    ngx_http_claw_entry_t  e;
+    ngx_http_claw_error_t  err;
+    const char            *l;
+
+    l = "alice 127.0.0.1:19101 token=sha256:"
+        "374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1"
+        " rate=10r/s burst=20 conn=32 domain=Agent.Alice.DEV. # note";
+    memcpy(buf, l, strlen(l));
+
+    ok(ngx_http_claw_parse_line(buf, strlen(l), &e, &err) == 1,
+       "a full line parses");
+    ok(e.id.len == 5 && memcmp(e.id.data, "alice", 5) == 0, "id");
+    ok(e.addr.sockaddr.sa_family == AF_INET
+       && ntohs(e.addr.sockaddr_in.sin_port) == 19101, "IPv4 upstream");
+    ok(e.ntokens == 1 && e.tokens[0][0] == 0x37 && e.tokens[0][31] == 0xf1,
+       "token digest");
+    ok(e.rate.number == 10 && e.rate.period == 1, "rate");
+    ok(e.burst == 20 && e.conn == 32, "burst and conn");
+    ok(e.ndomains == 1 && e.domains[0].len == 15
+       && memcmp(e.domains[0].data, "agent.alice.dev", 15) == 0,
+       "domain lowercased, trailing dot dropped");
+
+    ok(line("", 0, NULL), "empty line");
+    ok(line("   # comment", 0, NULL), "comment line");
+    ok(line("bob [::1]:19102", 1, NULL), "IPv6 upstream");
+    ok(line("carol unix:/run/carol.sock\r", 1, NULL), "unix upstream, CR");
+    ok(line("Alice 127.0.0.1:1", -1, "invalid tenant id"), "upper case id");
+    ok(line("xn--a 127.0.0.1:1", -1, "invalid tenant id"), "xn-- id");
+    ok(line("alice", -1, "missing upstream after"), "no upstream");
+    ok(line("alice localhost:80", -1, "invalid upstream"), "host name");
+    ok(line("alice 127.1:80", -1, "invalid upstream"), "short IPv4");
+    ok(line("alice 127.0.0.1:65536", -1, "invalid upstream"), "port range");
+    ok(line("alice [::1]", -1, "invalid upstream"), "IPv6 without port");
+    ok(line("alice [fe80::1%eth0]:80", -1, "invalid upstream"), "zone id");
+    ok(line("alice unix:", -1, "invalid upstream"), "empty unix path");
+    ok(line("alice 127.0.0.1:1 rate=5r/h", -1, "invalid rate"), "r/h");
+    ok(line("alice 127.0.0.1:1 rate=600r/m rate=1r/s", -1, "duplicate rate"),
+       "rate twice");
+    ok(line("alice 127.0.0.1:1 burst=1000001", -1, "invalid burst"),
+       "burst too large");
+    ok(line("alice 127.0.0.1:1 conn=x", -1, "invalid conn"), "conn");
+    ok(line("alice 127.0.0.1:1 domain=a.b domain=A.B", -1,
+            "duplicate domain"), "domain twice in any case");
+    ok(line("alice 127.0.0.1:1 domain=1.2.3.4", -1, "invalid domain"),
+       "address as domain");
+    ok(line("alice 127.0.0.1:1 token=sha256:zz", -1, "invalid token"),
+       "short digest");
+    ok(line("alice 127.0.0.1:1 foo=bar", -1, "unknown option"), "option");
+    ok(line("alice 127.0.0.1:1 =x", -1, "unknown option"), "empty key");
+    ok(line("alice 127.0.0.1:1 bare", -1, "invalid option"), "bare word");
+}
+
+
+static void
+test_bearer(void)
+{
+    ngx_http_claw_span_t  t;
+
+    ok(ngx_http_claw_bearer(S("Bearer abc"), &t) == NGX_HTTP_CLAW_CRED_OK
+       && t.len == 3 && memcmp(t.data, "abc", 3) == 0, "Bearer abc");
+    ok(ngx_http_claw_bearer(S("bEARER \t abc=  "), &t)
+       == NGX_HTTP_CLAW_CRED_OK && t.len == 4, "any case, spaces, padding");
+    ok(ngx_http_claw_bearer(S("Basic YWxh"), &t) == NGX_HTTP_CLAW_CRED_NONE,
+       "another scheme");
+    ok(ngx_http_claw_bearer(S("Bearerabc"), &t) == NGX_HTTP_CLAW_CRED_NONE,
+       "no space after the scheme");
+    ok(ngx_http_claw_bearer(S("Bearer"), &t) == NGX_HTTP_CLAW_CRED_MALFORMED,
+       "no token");
+    ok(ngx_http_claw_bearer(S("Bearer a b"), &t)
+       == NGX_HTTP_CLAW_CRED_MALFORMED, "two words");
+    ok(ngx_http_claw_bearer(S("Bearer =abc"), &t)
+       == NGX_HTTP_CLAW_CRED_MALFORMED, "padding first");
+    ok(ngx_http_claw_bearer(S("Bearer ab=c"), &t)
+       == NGX_HTTP_CLAW_CRED_MALFORMED, "padding inside");
+    ok(ngx_http_claw_bearer(S("Bearer a\xc3\xb6"), &t)
+       == NGX_HTTP_CLAW_CRED_MALFORMED, "non-ASCII");
+}
+
+
+static void
+test_sessions(void)
+{
+    int                      i;
+    size_t                   n;
+    unsigned char            key[32], digests[2][32], other[32];
+    unsigned char            out[NGX_HTTP_CLAW_COOKIE_LEN + 1];
+    ngx_http_claw_session_t  s;
+
+    memset(key, 'k', sizeof(key));
+    ngx_http_claw_token_digest(S("alice-token-1"), digests[0]);
+    ngx_http_claw_token_digest(S("alice-token-2"), digests[1]);
+    ngx_http_claw_token_digest(S("bob-token-1"), other);
+
+    n = ngx_http_claw_session_encode(key, 32, S("alice"), 2000000000,
+                                     digests[1], out);
+
+    ok(n == NGX_HTTP_CLAW_COOKIE_LEN, "a cookie is %d characters",
+       NGX_HTTP_CLAW_COOKIE_LEN);
+    ok(ngx_http_claw_session_decode(out, n, &s) == 0
+       && s.expiry == 2000000000, "it decodes");
+    ok(ngx_http_claw_session_verify(key, 32, S("alice"), &s, 1999999999,
+                                    digests[0], 2) == 1,
+       "valid for its tenant and token");
+    ok(ngx_http_claw_session_verify(key, 32, S("alice"), &s, 2000000000,
+                                    digests[0], 2) == -1, "expired");
+    ok(ngx_http_claw_session_verify(key, 32, S("bob"), &s, 1,
+                                    digests[0], 2) == -1, "another tenant");
+    ok(ngx_http_claw_session_verify(key, 32, S("alice"), &s, 1,
+                                    digests[0], 1) == -1, "token removed");
+    ok(ngx_http_claw_session_verify(key, 32, S("alice"), &s, 1,
+                                    other, 1) == -1, "another token");
+
+    key[0] = 'x';
+    ok(ngx_http_claw_session_verify(key, 32, S("alice"), &s, 1,
+                                    digests[0], 2) == -1, "another secret");
+    key[0] = 'k';
+
+    for (i = 0; i < (int) n; i++) {
+        out[i] ^= 1;
+        if (ngx_http_claw_session_decode(out, n, &s) == 0
+            && ngx_http_claw_session_verify(key, 32, S("alice"), &s, 1,
+                                            digests[0], 2) >= 0)
+        {
+            break;
+        }
+        out[i] ^= 1;
+    }
+
+    ok(i == (int) n, "no single flipped bit is accepted");
+
+    ok(ngx_http_claw_session_decode(out, n - 1, &s) == -1, "short");
+    ok(ngx_http_claw_session_decode(S("!AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+                                      "AAAAAAAAAAAAAAAAAAAAAAAAAAA"), &s)
+       == -1, "not base64url");
+
+    ok(ngx_http_claw_digest_find(digests[1], digests[0], 2) == 1,
+       "digest found");
+    ok(ngx_http_claw_digest_find(other, digests[0], 2) == -1,
+       "digest not found");
+}
+
+
+static void
+test_cookies_and_args(void)
+{
+    size_t                n;
+    unsigned              count;
+    unsigned char         out[256], value[NGX_HTTP_CLAW_TOKEN_MAX];
+    ngx_http_claw_span_t  v;
+
+    ok(ngx_http_claw_cookie_find(S("a=1; __Host-claw=xyz; b=2"), &v, &count)
+       == 1 && v.len == 3 && count == 1, "cookie found");
+    ok(ngx_http_claw_cookie_find(S("__Host-claw=\"xyz\""), &v, &count) == 1
+       && v.len == 3, "quoted cookie");
+    ok(ngx_http_claw_cookie_find(S("__host-claw=xyz"), &v, &count) == 0,
+       "cookie names are case-sensitive");
+    ok(ngx_http_claw_cookie_find(S("__Host-claw=a; __Host-claw=b"), &v,
+                                 &count) == -1, "two values disagree");
+    ok(ngx_http_claw_cookie_find(S("__Host-claw=a; __Host-claw=a"), &v,
+                                 &count) == 1 && count == 2, "repeats agree");
+
+    n = ngx_http_claw_cookie_strip(S("a=1; __Host-claw=xyz;b=2"), out);
+    ok(n == 8 && memcmp(out, "a=1; b=2", 8) == 0, "cookie stripped");
+    n = ngx_http_claw_cookie_strip(S("__Host-claw=xyz"), out);
+    ok(n == 0, "only cookie stripped");
+
+    ok(ngx_http_claw_arg_find(S("x=1&claw_token=abc&y=2"), value, &n, &count)
+       == 1 && n == 3 && memcmp(value, "abc", 3) == 0, "argument found");
+    ok(ngx_http_claw_arg_find(S("cl%61w_token=a%62c"), value, &n, &count)
+       == 1 && n == 3 && memcmp(value, "abc", 3) == 0, "escaped name, value");
+    ok(ngx_http_claw_arg_find(S("claw_token=a&claw_token=b"), value, &n,
+                              &count) == -1, "two values disagree");
+    ok(ngx_http_claw_arg_find(S("xclaw_token=a&claw_tokens=b"), value, &n,
+                              &count) == 0, "similar names");
+
+    n = ngx_http_claw_arg_strip(S("x=1&claw_token=abc&y=2&claw_token"), out);
+    ok(n == 7 && memcmp(out, "x=1&y=2", 7) == 0, "argument stripped");
+
+    n = ngx_http_claw_arg_redact(S("GET /p?a=1&claw_token=s3cret HTTP/1.1"),
+                                 out);
+    out[n] = '\0';
+    ok(strcmp((char *) out, "GET /p?a=1&claw_token=[redacted] HTTP/1.1") == 0,
+       "request line redacted: %s", out);
+    ok(n == ngx_http_claw_arg_redact(S("GET /p?a=1&claw_token=s3cret "
+                                       "HTTP/1.1"), NULL),
+       "redaction size");
+}
+
+
+static void
+test_gcra(void)
+{
+    int                   i, admitted;
+    uint64_t              tat, now, next, interval, wait;
+    ngx_http_claw_rate_t  rate;
+
+    rate.number = 2;
+    rate.period = 1;
+    interval = ngx_http_claw_rate_interval(&rate);
+    ok(interval == 500000000, "2r/s is one request per 500 ms");
+
+    rate.number = 600;
+    rate.period = 60;
+    ok(ngx_http_claw_rate_interval(&rate) == 100000000, "600r/m is 100 ms");
+
+    /* burst 2: three at once, then 429 for 500 ms minus what passed */
+
+    tat = 0;
+    now = 1000000000;
+    admitted = 0;
+
+    for (i = 0; i < 4; i++) {
+        wait = ngx_http_claw_gcra(tat, now, interval, 2, &next);
+        if (wait == 0) {
+            tat = next;
+            admitted++;
+        }
+    }
+
+    ok(admitted == 3, "burst + 1 admitted at once");
+    ok(wait == 500000000, "then a wait of one interval");
+
+    wait = ngx_http_claw_gcra(tat, now + 499999999, interval, 2, &next);
+    ok(wait == 1, "one nanosecond early is still early");
+    ok(ngx_http_claw_gcra(tat, now + 500000000, interval, 2, &next) == 0,
+       "admitted on time");
+
+    /* any window: at most T / interval + burst + 1 */
+
+    tat = 0;
+    admitted = 0;
+
+    for (now = 0; now < 10000000000ULL; now += 7000000) {
+        if (ngx_http_claw_gcra(tat, now, interval, 2, &next) == 0) {
+            tat = next;
+            admitted++;
+        }
+    }
+
+    ok(admitted <= 20 + 2 + 1 && admitted >= 20,
+       "%d admitted in 10 s at 2r/s burst 2", admitted);
+}
+
+
+int
+main(void)
+{
+    test_hosts();
+    test_registry_lines();
+    test_bearer();
+    test_sessions();
+    test_cookies_and_args();
+    test_gcra();
+
+    printf("1..%d\n", tests);
+
+    return failed ? 1 : 0;
+}
