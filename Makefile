@@ -28,7 +28,7 @@ UNIT        := $(BUILD)/unit/claw_unit
 CFLAGS_UNIT := -g -O1 -Wall -Wextra -Werror -Ingx_claw_module
 
 # Debian packages, by what needs them
-PKG_BUILD   := nginx-core nginx-dev gcc make libc6-dev libpcre2-dev \
+PKG_BUILD   := nginx-core nginx-dev gcc make libc6-dev libpcre2-dev libjansson-dev \
                libssl-dev zlib1g-dev openssl
 PKG_TEST    := perl libtest-base-perl libtest-longstring-perl \
                libtext-diff-perl liblist-moreutils-perl libhttp-message-perl \

@@ -16,6 +16,9 @@
 #include "ngx_http_claw_auth.h"
 #include "ngx_http_claw_balancer.h"
 #include "ngx_http_claw_limit.h"
+#include "ngx_http_claw_store.h"
+#include "ngx_http_claw_admin.h"
+#include "ngx_http_claw_metrics.h"
 
 
 static ngx_int_t ngx_http_claw_handler(ngx_http_request_t *r);
@@ -155,6 +158,20 @@ static ngx_command_t  ngx_http_claw_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_claw_loc_conf_t, limit_log_level),
       &ngx_http_claw_log_levels },
+
+    { ngx_string("claw_admin"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_claw_admin,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("claw_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_claw_metrics,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
 
     { ngx_string("claw_balancer"),
       NGX_HTTP_UPS_CONF|NGX_CONF_NOARGS,
@@ -552,6 +569,9 @@ ngx_http_claw_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    cmcf->registry.conf_jfd = NGX_INVALID_FILE;
+    cmcf->registry.jfd = NGX_INVALID_FILE;
+
     return cmcf;
 }
 
@@ -652,9 +672,26 @@ ngx_http_claw_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->limit_log_level, prev->limit_log_level,
                               NGX_LOG_ERR);
 
-    if (conf->enable) {
-        cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_claw_module);
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_claw_module);
 
+    if ((conf->admin || conf->metrics) && cmcf->registry.shm_zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\" requires \"claw_zone\" and "
+                           "\"claw_tenants\" in the http block",
+                           conf->admin ? "claw_admin" : "claw_metrics");
+        return NGX_CONF_ERROR;
+    }
+
+    /* the admin API is never behind a tenant's host and credentials */
+
+    if (conf->admin && conf->enable) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"claw_admin\" cannot be in a location with "
+                           "\"claw on\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->enable) {
         if (cmcf->registry.shm_zone == NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"claw on\" requires \"claw_zone\" and "
@@ -748,6 +785,19 @@ ngx_http_claw_tenants(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (ngx_conf_full_name(cf->cycle, &cmcf->registry.path, 1) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
+
+    /* admin changes are journaled beside the file, then folded into it */
+
+    cmcf->registry.journal.len = cmcf->registry.path.len
+                                 + sizeof(".journal") - 1;
+    cmcf->registry.journal.data = ngx_pnalloc(cf->pool,
+                                              cmcf->registry.journal.len + 1);
+    if (cmcf->registry.journal.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_sprintf(cmcf->registry.journal.data, "%V.journal%Z",
+                &cmcf->registry.path);
 
     return NGX_CONF_OK;
 }
@@ -879,6 +929,13 @@ ngx_http_claw_init(ngx_conf_t *cf)
 
     *h = ngx_http_claw_handler;
 
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_claw_metrics_log;
+
     return ngx_http_claw_limit_init(cf);
 }
 
@@ -900,6 +957,8 @@ ngx_http_claw_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    ngx_http_claw_store_init_worker(&cmcf->registry, cycle->log);
+
     return ngx_http_claw_registry_init_worker(&cmcf->registry, cycle->log);
 }
 
@@ -915,5 +974,6 @@ ngx_http_claw_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_http_claw_store_exit_worker(&cmcf->registry);
     ngx_http_claw_registry_exit_worker(&cmcf->registry);
 }

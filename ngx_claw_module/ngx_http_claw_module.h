@@ -45,6 +45,9 @@ typedef struct {
     ngx_uint_t                   conn;
     ngx_flag_t                   rate_headers;
     ngx_uint_t                   limit_log_level;
+
+    unsigned                     admin:1;
+    unsigned                     metrics:1;
 } ngx_http_claw_loc_conf_t;
 
 
@@ -82,6 +85,7 @@ typedef struct {
     unsigned                     admitted:1;
     unsigned                     limited:1;      /* limits were applied */
     unsigned                     active:1;       /* counted in flight */
+    unsigned                     counted:1;      /* in the metrics */
 
     /* for the RateLimit headers */
     uint64_t                     rate_quota;

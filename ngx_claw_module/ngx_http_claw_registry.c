@@ -8,41 +8,64 @@
 #include <ngx_core.h>
 
 #include "ngx_http_claw_registry.h"
+#include "ngx_http_claw_store.h"
 
 
 /* a name seen while reading the file, for the duplicate checks */
 typedef struct {
     ngx_str_t                    name;
+    ngx_str_t                   *path;
     ngx_uint_t                   line;
 } ngx_http_claw_seen_t;
 
 
-/* what the reconciliation of one tenant needs, allocated up front */
+/* a tenant read from the file or the journal, and where */
 typedef struct {
-    ngx_http_claw_tconf_t       *src;           /* parsed, process memory */
-    uint32_t                     hash;
-    unsigned                     same:1;
-    ngx_http_claw_tconf_t       *conf;          /* new copy in the zone */
-    ngx_http_claw_tenant_t      *slot;          /* for a new tenant */
-    ngx_http_claw_name_t        *names;         /* via tnext */
-} ngx_http_claw_change_t;
+    ngx_http_claw_tconf_t       *tc;            /* NULL: deleted */
+    ngx_http_claw_tconf_t       *key;           /* the first, for the index */
+    ngx_str_t                   *path;
+    ngx_uint_t                   line;
+} ngx_http_claw_loaded_t;
 
 
+/* open addressing over the loaded tenants by id */
+typedef struct {
+    ngx_uint_t                  *slots;
+    ngx_uint_t                   size;
+    ngx_array_t                 *loaded;
+} ngx_http_claw_index_t;
+
+
+
+
+static ngx_int_t ngx_http_claw_read_file(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_fd_t fd, u_char **buf, size_t *size);
+static void ngx_http_claw_unlock_journal(void *data);
 static ngx_int_t ngx_http_claw_registry_parse(ngx_conf_t *cf,
-    ngx_http_claw_registry_t *reg, u_char *buf, size_t size,
-    ngx_array_t *ids, ngx_array_t *domains);
+    ngx_http_claw_registry_t *reg, ngx_str_t *path, u_char *buf, size_t size,
+    ngx_uint_t journal, ngx_http_claw_index_t *index);
+static ngx_uint_t *ngx_http_claw_index_find(ngx_http_claw_index_t *index,
+    u_char *id, size_t len);
+static ngx_int_t ngx_http_claw_seen_domains(ngx_conf_t *cf,
+    ngx_array_t *domains, ngx_http_claw_loaded_t *ld);
 static ngx_int_t ngx_http_claw_registry_check(ngx_conf_t *cf,
-    ngx_http_claw_registry_t *reg, ngx_array_t *seen, char *what);
+    ngx_array_t *seen, char *what);
 static int ngx_libc_cdecl ngx_http_claw_seen_cmp(const void *one,
     const void *two);
+static ngx_int_t ngx_http_claw_registry_load(ngx_http_claw_registry_t *reg,
+    ngx_log_t *log);
 static ngx_int_t ngx_http_claw_registry_apply(ngx_http_claw_registry_t *reg,
     ngx_log_t *log);
 static ngx_int_t ngx_http_claw_prepare(ngx_http_claw_registry_t *reg,
     ngx_http_claw_change_t *ch);
 static void ngx_http_claw_unprepare(ngx_http_claw_registry_t *reg,
     ngx_http_claw_change_t *ch);
-static void ngx_http_claw_commit_locked(ngx_http_claw_registry_t *reg,
+static ngx_uint_t ngx_http_claw_commit_locked(ngx_http_claw_registry_t *reg,
     ngx_http_claw_change_t *ch, uint32_t mark);
+static void *ngx_http_claw_snapshot(ngx_http_claw_registry_t *reg,
+    ngx_pool_t *pool, ngx_uint_t what, ngx_uint_t *n);
+static int ngx_libc_cdecl ngx_http_claw_tconf_cmp(const void *one,
+    const void *two);
 static void ngx_http_claw_unlink_locked(ngx_http_claw_registry_t *reg,
     ngx_http_claw_tenant_t *t);
 static void ngx_http_claw_unlink_names_locked(ngx_http_claw_shctx_t *sh,
@@ -61,50 +84,29 @@ static void ngx_http_claw_fail_expire_locked(ngx_http_claw_registry_t *reg,
 
 
 /*
- * Reads and checks the registry file at configuration time, so that a
- * bad file fails "nginx -t", start and reload before anything touches
- * the zone.  The parsed tenants wait in the temporary pool until the
- * zone is initialised.
+ * Reads and checks the registry file, and replays the journal of admin
+ * changes beside it, at configuration time: a bad file fails "nginx -t",
+ * start and reload before anything touches the zone.  The journal stays
+ * locked until the new registry is in the zone (the temporary pool's
+ * cleanup unlocks it), so no admin change falls between the two.
  */
 
 ngx_int_t
 ngx_http_claw_registry_read(ngx_conf_t *cf, ngx_http_claw_registry_t *reg)
 {
-    u_char           *buf;
-    size_t            size;
-    ssize_t           n;
-    ngx_fd_t          fd;
-    ngx_int_t         rc;
-    ngx_array_t       ids, domains;
-    ngx_file_info_t   fi;
+    u_char                    *buf;
+    size_t                     size, jsize;
+    ngx_fd_t                   fd;
+    ngx_uint_t                 i, n;
+    ngx_array_t                domains, all;
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_claw_index_t      index;
+    ngx_http_claw_loaded_t    *ld;
+    ngx_http_claw_tconf_t    **tcp;
 
-    fd = ngx_open_file(reg->path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-    if (fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
-                      "claw_tenants: " ngx_open_file_n " \"%V\" failed",
-                      &reg->path);
+    if (ngx_http_claw_read_file(cf, &reg->path, 0, &buf, &size) != NGX_OK) {
         return NGX_ERROR;
     }
-
-    rc = NGX_ERROR;
-    buf = NULL;
-
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
-                      "claw_tenants: " ngx_fd_info_n " \"%V\" failed",
-                      &reg->path);
-        goto done;
-    }
-
-    if (!ngx_is_file(&fi)) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "claw_tenants: \"%V\" is not a regular file",
-                      &reg->path);
-        goto done;
-    }
-
-    size = (size_t) ngx_file_size(&fi);
 
     /*
      * An empty file is what a crashed non-atomic writer leaves behind;
@@ -115,55 +117,187 @@ ngx_http_claw_registry_read(ngx_conf_t *cf, ngx_http_claw_registry_t *reg)
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "%V:1: empty registry file (a registry with no "
                       "tenants holds at least a comment line)", &reg->path);
+        return NGX_ERROR;
+    }
+
+    reg->fbuf = buf;
+    reg->fsize = size;
+
+    fd = ngx_open_file(reg->journal.data, NGX_FILE_RDWR, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE && ngx_errno != NGX_ENOENT) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
+                      "claw_tenants: " ngx_open_file_n " \"%V\" failed",
+                      &reg->journal);
+        return NGX_ERROR;
+    }
+
+    jsize = 0;
+
+    if (fd != NGX_INVALID_FILE) {
+        cln = ngx_pool_cleanup_add(cf->temp_pool, 0);
+        if (cln == NULL) {
+            ngx_close_file(fd);
+            return NGX_ERROR;
+        }
+
+        cln->handler = ngx_http_claw_unlock_journal;
+        cln->data = reg;
+        reg->conf_jfd = fd;
+
+        if (ngx_lock_fd(fd) == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
+                          ngx_lock_fd_n " \"%V\" failed", &reg->journal);
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_claw_read_file(cf, &reg->journal, fd, &reg->jbuf, &jsize)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        reg->jread = jsize;
+    }
+
+    /* every line could be a tenant: an index twice that size */
+
+    for (n = 0, i = 0; i < size; i++) {
+        n += (buf[i] == '\n');
+    }
+
+    for (i = 0; i < jsize; i++) {
+        n += (reg->jbuf[i] == '\n');
+    }
+
+    for (index.size = 64; index.size < 2 * (n + 1); index.size *= 2) {
+        /* void */
+    }
+
+    index.slots = ngx_pcalloc(cf->temp_pool,
+                              index.size * sizeof(ngx_uint_t));
+    if (index.slots == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_array_init(&all, cf->temp_pool, n + 1,
+                       sizeof(ngx_http_claw_loaded_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    index.loaded = &all;
+
+    if (ngx_http_claw_registry_parse(cf, reg, &reg->path, buf, size, 0,
+                                     &index)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (jsize
+        && ngx_http_claw_registry_parse(cf, reg, &reg->journal, reg->jbuf,
+                                        jsize, 1, &index)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_array_init(&domains, cf->temp_pool, 64,
+                       sizeof(ngx_http_claw_seen_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    reg->loaded = ngx_array_create(cf->temp_pool, all.nelts + 1,
+                                   sizeof(ngx_http_claw_tconf_t *));
+    if (reg->loaded == NULL) {
+        return NGX_ERROR;
+    }
+
+    ld = all.elts;
+
+    for (i = 0; i < all.nelts; i++) {
+        if (ld[i].tc == NULL) {
+            continue;       /* deleted by the journal */
+        }
+
+        if (ngx_http_claw_seen_domains(cf, &domains, &ld[i]) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        tcp = ngx_array_push(reg->loaded);
+        if (tcp == NULL) {
+            return NGX_ERROR;
+        }
+
+        *tcp = ld[i].tc;
+    }
+
+    return ngx_http_claw_registry_check(cf, &domains, "domain");
+}
+
+
+/* reads a whole file (fd, or the path when fd is 0) into the temp pool */
+
+static ngx_int_t
+ngx_http_claw_read_file(ngx_conf_t *cf, ngx_str_t *path, ngx_fd_t fd,
+    u_char **buf, size_t *size)
+{
+    ssize_t          n;
+    ngx_fd_t         own;
+    ngx_int_t        rc;
+    ngx_file_info_t  fi;
+
+    own = NGX_INVALID_FILE;
+
+    if (fd == 0) {
+        fd = ngx_open_file(path->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+        if (fd == NGX_INVALID_FILE) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
+                          "claw_tenants: " ngx_open_file_n " \"%V\" failed",
+                          path);
+            return NGX_ERROR;
+        }
+
+        own = fd;
+    }
+
+    rc = NGX_ERROR;
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
+                      "claw_tenants: " ngx_fd_info_n " \"%V\" failed", path);
         goto done;
     }
 
-    buf = ngx_alloc(size, cf->log);
-    if (buf == NULL) {
+    if (!ngx_is_file(&fi)) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "claw_tenants: \"%V\" is not a regular file", path);
         goto done;
     }
 
-    n = ngx_read_fd(fd, buf, size);
+    *size = (size_t) ngx_file_size(&fi);
+
+    *buf = ngx_pnalloc(cf->temp_pool, *size + 1);
+    if (*buf == NULL) {
+        goto done;
+    }
+
+    n = *size ? ngx_read_fd(fd, *buf, *size) : 0;
 
     if (n == -1) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
-                      "claw_tenants: " ngx_read_fd_n " \"%V\" failed",
-                      &reg->path);
+                      "claw_tenants: " ngx_read_fd_n " \"%V\" failed", path);
         goto done;
     }
 
-    if ((size_t) n != size) {
+    if ((size_t) n != *size) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "claw_tenants: \"%V\" changed while being read",
-                      &reg->path);
-        goto done;
-    }
-
-    if (ngx_array_init(&ids, cf->temp_pool, 64, sizeof(ngx_http_claw_seen_t))
-        != NGX_OK
-        || ngx_array_init(&domains, cf->temp_pool, 64,
-                          sizeof(ngx_http_claw_seen_t))
-           != NGX_OK)
-    {
-        goto done;
-    }
-
-    reg->loaded = ngx_array_create(cf->temp_pool, 64,
-                                   sizeof(ngx_http_claw_tconf_t *));
-    if (reg->loaded == NULL) {
-        goto done;
-    }
-
-    if (ngx_http_claw_registry_parse(cf, reg, buf, size, &ids, &domains)
-        != NGX_OK)
-    {
-        goto done;
-    }
-
-    if (ngx_http_claw_registry_check(cf, reg, &ids, "tenant") != NGX_OK
-        || ngx_http_claw_registry_check(cf, reg, &domains, "domain")
-           != NGX_OK)
-    {
+                      "claw_tenants: \"%V\" changed while being read", path);
         goto done;
     }
 
@@ -171,31 +305,49 @@ ngx_http_claw_registry_read(ngx_conf_t *cf, ngx_http_claw_registry_t *reg)
 
 done:
 
-    if (buf) {
-        ngx_free(buf);
-    }
-
-    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
-                      ngx_close_file_n " \"%V\" failed", &reg->path);
+    if (own != NGX_INVALID_FILE) {
+        ngx_close_file(own);
     }
 
     return rc;
 }
 
 
+static void
+ngx_http_claw_unlock_journal(void *data)
+{
+    ngx_http_claw_registry_t  *reg = data;
+
+    /* closing the descriptor releases the lock */
+
+    if (reg->conf_jfd != NGX_INVALID_FILE) {
+        ngx_close_file(reg->conf_jfd);
+        reg->conf_jfd = NGX_INVALID_FILE;
+    }
+}
+
+
+/*
+ * The registry file: tenant lines, a tenant at most once.  The journal:
+ * "+ <tenant line>" replaces or adds a tenant, "- <id>" removes one; a
+ * last record without its newline was cut short by a crash before it
+ * was acknowledged, and is ignored.
+ */
+
 static ngx_int_t
 ngx_http_claw_registry_parse(ngx_conf_t *cf, ngx_http_claw_registry_t *reg,
-    u_char *buf, size_t size, ngx_array_t *ids, ngx_array_t *domains)
+    ngx_str_t *path, u_char *buf, size_t size, ngx_uint_t journal,
+    ngx_http_claw_index_t *index)
 {
     u_char                  *p, *end, *eol, *s;
     size_t                   len, head;
+    ngx_int_t                rc;
     ngx_str_t               *sfx;
-    ngx_uint_t               line, i, j;
-    ngx_http_claw_seen_t    *seen;
+    ngx_uint_t               line, i, j, *slot;
     ngx_http_claw_entry_t    e;
     ngx_http_claw_error_t    err;
-    ngx_http_claw_tconf_t   *tc, **tcp;
+    ngx_http_claw_loaded_t  *ld;
+    ngx_http_claw_tconf_t   *tc;
 
     p = buf;
     end = buf + size;
@@ -205,32 +357,73 @@ ngx_http_claw_registry_parse(ngx_conf_t *cf, ngx_http_claw_registry_t *reg,
         eol = ngx_strlchr(p, end, '\n');
 
         if (eol == NULL) {
+            if (journal) {
+                ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                              "%V:%ui: a record cut short, never "
+                              "acknowledged: ignored", path, line);
+                return NGX_OK;
+            }
+
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "%V:%ui: no newline at end of file "
-                          "(truncated?)", &reg->path, line);
+                          "(truncated?)", path, line);
             return NGX_ERROR;
         }
 
         if ((size_t) (eol - p) > NGX_HTTP_CLAW_LINE_MAX) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "%V:%ui: line too long", &reg->path, line);
+                          "%V:%ui: line too long", path, line);
             return NGX_ERROR;
         }
 
         if (ngx_strlchr(p, eol, '\0') != NULL) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "%V:%ui: NUL byte in line", &reg->path, line);
+                          "%V:%ui: NUL byte in line", path, line);
             return NGX_ERROR;
         }
 
-        switch (ngx_http_claw_parse_line(p, eol - p, &e, &err)) {
+        if (journal) {
+            if (eol - p < 3 || (p[0] != '+' && p[0] != '-') || p[1] != ' ') {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "%V:%ui: invalid journal record", path, line);
+                return NGX_ERROR;
+            }
 
-        case 0:
+            if (p[0] == '-') {
+                if (!ngx_http_claw_valid_id(p + 2, eol - p - 2)) {
+                    ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                                  "%V:%ui: invalid tenant id \"%*s\"", path,
+                                  line, (size_t) (eol - p - 2), p + 2);
+                    return NGX_ERROR;
+                }
+
+                slot = ngx_http_claw_index_find(index, p + 2, eol - p - 2);
+
+                if (*slot) {
+                    ld = index->loaded->elts;
+                    ld[*slot - 1].tc = NULL;
+                }
+
+                continue;
+            }
+        }
+
+        rc = ngx_http_claw_parse_line(journal ? p + 2 : p,
+                                      eol - p - (journal ? 2 : 0), &e, &err);
+
+        if (rc == 0) {
+            if (journal) {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "%V:%ui: invalid journal record", path, line);
+                return NGX_ERROR;
+            }
+
             continue;
+        }
 
-        case -1:
+        if (rc == -1) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "%V:%ui: %s \"%*s\"", &reg->path, line,
+                          "%V:%ui: %s \"%*s\"", path, line,
                           err.reason, err.what.len, err.what.data);
             return NGX_ERROR;
         }
@@ -242,51 +435,15 @@ ngx_http_claw_registry_parse(ngx_conf_t *cf, ngx_http_claw_registry_t *reg,
                 len = e.domains[i].len;
                 s = (u_char *) e.domains[i].data;
 
-                if (len < sfx[j].len
-                    || ngx_memcmp(s + len - sfx[j].len, sfx[j].data,
-                                  sfx[j].len)
-                       != 0
-                    || (len > sfx[j].len && s[len - sfx[j].len - 1] != '.'))
-                {
-                    continue;
+                if (ngx_http_claw_under_suffix(s, len, &sfx[j])) {
+                    ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                                  "%V:%ui: domain \"%*s\" is under "
+                                  "claw_domain \"%V\"", path, line, len, s,
+                                  &sfx[j]);
+                    return NGX_ERROR;
                 }
-
-                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                              "%V:%ui: domain \"%*s\" is under claw_domain "
-                              "\"%V\"", &reg->path, line, len, s, &sfx[j]);
-                return NGX_ERROR;
             }
-
-            seen = ngx_array_push(domains);
-            if (seen == NULL) {
-                return NGX_ERROR;
-            }
-
-            /* the spans point into buf, which is freed after reading */
-
-            seen->name.len = e.domains[i].len;
-            seen->name.data = ngx_pnalloc(cf->temp_pool, seen->name.len);
-            if (seen->name.data == NULL) {
-                return NGX_ERROR;
-            }
-
-            ngx_memcpy(seen->name.data, e.domains[i].data, seen->name.len);
-            seen->line = line;
         }
-
-        seen = ngx_array_push(ids);
-        if (seen == NULL) {
-            return NGX_ERROR;
-        }
-
-        seen->name.len = e.id.len;
-        seen->name.data = ngx_pnalloc(cf->temp_pool, e.id.len);
-        if (seen->name.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(seen->name.data, e.id.data, e.id.len);
-        seen->line = line;
 
         tc = ngx_palloc(cf->temp_pool, ngx_http_claw_tconf_size(&e, &head));
         if (tc == NULL) {
@@ -295,21 +452,116 @@ ngx_http_claw_registry_parse(ngx_conf_t *cf, ngx_http_claw_registry_t *reg,
 
         ngx_http_claw_tconf_build(tc, &e);
 
-        tcp = ngx_array_push(reg->loaded);
-        if (tcp == NULL) {
-            return NGX_ERROR;
+        slot = ngx_http_claw_index_find(index, (u_char *) e.id.data,
+                                        e.id.len);
+
+        if (*slot) {
+            ld = index->loaded->elts;
+            ld = &ld[*slot - 1];
+
+            if (!journal) {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "%V:%ui: duplicate tenant \"%*s\", first on "
+                              "line %ui", path, line, e.id.len, e.id.data,
+                              ld->line);
+                return NGX_ERROR;
+            }
+
+        } else {
+            ld = ngx_array_push(index->loaded);
+            if (ld == NULL) {
+                return NGX_ERROR;
+            }
+
+            *slot = index->loaded->nelts;
+            ld->key = tc;
         }
 
-        *tcp = tc;
+        ld->tc = tc;
+        ld->path = path;
+        ld->line = line;
     }
 
     return NGX_OK;
 }
 
 
+/* the slot of an id in the index: 0 when free, else 1 + its place */
+
+static ngx_uint_t *
+ngx_http_claw_index_find(ngx_http_claw_index_t *index, u_char *id,
+    size_t len)
+{
+    ngx_uint_t               i;
+    ngx_http_claw_loaded_t  *ld;
+    ngx_http_claw_tconf_t   *tc;
+
+    ld = index->loaded->elts;
+
+    for (i = ngx_murmur_hash2(id, len) & (index->size - 1);
+         /* void */ ;
+         i = (i + 1) & (index->size - 1))
+    {
+        if (index->slots[i] == 0) {
+            return &index->slots[i];
+        }
+
+        tc = ld[index->slots[i] - 1].key;
+
+        if (tc->id_len == len
+            && ngx_memcmp(ngx_http_claw_tconf_id(tc), id, len) == 0)
+        {
+            return &index->slots[i];
+        }
+    }
+}
+
+
 static ngx_int_t
-ngx_http_claw_registry_check(ngx_conf_t *cf, ngx_http_claw_registry_t *reg,
-    ngx_array_t *seen, char *what)
+ngx_http_claw_seen_domains(ngx_conf_t *cf, ngx_array_t *domains,
+    ngx_http_claw_loaded_t *ld)
+{
+    u_char                *d;
+    ngx_uint_t             i;
+    ngx_http_claw_seen_t  *seen;
+
+    d = ngx_http_claw_tconf_domains(ld->tc);
+
+    for (i = 0; i < ld->tc->ndomains; i++) {
+        seen = ngx_array_push(domains);
+        if (seen == NULL) {
+            return NGX_ERROR;
+        }
+
+        seen->name.len = *d++;
+        seen->name.data = d;
+        seen->path = ld->path;
+        seen->line = ld->line;
+
+        d += seen->name.len;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a name equal to the suffix or under it */
+
+ngx_uint_t
+ngx_http_claw_under_suffix(u_char *name, size_t len, ngx_str_t *sfx)
+{
+    if (len < sfx->len
+        || ngx_memcmp(name + len - sfx->len, sfx->data, sfx->len) != 0)
+    {
+        return 0;
+    }
+
+    return len == sfx->len || name[len - sfx->len - 1] == '.';
+}
+
+
+static ngx_int_t
+ngx_http_claw_registry_check(ngx_conf_t *cf, ngx_array_t *seen, char *what)
 {
     ngx_uint_t             i;
     ngx_http_claw_seen_t  *s, *a, *b;
@@ -329,10 +581,19 @@ ngx_http_claw_registry_check(ngx_conf_t *cf, ngx_http_claw_registry_t *reg,
             continue;
         }
 
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "%V:%ui: duplicate %s \"%V\", first on line %ui",
-                      &reg->path, ngx_max(a->line, b->line), what, &a->name,
-                      ngx_min(a->line, b->line));
+        if (a->path == b->path) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "%V:%ui: duplicate %s \"%V\", first on line %ui",
+                          b->path, ngx_max(a->line, b->line), what,
+                          &a->name, ngx_min(a->line, b->line));
+
+        } else {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "%V:%ui: duplicate %s \"%V\", also at %V:%ui",
+                          b->path, b->line, what, &a->name, a->path,
+                          a->line);
+        }
+
         return NGX_ERROR;
     }
 
@@ -350,6 +611,11 @@ ngx_http_claw_seen_cmp(const void *one, const void *two)
     b = (ngx_http_claw_seen_t *) two;
 
     rc = ngx_memn2cmp(a->name.data, b->name.data, a->name.len, b->name.len);
+
+    if (rc == 0 && a->path != b->path) {
+        /* the file before the journal */
+        rc = (a->path > b->path) - (a->path < b->path);
+    }
 
     if (rc == 0) {
         rc = (a->line > b->line) - (a->line < b->line);
@@ -376,7 +642,7 @@ ngx_http_claw_registry_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     if (oreg) {
         reg->sh = oreg->sh;
-        return ngx_http_claw_registry_apply(reg, shm_zone->shm.log);
+        return ngx_http_claw_registry_load(reg, shm_zone->shm.log);
     }
 
     if (shm_zone->shm.exists) {
@@ -399,6 +665,7 @@ ngx_http_claw_registry_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     }
 
     sh->nbuckets = n;
+    sh->ledgers = NULL;
     sh->ntenants = 0;
     sh->uid = 0;
     sh->mark = 0;
@@ -429,7 +696,49 @@ ngx_http_claw_registry_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     /* a full zone is reported by the caller, with what did not fit */
     shpool->log_nomem = 0;
 
-    return ngx_http_claw_registry_apply(reg, shm_zone->shm.log);
+    return ngx_http_claw_registry_load(reg, shm_zone->shm.log);
+}
+
+
+/*
+ * The zone takes what was read; a journal that had records is folded
+ * into the file right away (not by "nginx -t"), still under its lock.
+ */
+
+static ngx_int_t
+ngx_http_claw_registry_load(ngx_http_claw_registry_t *reg, ngx_log_t *log)
+{
+    ngx_int_t    rc;
+    ngx_pool_t  *pool;
+
+    if (ngx_http_claw_registry_apply(reg, log) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_test_config || reg->jread == 0
+        || reg->conf_jfd == NGX_INVALID_FILE)
+    {
+        return NGX_OK;
+    }
+
+    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, log);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* a fold that fails leaves the journal: nothing is lost */
+
+    rc = ngx_http_claw_store_fold(reg, reg->conf_jfd, reg->fbuf, reg->fsize,
+                                  pool, log);
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "claw: the journal \"%V\" stays until the next fold",
+                      &reg->journal);
+    }
+
+    ngx_destroy_pool(pool);
+
+    return NGX_OK;
 }
 
 
@@ -623,11 +932,11 @@ ngx_http_claw_unprepare(ngx_http_claw_registry_t *reg,
 }
 
 
-static void
+static ngx_uint_t
 ngx_http_claw_commit_locked(ngx_http_claw_registry_t *reg,
     ngx_http_claw_change_t *ch, uint32_t mark)
 {
-    ngx_uint_t               b;
+    ngx_uint_t               b, created;
     ngx_http_claw_name_t    *name;
     ngx_http_claw_shctx_t   *sh;
     ngx_http_claw_tenant_t  *t;
@@ -640,8 +949,10 @@ ngx_http_claw_commit_locked(ngx_http_claw_registry_t *reg,
 
     if (ch->same && t) {
         t->mark = mark;
-        return;
+        return 0;
     }
+
+    created = (t == NULL);
 
     if (t == NULL) {
         t = ch->slot;
@@ -651,7 +962,7 @@ ngx_http_claw_commit_locked(ngx_http_claw_registry_t *reg,
             t = ngx_slab_calloc_locked(reg->shpool,
                                        sizeof(ngx_http_claw_tenant_t));
             if (t == NULL) {
-                return;
+                return 0;
             }
         }
 
@@ -677,7 +988,7 @@ ngx_http_claw_commit_locked(ngx_http_claw_registry_t *reg,
         /* "same" judged against a configuration replaced since */
         ch->conf = ngx_slab_alloc_locked(reg->shpool, ch->src->size);
         if (ch->conf == NULL) {
-            return;
+            return created;
         }
 
         ngx_memcpy(ch->conf, ch->src, ch->src->size);
@@ -701,6 +1012,8 @@ ngx_http_claw_commit_locked(ngx_http_claw_registry_t *reg,
         ngx_slab_free_locked(reg->shpool, ch->slot);
         ch->slot = NULL;
     }
+
+    return created;
 }
 
 
@@ -893,7 +1206,7 @@ ngx_int_t
 ngx_http_claw_registry_init_worker(ngx_http_claw_registry_t *reg,
     ngx_log_t *log)
 {
-    ngx_int_t                i, n;
+    ngx_int_t                n;
     ngx_uint_t               pins, active;
     ngx_http_claw_hold_t    *h, *next;
     ngx_http_claw_shctx_t   *sh;
@@ -903,10 +1216,9 @@ ngx_http_claw_registry_init_worker(ngx_http_claw_registry_t *reg,
 
     ngx_shmtx_lock(&reg->shpool->mutex);
 
-    for (i = 0; i < NGX_MAX_PROCESSES; i++) {
-        ledger = sh->ledgers[i];
+    for (ledger = sh->ledgers; ledger; ledger = ledger->next) {
 
-        if (ledger == NULL || ledger->pid == 0 || ledger->pid == ngx_pid
+        if (ledger->pid == 0 || ledger->pid == ngx_pid
             || kill(ledger->pid, 0) == 0 || ngx_errno != NGX_ESRCH)
         {
             continue;
@@ -944,21 +1256,30 @@ ngx_http_claw_registry_init_worker(ngx_http_claw_registry_t *reg,
         ledger->pid = 0;
     }
 
-    ledger = sh->ledgers[ngx_process_slot];
+    for (ledger = sh->ledgers; ledger; ledger = ledger->next) {
+        if (ledger->slot == ngx_process_slot) {
+            break;
+        }
+    }
 
     if (ledger == NULL) {
         ledger = ngx_http_claw_alloc_locked(reg,
                                             sizeof(ngx_http_claw_ledger_t));
         if (ledger == NULL) {
             ngx_shmtx_unlock(&reg->shpool->mutex);
-            ngx_log_error(NGX_LOG_EMERG, log, 0,
-                          "claw zone \"%V\" has no room for a worker",
-                          &reg->shm_zone->shm.name);
-            return NGX_ERROR;
+
+            /* the worker serves; only a crash of it could not be undone */
+
+            ngx_log_error(NGX_LOG_ALERT, log, 0,
+                          "claw zone \"%V\" has no room for the ledger of "
+                          "this worker", &reg->shm_zone->shm.name);
+            return NGX_OK;
         }
 
         ngx_memzero(ledger, sizeof(ngx_http_claw_ledger_t));
-        sh->ledgers[ngx_process_slot] = ledger;
+        ledger->slot = ngx_process_slot;
+        ledger->next = sh->ledgers;
+        sh->ledgers = ledger;
     }
 
     ledger->pid = ngx_pid;
@@ -1019,6 +1340,337 @@ ngx_http_claw_alloc_locked(ngx_http_claw_registry_t *reg, size_t size)
 
         ngx_http_claw_fail_expire_locked(reg, (uint64_t) -1, 16);
     }
+}
+
+
+/*
+ * One tenant put by the admin API, in three steps, all under the admin
+ * lock: prepare (checks and allocations: nothing visible changes), then
+ * the caller journals the change, then commit (cannot fail) or abort.
+ * Returns NGX_OK, NGX_BUSY with the id of the tenant owning one of the
+ * domains, or NGX_DECLINED when the zone has no room.
+ */
+
+ngx_int_t
+ngx_http_claw_registry_prepare(ngx_http_claw_registry_t *reg,
+    ngx_http_claw_tconf_t *src, ngx_http_claw_change_t *ch, ngx_str_t *owner,
+    ngx_pool_t *pool)
+{
+    u_char                  *d, *id;
+    size_t                   len;
+    ngx_uint_t               i;
+    ngx_http_claw_tenant_t  *t;
+
+    ngx_memzero(ch, sizeof(ngx_http_claw_change_t));
+
+    ch->src = src;
+    ch->hash = ngx_murmur_hash2(ngx_http_claw_tconf_id(src), src->id_len);
+
+    d = ngx_http_claw_tconf_domains(src);
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+
+    for (i = 0; i < src->ndomains; i++) {
+        len = *d++;
+
+        t = ngx_http_claw_find_domain_locked(reg->sh,
+                                             ngx_murmur_hash2(d, len), d,
+                                             len);
+
+        if (t && (t->conf->id_len != src->id_len
+                  || ngx_memcmp(ngx_http_claw_tconf_id(t->conf),
+                                ngx_http_claw_tconf_id(src), src->id_len)
+                     != 0))
+        {
+            id = ngx_pnalloc(pool, t->conf->id_len);
+            if (id != NULL) {
+                ngx_memcpy(id, ngx_http_claw_tconf_id(t->conf),
+                           t->conf->id_len);
+                owner->data = id;
+                owner->len = t->conf->id_len;
+            }
+
+            ngx_shmtx_unlock(&reg->shpool->mutex);
+            return NGX_BUSY;
+        }
+
+        d += len;
+    }
+
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    if (ngx_http_claw_prepare(reg, ch) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* returns 1 when the tenant is new */
+
+ngx_uint_t
+ngx_http_claw_registry_commit(ngx_http_claw_registry_t *reg,
+    ngx_http_claw_change_t *ch)
+{
+    ngx_uint_t  created;
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+    created = ngx_http_claw_commit_locked(reg, ch, reg->sh->mark);
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    ngx_http_claw_unprepare(reg, ch);
+
+    return created;
+}
+
+
+void
+ngx_http_claw_registry_abort(ngx_http_claw_registry_t *reg,
+    ngx_http_claw_change_t *ch)
+{
+    ngx_http_claw_unprepare(reg, ch);
+}
+
+
+ngx_int_t
+ngx_http_claw_registry_remove(ngx_http_claw_registry_t *reg, u_char *id,
+    size_t len)
+{
+    uint32_t                 hash;
+    ngx_http_claw_tenant_t  *t, **tp;
+
+    hash = ngx_murmur_hash2(id, len);
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+
+    for (tp = &reg->sh->ids[hash & (reg->sh->nbuckets - 1)];
+         *tp;
+         tp = &(*tp)->next)
+    {
+        t = *tp;
+
+        if (t->hash == hash && t->conf->id_len == len
+            && ngx_memcmp(ngx_http_claw_tconf_id(t->conf), id, len) == 0)
+        {
+            *tp = t->next;
+            ngx_http_claw_unlink_locked(reg, t);
+            ngx_shmtx_unlock(&reg->shpool->mutex);
+            return NGX_OK;
+        }
+    }
+
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    return NGX_DECLINED;
+}
+
+
+/* a copy of one tenant's whole configuration, or NULL */
+
+ngx_http_claw_tconf_t *
+ngx_http_claw_registry_get(ngx_http_claw_registry_t *reg, u_char *id,
+    size_t len, ngx_pool_t *pool)
+{
+    ngx_http_claw_tconf_t   *tc;
+    ngx_http_claw_tenant_t  *t;
+
+    tc = ngx_palloc(pool, NGX_HTTP_CLAW_TCONF_MAX);
+    if (tc == NULL) {
+        return NULL;
+    }
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+
+    t = ngx_http_claw_find_id_locked(reg->sh, ngx_murmur_hash2(id, len), id,
+                                     len);
+    if (t) {
+        ngx_memcpy(tc, t->conf, t->conf->size);
+    }
+
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    return t ? tc : NULL;
+}
+
+
+/* every tenant's configuration, sorted by id */
+
+ngx_http_claw_tconf_t **
+ngx_http_claw_registry_list(ngx_http_claw_registry_t *reg, ngx_pool_t *pool,
+    ngx_uint_t *n)
+{
+    ngx_http_claw_tconf_t  **list;
+
+    list = ngx_http_claw_snapshot(reg, pool, 0, n);
+
+    if (list) {
+        ngx_qsort(list, *n, sizeof(ngx_http_claw_tconf_t *),
+                  ngx_http_claw_tconf_cmp);
+    }
+
+    return list;
+}
+
+
+/* every tenant's counters, in no particular order */
+
+ngx_http_claw_counters_t *
+ngx_http_claw_registry_counters(ngx_http_claw_registry_t *reg,
+    ngx_pool_t *pool, ngx_uint_t *n)
+{
+    return ngx_http_claw_snapshot(reg, pool, 1, n);
+}
+
+
+/*
+ * Copies the zone bucket by bucket, each under the lock only while its
+ * few entries are copied, into memory sized beforehand (and grown and
+ * retried in the rare case a bucket grew meanwhile): the lock is never
+ * held for the whole table nor across an allocation.
+ */
+
+static void *
+ngx_http_claw_snapshot(ngx_http_claw_registry_t *reg, ngx_pool_t *pool,
+    ngx_uint_t what, ngx_uint_t *n)
+{
+    u_char                    *buf, *p, *nbuf;
+    size_t                     size, need, used, esize;
+    ngx_uint_t                 b, count, cap, i;
+    ngx_http_claw_shctx_t     *sh;
+    ngx_http_claw_tenant_t    *t;
+    ngx_http_claw_tconf_t    **list;
+    ngx_http_claw_counters_t  *c;
+    void                      *elts, *nelts;
+
+    sh = reg->sh;
+    esize = what ? sizeof(ngx_http_claw_counters_t)
+                 : sizeof(ngx_http_claw_tconf_t *);
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+    cap = sh->ntenants + 16;
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    size = what ? 0 : cap * 256;
+    used = 0;
+    count = 0;
+    buf = NULL;
+
+    if (size) {
+        buf = ngx_palloc(pool, size);
+        if (buf == NULL) {
+            return NULL;
+        }
+    }
+
+    elts = ngx_palloc(pool, cap * esize);
+    if (elts == NULL) {
+        return NULL;
+    }
+
+    for (b = 0; b < sh->nbuckets; /* void */) {
+
+        ngx_shmtx_lock(&reg->shpool->mutex);
+
+        need = 0;
+        i = 0;
+
+        for (t = sh->ids[b]; t; t = t->next) {
+            need += ngx_align(t->conf->size, 8);
+            i++;
+        }
+
+        if (count + i <= cap && (what || used + need <= size)) {
+
+            for (t = sh->ids[b]; t; t = t->next, count++) {
+
+                if (what) {
+                    c = (ngx_http_claw_counters_t *) elts + count;
+
+                    c->id_len = t->conf->id_len;
+                    ngx_memcpy(c->id, ngx_http_claw_tconf_id(t->conf),
+                               c->id_len);
+
+                    for (i = 0; i < NGX_HTTP_CLAW_CLASSES; i++) {
+                        c->requests[i] = t->requests[i];
+                    }
+
+                    c->auth_failures = t->auth_failures;
+                    c->rate_limited = t->rate_limited;
+                    c->bytes_sent = t->bytes_sent;
+                    c->active = t->active;
+                    continue;
+                }
+
+                /* offsets for now: the buffer may still move */
+
+                p = buf + used;
+                ngx_memcpy(p, t->conf, t->conf->size);
+                ((uintptr_t *) elts)[count] = used;
+                used += ngx_align(t->conf->size, 8);
+            }
+
+            ngx_shmtx_unlock(&reg->shpool->mutex);
+            b++;
+            continue;
+        }
+
+        ngx_shmtx_unlock(&reg->shpool->mutex);
+
+        /* the table grew since the sizes were taken: grow and retry */
+
+        if (count + i > cap) {
+            cap = 2 * (cap + i);
+
+            nelts = ngx_palloc(pool, cap * esize);
+            if (nelts == NULL) {
+                return NULL;
+            }
+
+            ngx_memcpy(nelts, elts, count * esize);
+            ngx_pfree(pool, elts);
+            elts = nelts;
+        }
+
+        if (!what && used + need > size) {
+            size = 2 * (used + need);
+
+            nbuf = ngx_palloc(pool, size);
+            if (nbuf == NULL) {
+                return NULL;
+            }
+
+            ngx_memcpy(nbuf, buf, used);
+            ngx_pfree(pool, buf);
+            buf = nbuf;
+        }
+    }
+
+    if (!what) {
+        list = elts;
+
+        for (i = 0; i < count; i++) {
+            list[i] = (ngx_http_claw_tconf_t *) (buf + ((uintptr_t *) elts)[i]);
+        }
+    }
+
+    *n = count;
+
+    return elts;
+}
+
+
+static int ngx_libc_cdecl
+ngx_http_claw_tconf_cmp(const void *one, const void *two)
+{
+    ngx_http_claw_tconf_t  *a, *b;
+
+    a = *(ngx_http_claw_tconf_t **) one;
+    b = *(ngx_http_claw_tconf_t **) two;
+
+    return (int) ngx_memn2cmp(ngx_http_claw_tconf_id(a),
+                              ngx_http_claw_tconf_id(b), a->id_len,
+                              b->id_len);
 }
 
 
@@ -1284,4 +1936,119 @@ ngx_http_claw_tconf_build(ngx_http_claw_tconf_t *tc, ngx_http_claw_entry_t *e)
         *p++ = (u_char) e->domains[i].len;
         p = ngx_cpymem(p, e->domains[i].data, e->domains[i].len);
     }
+}
+
+
+/*
+ * A tenant as a registry line, as the file, the journal and the admin API
+ * write it; with buf NULL, the length it needs.
+ */
+
+size_t
+ngx_http_claw_tconf_line(ngx_http_claw_tconf_t *tc, u_char *buf)
+{
+    u_char      *d, *p, *t;
+    size_t       len;
+    ngx_uint_t   i;
+    u_char       tmp[NGX_INT64_LEN + sizeof(" burst=")];
+
+    len = tc->id_len + 1 + tc->upstream_len
+          + tc->ntokens * (sizeof(" token=sha256:") - 1
+                           + 2 * NGX_HTTP_CLAW_DIGEST_LEN);
+
+    if (tc->rate.number) {
+        len += ngx_sprintf(tmp, " rate=%uDr/s", tc->rate.number) - tmp;
+    }
+
+    if (tc->burst >= 0) {
+        len += ngx_sprintf(tmp, " burst=%D", tc->burst) - tmp;
+    }
+
+    if (tc->conn >= 0) {
+        len += ngx_sprintf(tmp, " conn=%D", tc->conn) - tmp;
+    }
+
+    d = ngx_http_claw_tconf_domains(tc);
+
+    for (i = 0; i < tc->ndomains; i++) {
+        len += sizeof(" domain=") - 1 + *d;
+        d += 1 + *d;
+    }
+
+    if (buf == NULL) {
+        return len;
+    }
+
+    p = ngx_cpymem(buf, ngx_http_claw_tconf_id(tc), tc->id_len);
+    *p++ = ' ';
+    p = ngx_cpymem(p, ngx_http_claw_tconf_upstream(tc), tc->upstream_len);
+
+    t = ngx_http_claw_tconf_tokens(tc);
+
+    for (i = 0; i < tc->ntokens; i++) {
+        p = ngx_cpymem(p, " token=sha256:", sizeof(" token=sha256:") - 1);
+        p = ngx_hex_dump(p, t + i * NGX_HTTP_CLAW_DIGEST_LEN,
+                         NGX_HTTP_CLAW_DIGEST_LEN);
+    }
+
+    if (tc->rate.number) {
+        p = ngx_sprintf(p, " rate=%uDr/%c", tc->rate.number,
+                        tc->rate.period == 1 ? 's' : 'm');
+    }
+
+    if (tc->burst >= 0) {
+        p = ngx_sprintf(p, " burst=%D", tc->burst);
+    }
+
+    if (tc->conn >= 0) {
+        p = ngx_sprintf(p, " conn=%D", tc->conn);
+    }
+
+    d = ngx_http_claw_tconf_domains(tc);
+
+    for (i = 0; i < tc->ndomains; i++) {
+        p = ngx_cpymem(p, " domain=", sizeof(" domain=") - 1);
+        p = ngx_cpymem(p, d + 1, *d);
+        d += 1 + *d;
+    }
+
+    return p - buf;
+}
+
+
+/* the parsed form of a tenant block; spans point into the block */
+
+void
+ngx_http_claw_tconf_entry(ngx_http_claw_tconf_t *tc, ngx_http_claw_entry_t *e)
+{
+    u_char      *d;
+    ngx_uint_t   i;
+
+    ngx_memzero(e, sizeof(ngx_http_claw_entry_t));
+
+    e->id.data = ngx_http_claw_tconf_id(tc);
+    e->id.len = tc->id_len;
+    e->upstream.data = ngx_http_claw_tconf_upstream(tc);
+    e->upstream.len = tc->upstream_len;
+
+    ngx_memcpy(&e->addr, ngx_http_claw_tconf_addr(tc), tc->socklen);
+    e->socklen = tc->socklen;
+
+    e->rate = tc->rate;
+    e->burst = tc->burst;
+    e->conn = tc->conn;
+
+    e->ntokens = tc->ntokens;
+    ngx_memcpy(e->tokens, ngx_http_claw_tconf_tokens(tc),
+               tc->ntokens * NGX_HTTP_CLAW_DIGEST_LEN);
+
+    d = ngx_http_claw_tconf_domains(tc);
+
+    for (i = 0; i < tc->ndomains; i++) {
+        e->domains[i].len = *d;
+        e->domains[i].data = d + 1;
+        d += 1 + *d;
+    }
+
+    e->ndomains = tc->ndomains;
 }

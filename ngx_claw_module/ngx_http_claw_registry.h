@@ -10,6 +10,7 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
+#include <ngx_event.h>
 
 #include "ngx_http_claw_parse.h"
 
@@ -47,6 +48,11 @@ typedef struct {
      + NGX_HTTP_CLAW_MAX_TOKENS * NGX_HTTP_CLAW_DIGEST_LEN                    \
      + NGX_HTTP_CLAW_ID_MAX + NGX_HTTP_CLAW_UPSTREAM_MAX)
 
+/* the whole block, custom domains included */
+#define NGX_HTTP_CLAW_TCONF_MAX                                               \
+    (NGX_HTTP_CLAW_TCONF_HEAD_MAX                                             \
+     + NGX_HTTP_CLAW_MAX_DOMAINS * (1 + NGX_HTTP_CLAW_HOST_MAX))
+
 #define ngx_http_claw_tconf_addr(tc)                                          \
     ((ngx_http_claw_addr_t *) ((u_char *) (tc)                                \
                                + sizeof(ngx_http_claw_tconf_t)))
@@ -63,6 +69,29 @@ typedef struct {
 
 typedef struct ngx_http_claw_tenant_s  ngx_http_claw_tenant_t;
 typedef struct ngx_http_claw_name_s    ngx_http_claw_name_t;
+
+
+/* a change of one tenant, allocated up front, then committed */
+typedef struct {
+    ngx_http_claw_tconf_t       *src;           /* process memory */
+    uint32_t                     hash;
+    unsigned                     same:1;
+    ngx_http_claw_tconf_t       *conf;          /* new copy in the zone */
+    ngx_http_claw_tenant_t      *slot;          /* for a new tenant */
+    ngx_http_claw_name_t        *names;         /* via tnext */
+} ngx_http_claw_change_t;
+
+
+/* a tenant's counters as the metrics read them */
+typedef struct {
+    u_char                       id[NGX_HTTP_CLAW_ID_MAX];
+    u_char                       id_len;
+    uint64_t                     requests[5];
+    uint64_t                     auth_failures;
+    uint64_t                     rate_limited;
+    uint64_t                     bytes_sent;
+    uint64_t                     active;
+} ngx_http_claw_counters_t;
 
 
 /* a custom domain in the zone's name table */
@@ -134,9 +163,11 @@ struct ngx_http_claw_fail_s {
  * no concurrency count stays stuck.
  */
 
-#define NGX_HTTP_CLAW_HOLD_BUCKETS  64
+/* a ledger fits a 512-byte slab */
+#define NGX_HTTP_CLAW_HOLD_BUCKETS  61
 
-typedef struct ngx_http_claw_hold_s  ngx_http_claw_hold_t;
+typedef struct ngx_http_claw_hold_s    ngx_http_claw_hold_t;
+typedef struct ngx_http_claw_ledger_s  ngx_http_claw_ledger_t;
 
 struct ngx_http_claw_hold_s {
     ngx_http_claw_hold_t        *next;
@@ -146,10 +177,12 @@ struct ngx_http_claw_hold_s {
 };
 
 
-typedef struct {
-    ngx_pid_t                    pid;
+struct ngx_http_claw_ledger_s {
+    ngx_http_claw_ledger_t      *next;
+    ngx_int_t                    slot;          /* ngx_process_slot */
+    ngx_pid_t                    pid;           /* 0: free */
     ngx_http_claw_hold_t        *holds[NGX_HTTP_CLAW_HOLD_BUCKETS];
-} ngx_http_claw_ledger_t;
+};
 
 
 typedef struct {
@@ -158,7 +191,7 @@ typedef struct {
     ngx_http_claw_name_t       **names;
     ngx_http_claw_fail_t       **fails;
     ngx_queue_t                  fail_queue;
-    ngx_http_claw_ledger_t      *ledgers[NGX_MAX_PROCESSES];
+    ngx_http_claw_ledger_t      *ledgers;       /* one per process slot */
     ngx_uint_t                   ntenants;
     uint64_t                     uid;
     uint32_t                     mark;
@@ -172,14 +205,28 @@ typedef struct {
     ngx_http_claw_ledger_t      *ledger;        /* this worker's */
 
     ngx_str_t                    path;          /* claw_tenants */
-    ngx_array_t                 *loaded;        /* ngx_http_claw_tconf_t *,
-                                                   conf time only */
+    ngx_str_t                    journal;       /* path + ".journal" */
+
+    /* configuration time only */
+    ngx_array_t                 *loaded;        /* ngx_http_claw_tconf_t * */
+    u_char                      *fbuf;          /* the file as read */
+    size_t                       fsize;
+    u_char                      *jbuf;          /* the journal as read */
+    size_t                       jread;
+    ngx_fd_t                     conf_jfd;      /* locked until loaded */
+
+    /* a worker's journal */
+    ngx_fd_t                     jfd;
+    off_t                        jsize;
+    ngx_event_t                  fold_ev;
     ngx_array_t                  suffixes;      /* every claw_domain */
 } ngx_http_claw_registry_t;
 
 
 ngx_int_t ngx_http_claw_registry_read(ngx_conf_t *cf,
     ngx_http_claw_registry_t *reg);
+ngx_uint_t ngx_http_claw_under_suffix(u_char *name, size_t len,
+    ngx_str_t *sfx);
 ngx_int_t ngx_http_claw_registry_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 
@@ -195,6 +242,25 @@ ngx_http_claw_hold_t *ngx_http_claw_hold_locked(
     ngx_http_claw_registry_t *reg, ngx_http_claw_tenant_t *t);
 ngx_int_t ngx_http_claw_registry_owns(ngx_http_claw_registry_t *reg,
     ngx_http_claw_tenant_t *t, u_char *domain, size_t len);
+
+ngx_int_t ngx_http_claw_registry_prepare(ngx_http_claw_registry_t *reg,
+    ngx_http_claw_tconf_t *src, ngx_http_claw_change_t *ch, ngx_str_t *owner,
+    ngx_pool_t *pool);
+ngx_uint_t ngx_http_claw_registry_commit(ngx_http_claw_registry_t *reg,
+    ngx_http_claw_change_t *ch);
+void ngx_http_claw_registry_abort(ngx_http_claw_registry_t *reg,
+    ngx_http_claw_change_t *ch);
+ngx_int_t ngx_http_claw_registry_remove(ngx_http_claw_registry_t *reg,
+    u_char *id, size_t len);
+ngx_http_claw_tconf_t *ngx_http_claw_registry_get(
+    ngx_http_claw_registry_t *reg, u_char *id, size_t len, ngx_pool_t *pool);
+ngx_http_claw_tconf_t **ngx_http_claw_registry_list(
+    ngx_http_claw_registry_t *reg, ngx_pool_t *pool, ngx_uint_t *n);
+ngx_http_claw_counters_t *ngx_http_claw_registry_counters(
+    ngx_http_claw_registry_t *reg, ngx_pool_t *pool, ngx_uint_t *n);
+size_t ngx_http_claw_tconf_line(ngx_http_claw_tconf_t *tc, u_char *buf);
+void ngx_http_claw_tconf_entry(ngx_http_claw_tconf_t *tc,
+    ngx_http_claw_entry_t *e);
 
 time_t ngx_http_claw_registry_fail_wait(ngx_http_claw_registry_t *reg,
     u_char *key, size_t len, ngx_uint_t limit);

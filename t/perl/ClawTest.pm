@@ -43,7 +43,7 @@ our @EXPORT = qw(
     sha256_hex
     servroot write_file nginx_reload
     claw_session http_get http_background http_hold hammer
-    kill_workers tunnel_background
+    kill_workers tunnel_background http_request nginx_restart_hard
 );
 our @EXPORT_OK = qw(ws_accept_for ws_decode_all stop_containers);
 
@@ -57,6 +57,7 @@ my $WS_GUID      = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 my $OWNER = $$;      # only the process that started containers stops them
 my @PIDS;            # pids of running container daemons
+my @RESTARTED;       # nginx masters started by nginx_restart_hard()
 my $DIR;             # pid files, logs, captured stderr
 
 # ---------------------------------------------------------------------------
@@ -257,6 +258,64 @@ sub http_get {
     my $line = <$sock> // '';
     close $sock;
     return $line =~ m{^HTTP/1\.\d (\d{3})} ? $1 : 0;
+}
+
+# A whole request with a method and a body; returns (status, body, head).
+sub http_request {
+    my ($method, $path, $body, @headers) = @_;
+    my $port = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+    my $sock = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $port,
+                                   Timeout => 10)
+        or die "http_request: connect to port $port: $!\n";
+    $body //= '';
+    push @headers, "Host: localhost" unless grep { /^host:/i } @headers;
+    print $sock "$method $path HTTP/1.1\r\n", map({ "$_\r\n" } @headers),
+                "Content-Length: " . length($body) . "\r\n",
+                "Connection: close\r\n\r\n", $body;
+    local $/;
+    my $resp = <$sock> // '';
+    close $sock;
+    my ($head, $content) = split /\r\n\r\n/, $resp, 2;
+    my ($status) = ($head // '') =~ m{^HTTP/1\.\d (\d{3})};
+    return ($status // 0, $content // '', $head // '');
+}
+
+# kill -9 of the whole nginx under test, then the same nginx started
+# again: what was acknowledged before must still be there.
+sub nginx_restart_hard {
+    my $master = slurp(servroot() . '/logs/nginx.pid');
+    chomp $master;
+    die "nginx_restart_hard: no master pid\n" unless $master =~ /^\d+$/;
+    my @workers = kill_workers(0);
+    kill 'KILL', $master, @workers;
+    for (1 .. 100) {
+        last unless grep { kill 0, $_ } $master, @workers;
+        sleep 0.05;
+    }
+    # a master killed this way leaves its unix sockets behind
+    unlink glob(servroot() . '/logs/*.sock');
+    my $nginx = $ENV{TEST_NGINX_BINARY} || 'nginx';
+    my $root = servroot();
+    system("$nginx -p $root/ -c $root/conf/nginx.conf -e $root/logs/error.log") == 0
+        or die "nginx_restart_hard: nginx did not start again\n";
+    sleep 0.5;
+    my $new = slurp("$root/logs/nginx.pid");
+    push @RESTARTED, $1 if $new =~ /^(\d+)/;
+}
+
+# An nginx this file started itself is stopped when the file ends, in case
+# the runner only knew the one it started.
+
+END {
+    local ($?, $!);
+    if ($$ == $OWNER && @RESTARTED) {
+        kill 'QUIT', @RESTARTED;
+        for (1 .. 100) {
+            last unless grep { kill 0, $_ } @RESTARTED;
+            sleep 0.05;
+        }
+        kill 'KILL', @RESTARTED;
+    }
 }
 
 # The same request from a child process, in the background (a slow request

@@ -1,0 +1,162 @@
+# Metrics: per-tenant counters in Prometheus text format, checked against
+# the requests each test makes; they survive reloads and go with their
+# tenant.
+
+use lib 't/perl';
+use ClawTest;
+use Test::Nginx::Socket 'no_plan';
+
+master_on();
+workers(2);
+no_shuffle();
+no_root_location();
+
+start_containers(['slow', '127.0.0.1:19913']);
+
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    if (!defined $block->http_config) {
+        $block->set_value("http_config", <<'_EOC_');
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+
+    upstream claw {
+        claw_balancer;
+        keepalive 8;
+    }
+
+    server {
+        listen 127.0.0.1:19911;
+
+        location / {
+            return 200 "ok\n";
+        }
+
+        location /nf {
+            return 404;
+        }
+    }
+
+    server {
+        listen $TEST_NGINX_SERVER_PORT;
+        server_name *.claw.test;
+        claw_domain claw.test;
+
+        location / {
+            claw on;
+            proxy_pass http://claw;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+_EOC_
+    }
+
+    if (!defined $block->user_files) {
+        $block->set_value("user_files", <<'_EOF_');
+>>> tenants.conf
+m1  127.0.0.1:19911  token=sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1 rate=1r/m burst=3
+m2  127.0.0.1:19913  token=sha256:da35348540eea93333fbee67961c2b02777aff29018cbbd343e7b9ac2e259122
+_EOF_
+    }
+
+    if (!defined $block->config) {
+        $block->set_value("config", <<'_EOC_');
+    location = /metrics {
+        claw_metrics;
+    }
+
+    location /claw/ {
+        claw_admin;
+    }
+_EOC_
+    }
+});
+
+sub traffic {
+    my @m1 = ("Host: m1.claw.test", "Authorization: Bearer alice-token-1");
+    my @s = map { ClawTest::http_get($_, @m1) } "/", "/", "/", "/nf", "/";
+    push @s, ClawTest::http_get("/", "Host: m1.claw.test",
+                                "Authorization: Bearer wrong-$_") for 1 .. 2;
+    die "traffic: @s\n" unless "@s" eq "200 200 200 404 429 401 401";
+}
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: counters by status class, failures and refusals, in the exposition format
+--- init
+main::traffic();
+--- request
+GET /metrics
+--- response_headers
+Content-Type: text/plain; version=0.0.4; charset=utf-8
+--- response_body_like eval
+my $any = '(?:.*\n)*';
+my $re = join "",
+    '\A# HELP claw_requests_total [^\n]+\n# TYPE claw_requests_total counter\n',
+    'claw_requests_total\{tenant="m1",code="1xx"\} 0\n',
+    'claw_requests_total\{tenant="m1",code="2xx"\} 3\n',
+    'claw_requests_total\{tenant="m1",code="3xx"\} 0\n',
+    'claw_requests_total\{tenant="m1",code="4xx"\} 4\n',
+    'claw_requests_total\{tenant="m1",code="5xx"\} 0\n',
+    'claw_requests_total\{tenant="m2",code="1xx"\} 0\n', $any,
+    '# TYPE claw_auth_failures_total counter\n',
+    'claw_auth_failures_total\{tenant="m1"\} 2\n',
+    'claw_auth_failures_total\{tenant="m2"\} 0\n', $any,
+    '# TYPE claw_rate_limited_total counter\n',
+    'claw_rate_limited_total\{tenant="m1"\} 1\n', $any,
+    '# TYPE claw_active_requests gauge\n',
+    'claw_active_requests\{tenant="m1"\} 0\n', $any,
+    '# TYPE claw_bytes_sent_total counter\n',
+    'claw_bytes_sent_total\{tenant="m1"\} [1-9]\d+\n',
+    'claw_bytes_sent_total\{tenant="m2"\} 0\n',
+    '# HELP claw_tenants [^\n]+\n# TYPE claw_tenants gauge\n',
+    'claw_tenants 2\n', $any,
+    'claw_zone_bytes_used [1-9]\d+\n', $any,
+    'claw_zone_bytes_total 1048576\n\z';
+qr/$re/
+--- no_error_log
+[alert]
+
+
+
+=== TEST 2: a request in flight, WebSocket or not, is an active request
+--- init
+ClawTest::http_background("/_c/respond?sleep=1500", "Host: m2.claw.test",
+                          "Authorization: Bearer bob-token-1");
+select(undef, undef, undef, 0.5);
+--- request
+GET /metrics
+--- response_body_like: claw_active_requests\{tenant="m2"\} 1\n
+
+
+
+=== TEST 3: counters survive a reload
+--- init
+main::traffic();
+ClawTest::nginx_reload() or die "reload refused\n";
+--- request
+GET /metrics
+--- response_body_like: claw_requests_total\{tenant="m1",code="2xx"\} 3\n
+
+
+
+=== TEST 4: a deleted tenant's counters go with it
+--- init
+main::traffic();
+my ($s) = ClawTest::http_request(DELETE => "/claw/tenants/m1");
+die "delete: $s\n" unless $s == 204;
+--- request
+GET /metrics
+--- response_body_unlike: tenant="m1"
+--- response_body_like: claw_tenants 1\n
+
+
+
+=== TEST 5: metrics are read-only
+--- request
+POST /metrics
+--- error_code: 405

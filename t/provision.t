@@ -1,0 +1,164 @@
+# The tenant provisioning example (examples/provision-tenant): a hardened
+# container per tenant, then the tenant registered and its first token
+# minted through the admin API on its unix socket; the reverse on
+# deletion.  Docker is a stand-in that records its arguments.
+
+use lib 't/perl';
+use ClawTest;
+use Test::Nginx::Socket 'no_plan';
+use File::Temp qw(tempdir);
+
+master_on();
+workers(1);
+no_shuffle();
+no_root_location();
+
+our $Bin = tempdir(CLEANUP => 1);
+our $Data = tempdir(CLEANUP => 1);
+symlink(File::Spec->rel2abs("t/bin/fake-docker"), "$Bin/docker")
+    or die "symlink: $!\n";
+
+# runs the script; returns (exit status, output, the recorded docker calls)
+sub provision {
+    my ($fail, @args) = @_;
+    my $root = ClawTest::servroot();
+    my $log = "$::Data/docker.log";
+    unlink $log;
+    local $ENV{PATH} = "$::Bin:$ENV{PATH}";
+    local $ENV{FAKE_DOCKER_LOG} = $log;
+    local $ENV{FAKE_DOCKER_FAIL} = $fail // '';
+    local $ENV{CLAW_ADMIN} = "unix:$root/logs/admin.sock";
+    local $ENV{CLAW_DATA} = $::Data;
+    my $out = `examples/provision-tenant @args 2>&1`;
+    my $status = $? >> 8;
+    my @calls = map { [split /\n/] } split /^--\n/m, ClawTest::slurp($log);
+    return ($status, $out, \@calls);
+}
+
+sub has_args {
+    my ($call, @want) = @_;
+    my $line = "\n" . join("\n", @$call) . "\n";
+    return !grep { index($line, "\n" . join("\n", @$_) . "\n") < 0 } @want;
+}
+
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    $block->set_value("http_config", <<'_EOC_');
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+
+    upstream claw {
+        claw_balancer;
+    }
+
+    server {
+        listen 127.0.0.1:19921;
+        return 200 "alice's container\n";
+    }
+
+    server {
+        listen unix:$TEST_NGINX_SERVER_ROOT/logs/admin.sock;
+
+        location / {
+            claw_admin;
+        }
+    }
+_EOC_
+
+    $block->set_value("user_files", ">>> tenants.conf\n# no tenants yet\n")
+        unless defined $block->user_files;
+
+    $block->set_value("config", <<'_EOC_');
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+    }
+_EOC_
+});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: create: a hardened container, the tenant registered, a token
+--- init
+my ($status, $out, $calls) = main::provision(undef, "create", "alice", 19921);
+Test::More::is($status, 0, "create succeeded") or Test::More::diag($out);
+my ($token) = $out =~ /^token \(shown once, store it\): (claw_\S+)$/m;
+Test::More::ok($token, "a token is printed once");
+Test::More::is(scalar @$calls, 2, "docker called twice");
+Test::More::ok(main::has_args($calls->[0], ["network", "create"], ["claw-alice"]),
+               "a network of the tenant's own");
+my $run = $calls->[1];
+Test::More::is($run->[0], "run", "then the container");
+Test::More::ok(main::has_args($run,
+    ["--user", "1000:1000"], ["--read-only"], ["--cap-drop", "ALL"],
+    ["--security-opt", "no-new-privileges"], ["--memory", "2g"],
+    ["--cpus", "1"], ["--pids-limit", "256"], ["--network", "claw-alice"],
+    ["--publish", "127.0.0.1:19921:18789"],
+    ["--volume", "$::Data/alice:/home/node/.openclaw:rw"]),
+    "non-root, read-only, no capabilities, limits, own network, loopback port, one data volume")
+    or Test::More::diag(join " ", @$run);
+Test::More::ok(!grep({ /^--privileged/ || /^--publish=?0\.0\.0\.0/ || /^-P$/ } @$run),
+               "never privileged, never published beyond loopback");
+my ($s, $body) = ClawTest::http_request(GET => "/", undef,
+    "Host: alice.claw.test", "Authorization: Bearer $token");
+Test::More::is("$s $body", "200 alice's container\n", "the token reaches the container");
+--- request
+GET /
+--- more_headers
+Host: alice.claw.test
+--- error_code: 401
+
+
+
+=== TEST 2: delete: unregistered first, then the container and its network
+--- init
+my ($status) = main::provision(undef, "create", "alice", 19921);
+die "create failed\n" if $status;
+my ($out, $calls);
+($status, $out, $calls) = main::provision(undef, "delete", "alice");
+Test::More::is($status, 0, "delete succeeded") or Test::More::diag($out);
+Test::More::ok(main::has_args($calls->[0], ["rm", "--force", "claw-alice"]),
+               "the container removed");
+Test::More::ok(main::has_args($calls->[1], ["network", "rm", "claw-alice"]),
+               "and its network");
+--- request
+GET /
+--- more_headers
+Host: alice.claw.test
+--- error_code: 404
+
+
+
+=== TEST 3: a container that does not start is never registered
+--- init
+my ($status, $out, $calls) = main::provision("run", "create", "alice", 19921);
+Test::More::isnt($status, 0, "create failed");
+Test::More::like($out, qr/the container of "alice" did not start/, "and says why");
+Test::More::ok(main::has_args($calls->[-1], ["network", "rm", "claw-alice"]),
+               "its network removed again");
+--- request
+GET /
+--- more_headers
+Host: alice.claw.test
+--- error_code: 404
+
+
+
+=== TEST 4: bad arguments
+--- init
+my ($status, $out) = main::provision(undef, "create", "Alice", 19921);
+Test::More::is($status, 1, "an invalid id is refused");
+($status, $out) = main::provision(undef, "create", "alice", "http");
+Test::More::is($status, 1, "an invalid port is refused");
+($status, $out) = main::provision(undef, "create", "alice");
+Test::More::is($status, 2, "a missing port is a usage error");
+--- request
+GET /
+--- more_headers
+Host: alice.claw.test
+--- error_code: 404
