@@ -94,3 +94,6 @@ demo-stop:
 
 clean:
 	rm -rf $(BUILD) t/servroot
+
+include mk/bench.mk
+include mk/hardening.mk

@@ -1,0 +1,1 @@
+# benchmarks (issue: make bench); see bench/

@@ -1,0 +1,1 @@
+# memory checkers, fuzzing, reload and fault passes; see fuzz/ and .ci/run
