@@ -18,12 +18,8 @@
 #include "ngx_http_claw_limit.h"
 
 
-static ngx_int_t ngx_http_claw_limit_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_claw_add_header(ngx_http_request_t *r, char *name,
     u_char *value, size_t len);
-
-
-static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
 
 /*
@@ -152,32 +148,18 @@ ngx_http_claw_limit(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
  * refills in "w" seconds; "r" are left now, full again in "t" seconds.
  */
 
-static ngx_int_t
-ngx_http_claw_limit_header_filter(ngx_http_request_t *r)
+ngx_int_t
+ngx_http_claw_limit_headers(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
+    ngx_http_claw_loc_conf_t *clcf)
 {
-    u_char                    *p;
-    ngx_http_claw_ctx_t       *ctx;
-    ngx_http_claw_loc_conf_t  *clcf;
-    u_char                     buf[sizeof("\"tenant\";q=;w=")
-                                   + 2 * NGX_INT64_LEN];
+    u_char  *p;
+    u_char   buf[sizeof("\"tenant\";q=;w=") + 2 * NGX_INT64_LEN];
 
-    if (r != r->main
+    if (!clcf->rate_headers || !ctx->limited || ctx->rate_quota == 0
         || !(r->headers_out.status / 100 == 2
              || r->headers_out.status == NGX_HTTP_TOO_MANY_REQUESTS))
     {
-        return ngx_http_next_header_filter(r);
-    }
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_claw_module);
-
-    if (!clcf->rate_headers) {
-        return ngx_http_next_header_filter(r);
-    }
-
-    ctx = ngx_http_claw_get_ctx(r);
-
-    if (ctx == NULL || !ctx->limited || ctx->rate_quota == 0) {
-        return ngx_http_next_header_filter(r);
+        return NGX_OK;
     }
 
     p = ngx_sprintf(buf, "\"tenant\";q=%uL;w=%T", ctx->rate_quota,
@@ -192,11 +174,7 @@ ngx_http_claw_limit_header_filter(ngx_http_request_t *r)
     p = ngx_sprintf(buf, "\"tenant\";r=%uL;t=%T", ctx->rate_remaining,
                     ngx_max(ctx->rate_reset, 1));
 
-    if (ngx_http_claw_add_header(r, "RateLimit", buf, p - buf) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_next_header_filter(r);
+    return ngx_http_claw_add_header(r, "RateLimit", buf, p - buf);
 }
 
 
@@ -222,16 +200,6 @@ ngx_http_claw_add_header(ngx_http_request_t *r, char *name, u_char *value,
     h->key.len = ngx_strlen(name);
     h->value.len = len;
     ngx_memcpy(h->value.data, value, len);
-
-    return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_http_claw_limit_init(ngx_conf_t *cf)
-{
-    ngx_http_next_header_filter = ngx_http_top_header_filter;
-    ngx_http_top_header_filter = ngx_http_claw_limit_header_filter;
 
     return NGX_OK;
 }

@@ -17,7 +17,8 @@
 
 ngx_int_t ngx_http_claw_limit(ngx_http_request_t *r,
     ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx);
-ngx_int_t ngx_http_claw_limit_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_claw_limit_headers(ngx_http_request_t *r,
+    ngx_http_claw_ctx_t *ctx, ngx_http_claw_loc_conf_t *clcf);
 
 char *ngx_http_claw_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 

@@ -19,6 +19,7 @@
 #include "ngx_http_claw_store.h"
 #include "ngx_http_claw_admin.h"
 #include "ngx_http_claw_metrics.h"
+#include "ngx_http_claw_ssl.h"
 
 
 static ngx_int_t ngx_http_claw_handler(ngx_http_request_t *r);
@@ -45,6 +46,10 @@ static char *ngx_http_claw_tenant(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_claw_unknown_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_claw_header_filter(ngx_http_request_t *r);
+static void *ngx_http_claw_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_http_claw_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
 static ngx_int_t ngx_http_claw_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_claw_init_process(ngx_cycle_t *cycle);
 static void ngx_http_claw_exit_process(ngx_cycle_t *cycle);
@@ -173,6 +178,20 @@ static ngx_command_t  ngx_http_claw_commands[] = {
       0,
       NULL },
 
+    { ngx_string("claw_certificates"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_claw_srv_conf_t, certificates),
+      NULL },
+
+    { ngx_string("claw_hsts"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_claw_hsts,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("claw_balancer"),
       NGX_HTTP_UPS_CONF|NGX_CONF_NOARGS,
       ngx_http_claw_balancer,
@@ -191,8 +210,8 @@ static ngx_http_module_t  ngx_http_claw_module_ctx = {
     ngx_http_claw_create_main_conf,        /* create main configuration */
     ngx_http_claw_init_main_conf,          /* init main configuration */
 
-    NULL,                                  /* create server configuration */
-    NULL,                                  /* merge server configuration */
+    ngx_http_claw_create_srv_conf,         /* create server configuration */
+    ngx_http_claw_merge_srv_conf,          /* merge server configuration */
 
     ngx_http_claw_create_loc_conf,         /* create location configuration */
     ngx_http_claw_merge_loc_conf           /* merge location configuration */
@@ -213,6 +232,9 @@ ngx_module_t  ngx_http_claw_module = {
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
 
 static ngx_http_variable_t  ngx_http_claw_vars[] = {
@@ -270,6 +292,11 @@ ngx_http_claw_handler(ngx_http_request_t *r)
 
     if (ctx->tenant == NULL) {
         rc = ngx_http_claw_resolve(r, clcf, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        rc = ngx_http_claw_ssl_sni_check(r, clcf, ctx);
         if (rc != NGX_OK) {
             return rc;
         }
@@ -472,6 +499,36 @@ ngx_http_claw_cleanup(void *data)
 }
 
 
+/* what the module adds to, or takes from, a tenant's answers */
+
+static ngx_int_t
+ngx_http_claw_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_claw_ctx_t       *ctx;
+    ngx_http_claw_loc_conf_t  *clcf;
+
+    if (r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_claw_get_ctx(r);
+
+    if (ctx == NULL || ctx->tenant == NULL) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_claw_module);
+
+    if (ngx_http_claw_limit_headers(r, ctx, clcf) != NGX_OK
+        || ngx_http_claw_ssl_headers(r, ctx, clcf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
 /* "Retry-After" in whole seconds, at least one */
 
 ngx_int_t
@@ -613,6 +670,46 @@ ngx_http_claw_init_main_conf(ngx_conf_t *cf, void *conf)
 
 
 static void *
+ngx_http_claw_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_claw_srv_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_claw_srv_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->certificates = { 0, NULL };
+     *     conf->registry = NULL;
+     *     conf->cache = NULL;
+     */
+
+    return conf;
+}
+
+
+static char *
+ngx_http_claw_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_claw_srv_conf_t *prev = parent;
+    ngx_http_claw_srv_conf_t *conf = child;
+
+    ngx_conf_merge_str_value(conf->certificates, prev->certificates, "");
+
+    if (conf->certificates.len
+        && ngx_conf_full_name(cf->cycle, &conf->certificates, 1) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_claw_ssl_merge(cf, conf);
+}
+
+
+static void *
 ngx_http_claw_create_loc_conf(ngx_conf_t *cf)
 {
     ngx_http_claw_loc_conf_t  *conf;
@@ -638,6 +735,8 @@ ngx_http_claw_create_loc_conf(ngx_conf_t *cf)
     conf->conn = NGX_CONF_UNSET_UINT;
     conf->rate_headers = NGX_CONF_UNSET;
     conf->limit_log_level = NGX_CONF_UNSET_UINT;
+    conf->hsts = NGX_CONF_UNSET;
+    conf->hsts_subdomains = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -671,6 +770,14 @@ ngx_http_claw_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->rate_headers, prev->rate_headers, 0);
     ngx_conf_merge_uint_value(conf->limit_log_level, prev->limit_log_level,
                               NGX_LOG_ERR);
+
+    if (conf->hsts == NGX_CONF_UNSET) {
+        conf->hsts = prev->hsts;
+        conf->hsts_subdomains = prev->hsts_subdomains;
+    }
+
+    ngx_conf_merge_sec_value(conf->hsts, prev->hsts, 0);
+    ngx_conf_merge_value(conf->hsts_subdomains, prev->hsts_subdomains, 0);
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_claw_module);
 
@@ -936,7 +1043,10 @@ ngx_http_claw_init(ngx_conf_t *cf)
 
     *h = ngx_http_claw_metrics_log;
 
-    return ngx_http_claw_limit_init(cf);
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_claw_header_filter;
+
+    return NGX_OK;
 }
 
 

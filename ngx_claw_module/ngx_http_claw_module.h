@@ -31,6 +31,13 @@ typedef struct {
 
 
 typedef struct {
+    ngx_str_t                    certificates;   /* claw_certificates */
+    ngx_http_claw_registry_t    *registry;
+    void                        *cache;          /* per worker */
+} ngx_http_claw_srv_conf_t;
+
+
+typedef struct {
     ngx_flag_t                   enable;
     ngx_str_t                    tenant;
     ngx_array_t                 *domains;        /* of ngx_str_t */
@@ -45,6 +52,9 @@ typedef struct {
     ngx_uint_t                   conn;
     ngx_flag_t                   rate_headers;
     ngx_uint_t                   limit_log_level;
+
+    time_t                       hsts;           /* max-age, 0: off */
+    ngx_flag_t                   hsts_subdomains;
 
     unsigned                     admin:1;
     unsigned                     metrics:1;

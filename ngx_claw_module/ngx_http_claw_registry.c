@@ -1674,6 +1674,31 @@ ngx_http_claw_tconf_cmp(const void *one, const void *two)
 }
 
 
+/*
+ * The slot a name resolves to, to be compared with another slot only:
+ * it is not pinned, so it must not be used after the lock is released.
+ */
+
+ngx_http_claw_tenant_t *
+ngx_http_claw_registry_peek(ngx_http_claw_registry_t *reg, ngx_uint_t domain,
+    u_char *name, size_t len)
+{
+    uint32_t                 hash;
+    ngx_http_claw_tenant_t  *t;
+
+    hash = ngx_murmur_hash2(name, len);
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+
+    t = domain ? ngx_http_claw_find_domain_locked(reg->sh, hash, name, len)
+               : ngx_http_claw_find_id_locked(reg->sh, hash, name, len);
+
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    return t;
+}
+
+
 /* whether a custom domain belongs to the (pinned) tenant t */
 
 ngx_int_t

@@ -240,6 +240,9 @@ ngx_int_t ngx_http_claw_registry_init_worker(ngx_http_claw_registry_t *reg,
 void ngx_http_claw_registry_exit_worker(ngx_http_claw_registry_t *reg);
 ngx_http_claw_hold_t *ngx_http_claw_hold_locked(
     ngx_http_claw_registry_t *reg, ngx_http_claw_tenant_t *t);
+ngx_http_claw_tenant_t *ngx_http_claw_registry_peek(
+    ngx_http_claw_registry_t *reg, ngx_uint_t domain, u_char *name,
+    size_t len);
 ngx_int_t ngx_http_claw_registry_owns(ngx_http_claw_registry_t *reg,
     ngx_http_claw_tenant_t *t, u_char *domain, size_t len);
 
