@@ -232,11 +232,26 @@ ngx_http_claw_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg)
 
     size_t                 len;
     const char            *sni;
+    unsigned int           alen;
     ngx_connection_t      *c;
+    const unsigned char   *alpn;
     ngx_http_claw_cert_t  *cc;
     u_char                 host[NGX_HTTP_CLAW_HOST_MAX];
 
     c = ngx_ssl_get_connection(ssl_conn);
+
+    /*
+     * An ACME tls-alpn-01 validation (RFC 8737) has its challenge
+     * certificate set by then, when ALPN was selected: it stays.
+     */
+
+    SSL_get0_alpn_selected(ssl_conn, &alpn, &alen);
+
+    if (alen == sizeof("acme-tls/1") - 1
+        && ngx_strncmp(alpn, "acme-tls/1", alen) == 0)
+    {
+        return 1;
+    }
 
     sni = SSL_get_servername(ssl_conn, TLSEXT_NAMETYPE_host_name);
     if (sni == NULL) {
