@@ -29,10 +29,11 @@ CFLAGS_UNIT := -g -O1 -Wall -Wextra -Werror -Ingx_claw_module
 
 # Debian packages, by what needs them
 PKG_BUILD   := nginx-core nginx-dev gcc make libc6-dev libpcre2-dev libjansson-dev \
+               libcurl4-openssl-dev \
                libssl-dev zlib1g-dev openssl
 PKG_TEST    := perl libtest-base-perl libtest-longstring-perl \
                libtext-diff-perl liblist-moreutils-perl libhttp-message-perl \
-               liburi-perl curl nghttp2-client
+               liburi-perl curl nghttp2-client openssl pebble
 PKG_DEMO    := curl
 
 # the real Test::Nginx when it is installed, the project's runner if not
