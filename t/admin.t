@@ -81,6 +81,8 @@ _EOC_
     }
 _EOC_
     }
+
+    ClawTest::fresh_zone($block);
 });
 
 run_tests();

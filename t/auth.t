@@ -105,6 +105,8 @@ _EOC_
     if (!defined $block->config) {
         $block->set_value("config", $Config);
     }
+
+    ClawTest::fresh_zone($block);
 });
 
 run_tests();

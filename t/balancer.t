@@ -47,6 +47,8 @@ add_block_preprocessor(sub {
     }
 _EOC_
     }
+
+    ClawTest::fresh_zone($block);
 });
 
 run_tests();

@@ -53,6 +53,8 @@ _EOF_
         proxy_set_header Connection "";
     }
 _EOC_
+
+    ClawTest::fresh_zone($block);
 });
 
 run_tests();

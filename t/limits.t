@@ -67,6 +67,8 @@ _EOC_
     }
 _EOC_
     }
+
+    ClawTest::fresh_zone($block);
 });
 
 run_tests();

@@ -72,6 +72,8 @@ _EOF_
     }
 _EOC_
     }
+
+    ClawTest::fresh_zone($block);
 });
 
 sub traffic {

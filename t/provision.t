@@ -77,6 +77,8 @@ _EOC_
         proxy_pass http://claw;
     }
 _EOC_
+
+    ClawTest::fresh_zone($block);
 });
 
 run_tests();

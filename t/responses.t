@@ -60,6 +60,8 @@ _EOC_
         $block->set_value("more_headers",
             "Host: alice.claw.test\nAuthorization: Bearer alice-token-1\n");
     }
+
+    ClawTest::fresh_zone($block);
 });
 
 run_tests();

@@ -2,6 +2,8 @@
 # host names, and no other.  Hosts that name no tenant (other labels,
 # suffix tricks, addresses, malformed names) reach no container at all.
 
+use lib 't/perl';
+use ClawTest;
 use Test::Nginx::Socket 'no_plan';
 
 repeat_each(2);
@@ -82,6 +84,8 @@ $Proxy
     }
 _EOC_
     }
+
+    ClawTest::fresh_zone($block);
 });
 
 run_tests();

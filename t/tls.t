@@ -154,6 +154,8 @@ _EOF_
     }
 _EOC_
     }
+
+    ClawTest::fresh_zone($block);
 });
 
 run_tests();

@@ -44,6 +44,7 @@ our @EXPORT = qw(
     servroot write_file nginx_reload
     claw_session http_get http_background http_hold hammer
     kill_workers tunnel_background http_request nginx_restart_hard
+    fresh_zone
 );
 our @EXPORT_OK = qw(ws_accept_for ws_decode_all stop_containers);
 
@@ -452,6 +453,19 @@ sub hammer {
         waitpid $kid->[0], 0;
     }
     return (\%total, time - $start);
+}
+
+# A zone of the block's own: in Test::Nginx's HUP mode nginx is reloaded
+# between blocks, and a zone of the same name and size is kept, with its
+# limit state, failure records and counters (as it should be); blocks that
+# count on a fresh zone name it after themselves.
+sub fresh_zone {
+    my ($block) = @_;
+    my ($n) = ($block->name // '') =~ /TEST (\d+)/;
+    my $conf = $block->http_config;
+    return unless defined $conf && defined $n;
+    $conf =~ s/\bclaw_zone claw:/claw_zone claw_t$n:/g;
+    $block->set_value("http_config", $conf);
 }
 
 # A session cookie value as the module mints it, written from the format
