@@ -892,7 +892,7 @@ ngx_http_claw_bootstrap(ngx_http_request_t *r,
     ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx, u_char *digest)
 {
     u_char                     *p;
-    size_t                      len;
+    size_t                      len, n;
     ngx_table_elt_t            *h;
     ngx_http_claw_main_conf_t  *cmcf;
 
@@ -960,6 +960,24 @@ ngx_http_claw_bootstrap(ngx_http_request_t *r,
     h->hash = 1;
     ngx_str_set(&h->key, "Location");
     h->value = r->unparsed_uri;
+
+    /*
+     * "//host/..." (or "/\host", which browsers read alike) would be a
+     * protocol-relative redirect elsewhere with "absolute_redirect off"
+     */
+
+    for (n = 0; n < h->value.len
+                && (h->value.data[n] == '/' || h->value.data[n] == '\\');
+         n++)
+    {
+        /* void */
+    }
+
+    if (n > 1) {
+        h->value.data += n - 1;
+        h->value.len -= n - 1;
+        h->value.data[0] = '/';
+    }
 
     r->headers_out.location = h;
 

@@ -302,7 +302,28 @@ claw balancer
 
 
 
-=== TEST 14: the session cookie authenticates, and is taken off
+=== TEST 14: a login link never redirects to another host
+--- config
+    claw_domain claw.test;
+    absolute_redirect off;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+    }
+--- request eval
+["GET //evil.example/x?claw_token=alice-token-1",
+ "GET /\\evil.example/x?claw_token=alice-token-1"]
+--- more_headers
+Host: alice.claw.test
+--- error_code eval
+[303, 303]
+--- response_headers eval
+["Location: /evil.example/x", "Location: /evil.example/x"]
+
+
+
+=== TEST 15: the session cookie authenticates, and is taken off
 --- request
 GET /
 --- more_headers eval
@@ -317,7 +338,7 @@ X-Claw-Auth: cookie
 
 
 
-=== TEST 15: a cookie alone is removed with its header
+=== TEST 16: a cookie alone is removed with its header
 --- request
 GET /
 --- more_headers eval
@@ -330,7 +351,7 @@ GET /
 
 
 
-=== TEST 16: a session of one tenant is worthless on another
+=== TEST 17: a session of one tenant is worthless on another
 --- request
 GET /
 --- more_headers eval
@@ -344,7 +365,7 @@ claw balancer
 
 
 
-=== TEST 17: ... even carrying the other tenant's id (the token differs)
+=== TEST 18: ... even carrying the other tenant's id (the token differs)
 --- request
 GET /
 --- more_headers eval
@@ -356,7 +377,7 @@ claw balancer
 
 
 
-=== TEST 18: an expired session
+=== TEST 19: an expired session
 --- request
 GET /
 --- more_headers eval
@@ -370,7 +391,7 @@ claw balancer
 
 
 
-=== TEST 19: a session longer than claw_session_ttl allows
+=== TEST 20: a session longer than claw_session_ttl allows
 --- request
 GET /
 --- more_headers eval
@@ -382,7 +403,7 @@ claw balancer
 
 
 
-=== TEST 20: a session minted with another secret
+=== TEST 21: a session minted with another secret
 --- request
 GET /
 --- more_headers eval
@@ -394,7 +415,7 @@ claw balancer
 
 
 
-=== TEST 21: a tampered session
+=== TEST 22: a tampered session
 --- request
 GET /
 --- more_headers eval
@@ -407,7 +428,7 @@ claw balancer
 
 
 
-=== TEST 22: a session of a token removed by a reload dies with it
+=== TEST 23: a session of a token removed by a reload dies with it
 --- init
 ClawTest::write_file('html/tenants.conf',
     "alice 127.0.0.1:19881 token=sha256:b240c0befacf0ea1df26b7990ea1a7439fcae9613485a90a5489b33804609e18\n");
@@ -423,7 +444,7 @@ claw balancer
 
 
 
-=== TEST 23: a token removed by a reload stops working; the other goes on
+=== TEST 24: a token removed by a reload stops working; the other goes on
 --- init
 ClawTest::write_file('html/tenants.conf',
     "alice 127.0.0.1:19881 token=sha256:b240c0befacf0ea1df26b7990ea1a7439fcae9613485a90a5489b33804609e18\n");
@@ -437,7 +458,7 @@ Host: alice.claw.test
 
 
 
-=== TEST 24: a WebSocket upgrade authenticated by claw_token
+=== TEST 25: a WebSocket upgrade authenticated by claw_token
 --- raw_request eval
 ClawTest::ws_handshake_request(path => '/ws?once=1&claw_token=alice-token-1',
                                host => 'alice.claw.test')
@@ -451,7 +472,7 @@ X-Claw-Auth: query
 
 
 
-=== TEST 25: a WebSocket upgrade with a wrong claw_token
+=== TEST 26: a WebSocket upgrade with a wrong claw_token
 --- raw_request eval
 ClawTest::ws_handshake_request(path => '/ws?claw_token=bob-token-1',
                                host => 'alice.claw.test',
@@ -462,7 +483,7 @@ claw balancer
 
 
 
-=== TEST 26: a WebSocket upgrade with a session from the tenant's own origin
+=== TEST 27: a WebSocket upgrade with a session from the tenant's own origin
 --- raw_request eval
 ClawTest::ws_handshake_request(path => '/ws?once=1', host => 'alice.claw.test',
     headers => ['Origin: http://alice.claw.test:1984',
@@ -477,7 +498,7 @@ X-Claw-Auth: cookie
 
 
 
-=== TEST 27: ... and from its custom domain
+=== TEST 28: ... and from its custom domain
 --- raw_request eval
 ClawTest::ws_handshake_request(path => '/ws?once=1', host => 'alice.claw.test',
     headers => ['Origin: http://Alice.Example.org',
@@ -490,7 +511,7 @@ ClawTest::ws_handshake_request(path => '/ws?once=1', host => 'alice.claw.test',
 
 
 
-=== TEST 28: a session WebSocket from a foreign origin: 403
+=== TEST 29: a session WebSocket from a foreign origin: 403
 --- raw_request eval
 ClawTest::ws_handshake_request(path => '/ws', host => 'alice.claw.test',
     headers => ['Origin: http://evil.example.com', 'Connection: close',
@@ -504,7 +525,7 @@ claw balancer
 
 
 
-=== TEST 29: ... from another tenant's origin: 403
+=== TEST 30: ... from another tenant's origin: 403
 --- raw_request eval
 ClawTest::ws_handshake_request(path => '/ws', host => 'alice.claw.test',
     headers => ['Origin: http://bob.claw.test', 'Connection: close',
@@ -516,7 +537,7 @@ claw balancer
 
 
 
-=== TEST 30: ... with no Origin at all: 403
+=== TEST 31: ... with no Origin at all: 403
 --- raw_request eval
 ClawTest::ws_handshake_request(path => '/ws', host => 'alice.claw.test',
     headers => ['Connection: close', 'Cookie: __Host-claw='
@@ -527,7 +548,7 @@ claw balancer
 
 
 
-=== TEST 31: ... from the https origin of a plain http connection: 403
+=== TEST 32: ... from the https origin of a plain http connection: 403
 --- raw_request eval
 ClawTest::ws_handshake_request(path => '/ws', host => 'alice.claw.test',
     headers => ['Origin: https://alice.claw.test', 'Connection: close',
@@ -539,7 +560,7 @@ claw balancer
 
 
 
-=== TEST 32: a Bearer WebSocket needs no Origin (not a browser)
+=== TEST 33: a Bearer WebSocket needs no Origin (not a browser)
 --- raw_request eval
 ClawTest::ws_handshake_request(path => '/ws?once=1', host => 'alice.claw.test',
     headers => ['Authorization: Bearer alice-token-2'])
@@ -552,7 +573,7 @@ X-Claw-Auth: bearer
 
 
 
-=== TEST 33: a Bearer token and a different claw_token disagree: 400
+=== TEST 34: a Bearer token and a different claw_token disagree: 400
 --- request
 GET /?claw_token=alice-token-2
 --- more_headers
@@ -566,7 +587,7 @@ claw balancer
 
 
 
-=== TEST 34: a session and a token not valid with it disagree: 400
+=== TEST 35: a session and a token not valid with it disagree: 400
 --- request
 GET /
 --- more_headers eval
@@ -578,7 +599,7 @@ claw balancer
 
 
 
-=== TEST 35: a session and another valid token of the tenant agree
+=== TEST 36: a session and another valid token of the tenant agree
 --- request
 GET /
 --- more_headers eval
@@ -592,7 +613,7 @@ X-Claw-Auth: bearer
 
 
 
-=== TEST 36: a valid token next to a dead session disagree: 400
+=== TEST 37: a valid token next to a dead session disagree: 400
 --- request
 GET /
 --- more_headers eval
@@ -604,7 +625,7 @@ claw balancer
 
 
 
-=== TEST 37: a new login replaces a dead session
+=== TEST 38: a new login replaces a dead session
 --- request
 GET /?claw_token=alice-token-1
 --- more_headers eval
@@ -618,7 +639,7 @@ Set-Cookie: __Host-claw=[A-Za-z0-9_-]{66}; .*
 
 
 
-=== TEST 38: two different claw_token arguments: 400
+=== TEST 39: two different claw_token arguments: 400
 --- request
 GET /?claw_token=alice-token-1&claw_token=alice-token-2
 --- more_headers
@@ -629,7 +650,7 @@ claw balancer
 
 
 
-=== TEST 39: two different session cookies: 400
+=== TEST 40: two different session cookies: 400
 --- request
 GET /
 --- more_headers eval
@@ -643,7 +664,7 @@ claw balancer
 
 
 
-=== TEST 40: the container never sees a credential, nor made-up edge headers
+=== TEST 41: the container never sees a credential, nor made-up edge headers
 --- request
 GET /api?q=1&claw_token=alice-token-1&cl%61w_token=alice-token-1
 --- more_headers
@@ -659,7 +680,7 @@ X-Claw: kept
 
 
 
-=== TEST 41: claw_token on a POST is taken off and counts for nothing
+=== TEST 42: claw_token on a POST is taken off and counts for nothing
 --- request
 POST /submit?claw_token=alice-token-1
 hello
@@ -671,7 +692,7 @@ claw balancer
 
 
 
-=== TEST 42: claw_token values never reach the logs
+=== TEST 43: claw_token values never reach the logs
 --- log_level: info
 --- request
 GET /page?a=1&claw_token=alice-token-1
@@ -685,7 +706,7 @@ alice-token-1
 
 
 
-=== TEST 43: $request in the access log is redacted too
+=== TEST 44: $request in the access log is redacted too
 --- http_config
     claw_zone claw:1m;
     claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
@@ -714,7 +735,7 @@ GET /page?a=1&claw_token=[redacted] HTTP/1.1|/page?a=1|a=1|bob
 
 
 
-=== TEST 44: claw_auth off still routes, and still takes credentials off
+=== TEST 45: claw_auth off still routes, and still takes credentials off
 --- request
 GET /healthz
 --- more_headers eval
@@ -729,7 +750,7 @@ X-Claw-Auth: off
 
 
 
-=== TEST 45: an internal redirect from a public location to a private one needs a credential
+=== TEST 46: an internal redirect from a public location to a private one needs a credential
 --- request
 GET /public
 --- more_headers
@@ -740,7 +761,7 @@ claw balancer
 
 
 
-=== TEST 46: ... which the first pass already took off the request
+=== TEST 47: ... which the first pass already took off the request
 --- request
 GET /public
 --- more_headers
@@ -755,7 +776,7 @@ X-Claw-Auth: bearer
 
 
 
-=== TEST 47: failed attempts from one address: 429 once over the limit, a valid token included
+=== TEST 48: failed attempts from one address: 429 once over the limit, a valid token included
 --- http_config
     claw_zone claw:1m;
     claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
@@ -786,7 +807,7 @@ Host: alice.claw.test
 
 
 
-=== TEST 48: over the limit, a valid Bearer token gets 429 and is logged once
+=== TEST 49: over the limit, a valid Bearer token gets 429 and is logged once
 --- http_config
     claw_zone claw:1m;
     claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
@@ -822,7 +843,7 @@ claw balancer
 
 
 
-=== TEST 49: missing credentials are not failed checks
+=== TEST 50: missing credentials are not failed checks
 --- http_config
     claw_zone claw:1m;
     claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
@@ -847,7 +868,7 @@ Host: bob.claw.test
 
 
 
-=== TEST 50: without claw_cookie_secret there are no sessions and no login links
+=== TEST 51: without claw_cookie_secret there are no sessions and no login links
 --- http_config
     claw_zone claw:1m;
     claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
@@ -872,7 +893,7 @@ Host: bob.claw.test
 
 
 
-=== TEST 51: a cookie secret shorter than 32 bytes
+=== TEST 52: a cookie secret shorter than 32 bytes
 --- user_files eval
 [["tenants.conf" => $::Tenants], ["secret" => "short"]]
 --- request
@@ -883,7 +904,7 @@ must hold 32 to 4096 bytes, not 5
 
 
 
-=== TEST 52: a malformed claw_auth_fail_limit
+=== TEST 53: a malformed claw_auth_fail_limit
 --- http_config
     claw_zone claw:1m;
     claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
