@@ -24,8 +24,6 @@
 #define NGX_HTTP_CLAW_INVALID  2
 
 
-static ngx_int_t ngx_http_claw_extract(ngx_http_request_t *r,
-    ngx_http_claw_ctx_t *ctx);
 static ngx_int_t ngx_http_claw_extract_cookies(ngx_http_request_t *r,
     ngx_http_claw_ctx_t *ctx, ngx_array_t *drop);
 static ngx_int_t ngx_http_claw_headers_drop(ngx_http_request_t *r,
@@ -41,8 +39,11 @@ static ngx_uint_t ngx_http_claw_check_token(ngx_http_claw_ctx_t *ctx,
 static ngx_uint_t ngx_http_claw_check_cookie(ngx_http_request_t *r,
     ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx);
 static ngx_uint_t ngx_http_claw_is_websocket(ngx_http_request_t *r);
-static ngx_uint_t ngx_http_claw_origin_ok(ngx_http_request_t *r,
+static ngx_int_t ngx_http_claw_origin(ngx_http_request_t *r,
     ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx);
+static ngx_uint_t ngx_http_claw_session_request_ok(ngx_http_request_t *r,
+    ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx,
+    ngx_uint_t websocket);
 static ngx_int_t ngx_http_claw_bootstrap(ngx_http_request_t *r,
     ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx, u_char *digest);
 static ngx_int_t ngx_http_claw_unauthorized(ngx_http_request_t *r);
@@ -199,12 +200,6 @@ ngx_http_claw_auth(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     u_char                      key[NGX_HTTP_CLAW_FAIL_KEY];
     u_char                      digest[NGX_HTTP_CLAW_DIGEST_LEN];
 
-    if (!ctx->extracted) {
-        if (ngx_http_claw_extract(r, ctx) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
     if (ctx->auth != NGX_HTTP_CLAW_AUTH_NONE
         && ctx->auth != NGX_HTTP_CLAW_AUTH_OFF)
     {
@@ -323,15 +318,11 @@ ngx_http_claw_auth(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     } else {
         ctx->auth = NGX_HTTP_CLAW_AUTH_COOKIE;
 
-        /*
-         * a page of another site can make a browser open a WebSocket
-         * with the tenant's cookie: only the tenant's own origins may
-         */
-
-        if (websocket && !ngx_http_claw_origin_ok(r, clcf, ctx)) {
+        if (!ngx_http_claw_session_request_ok(r, clcf, ctx, websocket)) {
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                          "claw: WebSocket with the session of tenant "
-                          "\"%V\" from a foreign origin", &ctx->id);
+                          "claw: %s with the session of tenant \"%V\" "
+                          "from a foreign origin",
+                          websocket ? "WebSocket" : "request", &ctx->id);
             ctx->auth = NGX_HTTP_CLAW_AUTH_NONE;
             return NGX_HTTP_FORBIDDEN;
         }
@@ -430,8 +421,8 @@ ngx_http_claw_check_cookie(ngx_http_request_t *r,
  * header a client made up (those are the edge's to set).
  */
 
-static ngx_int_t
-ngx_http_claw_extract(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx)
+ngx_int_t
+ngx_http_claw_auth_extract(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx)
 {
     ngx_uint_t             i;
     ngx_array_t            drop;
@@ -565,9 +556,12 @@ ngx_http_claw_extract_cookies(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
             ctx->cookie_conflict = 1;
         }
 
-        /* the old value stays in memory: ctx->cookie points into it */
+        /*
+         * The old value stays in memory: ctx->cookie points into it.  The
+         * pairs kept are joined with "; ", so each ";" may grow by one.
+         */
 
-        p = ngx_pnalloc(r->pool, h->value.len);
+        p = ngx_pnalloc(r->pool, 2 * h->value.len + 1);
         if (p == NULL) {
             return NGX_ERROR;
         }
@@ -823,11 +817,12 @@ ngx_http_claw_is_websocket(ngx_http_request_t *r)
 /*
  * The tenant's own origins: the scheme of this connection and a host
  * that resolves to the same tenant, by claw_domain or a custom domain.
+ * Returns NGX_OK, NGX_DECLINED for another origin, NGX_ABORT for none.
  */
 
-static ngx_uint_t
-ngx_http_claw_origin_ok(ngx_http_request_t *r,
-    ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx)
+static ngx_int_t
+ngx_http_claw_origin(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
+    ngx_http_claw_ctx_t *ctx)
 {
     size_t                 hlen;
     ngx_str_t             *sfx, want;
@@ -838,15 +833,16 @@ ngx_http_claw_origin_ok(ngx_http_request_t *r,
 
     h = ngx_http_claw_header_find(r, "origin", sizeof("origin") - 1,
                                   &count);
-    if (h == NULL || count != 1) {
-        return 0;
+    if (h == NULL) {
+        return NGX_ABORT;
     }
 
-    if (ngx_http_claw_origin_host(h->value.data, h->value.len, &scheme,
-                                  host, &hlen)
-        != 0)
+    if (count != 1
+        || ngx_http_claw_origin_host(h->value.data, h->value.len, &scheme,
+                                     host, &hlen)
+           != 0)
     {
-        return 0;
+        return NGX_DECLINED;
     }
 
     ngx_str_set(&want, "http");
@@ -860,7 +856,7 @@ ngx_http_claw_origin_ok(ngx_http_request_t *r,
     if (scheme.len != want.len
         || ngx_strncasecmp((u_char *) scheme.data, want.data, want.len) != 0)
     {
-        return 0;
+        return NGX_DECLINED;
     }
 
     if (clcf->domains) {
@@ -870,15 +866,66 @@ ngx_http_claw_origin_ok(ngx_http_request_t *r,
             if (ngx_http_claw_host_label(host, hlen, sfx[i].data, sfx[i].len,
                                          &label))
             {
-                return label.len == ctx->id.len
-                       && ngx_memcmp(label.data, ctx->id.data, label.len)
-                          == 0;
+                return (label.len == ctx->id.len
+                        && ngx_memcmp(label.data, ctx->id.data, label.len)
+                           == 0)
+                       ? NGX_OK : NGX_DECLINED;
             }
         }
     }
 
-    return ngx_http_claw_registry_owns(ctx->registry, ctx->tenant, host,
-                                       hlen);
+    return ngx_http_claw_registry_owns(ctx->registry, ctx->tenant, host, hlen)
+           ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * A session is a browser's: a page of another tenant is same-site (the
+ * tenants share the parent domain), so SameSite=Lax does not stop it
+ * from sending the session along with a POST.  A request that changes
+ * something must come from the tenant's own origin; without Origin (an
+ * old browser), Sec-Fetch-Site must not name another site either.
+ */
+
+static ngx_uint_t
+ngx_http_claw_session_request_ok(ngx_http_request_t *r,
+    ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx,
+    ngx_uint_t websocket)
+{
+    ngx_int_t         rc;
+    ngx_uint_t        count;
+    ngx_table_elt_t  *h;
+
+    if (!websocket
+        && (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_OPTIONS)))
+    {
+        return 1;
+    }
+
+    rc = ngx_http_claw_origin(r, clcf, ctx);
+
+    if (rc != NGX_ABORT) {
+        return rc == NGX_OK;
+    }
+
+    /* no Origin: browsers always send one with a WebSocket */
+
+    if (websocket) {
+        return 0;
+    }
+
+    h = ngx_http_claw_header_find(r, "sec-fetch-site",
+                                  sizeof("sec-fetch-site") - 1, &count);
+
+    return h == NULL
+           || (h->value.len == sizeof("same-origin") - 1
+               && ngx_strncasecmp(h->value.data, (u_char *) "same-origin",
+                                  h->value.len)
+                  == 0)
+           || (h->value.len == sizeof("none") - 1
+               && ngx_strncasecmp(h->value.data, (u_char *) "none",
+                                  h->value.len)
+                  == 0);
 }
 
 

@@ -16,6 +16,8 @@
 
 
 ngx_int_t ngx_http_claw_auth_post_read(ngx_http_request_t *r);
+ngx_int_t ngx_http_claw_auth_extract(ngx_http_request_t *r,
+    ngx_http_claw_ctx_t *ctx);
 ngx_int_t ngx_http_claw_auth(ngx_http_request_t *r,
     ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx);
 

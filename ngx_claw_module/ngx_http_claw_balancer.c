@@ -116,6 +116,7 @@ ngx_http_claw_init_peer(ngx_http_request_t *r,
     ngx_http_claw_ctx_t        *ctx;
     ngx_http_upstream_t        *u;
     ngx_http_claw_tconf_t      *tc;
+    ngx_http_claw_loc_conf_t   *clcf;
     ngx_http_claw_peer_data_t  *pd;
 
     pd = ngx_palloc(r->pool, sizeof(ngx_http_claw_peer_data_t));
@@ -123,9 +124,20 @@ ngx_http_claw_init_peer(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    /*
+     * Only a request admitted by "claw on" in the location that proxies
+     * reaches a container: not one sent on by error_page to a location
+     * without it.
+     */
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_claw_module);
     ctx = ngx_http_claw_get_ctx(r->main);
 
-    if (ctx && ctx->tenant && ctx->admitted && ctx->peer_len == 0) {
+    if (!clcf->enable || (ctx && !ctx->admitted)) {
+        ctx = NULL;
+    }
+
+    if (ctx && ctx->tenant && ctx->peer_len == 0) {
         tc = ctx->tconf;
         tag = ctx->tenant->uid;
 
@@ -165,8 +177,8 @@ ngx_http_claw_get_peer(ngx_peer_connection_t *pc, void *data)
 
     if (ctx == NULL || ctx->peer_len == 0) {
         ngx_log_error(NGX_LOG_ERR, pc->log, 0,
-                      "claw: no tenant resolved for this request, "
-                      "not connecting to any container");
+                      "claw: no tenant admitted by \"claw on\" for this "
+                      "request, not connecting to any container");
         pc->name = &ngx_http_claw_server_name;
         return NGX_BUSY;
     }

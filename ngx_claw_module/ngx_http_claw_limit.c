@@ -90,7 +90,8 @@ ngx_http_claw_limit(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
 
     ngx_shmtx_unlock(&reg->shpool->mutex);
 
-    ctx->limited = 1;
+    /* a refusal is remembered by the caller: it is answered again */
+    ctx->limited = ctx->active;
 
     if (interval) {
         ctx->rate_quota = burst + 1;

@@ -90,11 +90,20 @@ ngx_http_claw_metrics_handler(ngx_http_request_t *r)
     ngx_uint_t                  i, j, n, pages;
     ngx_chain_t                 out;
     ngx_slab_pool_t            *shpool;
+    ngx_http_claw_ctx_t        *ctx;
     ngx_http_claw_counters_t   *c;
     ngx_http_claw_main_conf_t  *cmcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    /* as the admin API: never for a request routed to a tenant */
+
+    ctx = ngx_http_claw_get_ctx(r->main);
+
+    if (ctx && ctx->tenant) {
+        return NGX_HTTP_FORBIDDEN;
     }
 
     rc = ngx_http_discard_request_body(r);

@@ -23,6 +23,8 @@
 
 
 static ngx_int_t ngx_http_claw_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_claw_check(ngx_http_request_t *r,
+    ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx);
 static ngx_int_t ngx_http_claw_resolve(ngx_http_request_t *r,
     ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx);
 static void ngx_http_claw_cleanup(void *data);
@@ -275,9 +277,21 @@ ngx_http_claw_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    /* a subrequest acts for its main request, which was checked already */
+    /*
+     * A subrequest (SSI, mirror, addition) acts for its main request: it
+     * gets a tenant's location only with the main request's credential.
+     */
 
     if (r != r->main) {
+        ctx = ngx_http_claw_get_ctx(r->main);
+
+        if (ctx == NULL || ctx->tenant == NULL || !ctx->admitted
+            || (clcf->auth && (ctx->auth == NGX_HTTP_CLAW_AUTH_NONE
+                               || ctx->auth == NGX_HTTP_CLAW_AUTH_OFF)))
+        {
+            return NGX_HTTP_FORBIDDEN;
+        }
+
         return NGX_DECLINED;
     }
 
@@ -288,6 +302,41 @@ ngx_http_claw_handler(ngx_http_request_t *r)
         if (ctx == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+    }
+
+    /* refused once, refused again (an error_page back to a claw location) */
+
+    if (ctx->refused) {
+        return ctx->refused;
+    }
+
+    rc = ngx_http_claw_check(r, clcf, ctx);
+
+    if (rc != NGX_DECLINED) {
+        ctx->admitted = 0;
+        ctx->refused = (rc == NGX_HTTP_INTERNAL_SERVER_ERROR) ? 0 : rc;
+        return rc;
+    }
+
+    ctx->admitted = 1;
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_claw_check(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
+    ngx_http_claw_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    /*
+     * Credentials are taken off first, so that no answer, not even a 404
+     * for an unknown host and the error_page behind it, carries them on.
+     */
+
+    if (!ctx->extracted && ngx_http_claw_auth_extract(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (ctx->tenant == NULL) {
@@ -312,7 +361,7 @@ ngx_http_claw_handler(ngx_http_request_t *r)
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "claw: request of tenant \"%V\" redirected to a "
                       "location of tenant \"%V\"", &ctx->id, &clcf->tenant);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_HTTP_FORBIDDEN;
     }
 
     rc = ngx_http_claw_auth(r, clcf, ctx);
@@ -329,8 +378,6 @@ ngx_http_claw_handler(ngx_http_request_t *r)
             return rc;
         }
     }
-
-    ctx->admitted = 1;
 
     return NGX_DECLINED;
 }

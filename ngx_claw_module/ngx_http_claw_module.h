@@ -93,6 +93,7 @@ typedef struct {
 
     unsigned                     auth:3;         /* $claw_auth */
     unsigned                     admitted:1;
+    ngx_uint_t                   refused;        /* the status, once */
     unsigned                     limited:1;      /* limits were applied */
     unsigned                     active:1;       /* counted in flight */
     unsigned                     counted:1;      /* in the metrics */

@@ -38,8 +38,11 @@ typedef struct {
 
 
 
+static ngx_uint_t ngx_http_claw_count_lines(u_char *p, size_t size);
 static ngx_int_t ngx_http_claw_read_file(ngx_conf_t *cf, ngx_str_t *path,
     ngx_fd_t fd, u_char **buf, size_t *size);
+static void ngx_http_claw_journal_owner(ngx_cycle_t *cycle, ngx_fd_t fd,
+    ngx_str_t *name);
 static void ngx_http_claw_unlock_journal(void *data);
 static ngx_int_t ngx_http_claw_registry_parse(ngx_conf_t *cf,
     ngx_http_claw_registry_t *reg, ngx_str_t *path, u_char *buf, size_t size,
@@ -60,6 +63,11 @@ static ngx_int_t ngx_http_claw_prepare(ngx_http_claw_registry_t *reg,
     ngx_http_claw_change_t *ch);
 static void ngx_http_claw_unprepare(ngx_http_claw_registry_t *reg,
     ngx_http_claw_change_t *ch);
+static ngx_int_t ngx_http_claw_alloc_change_locked(
+    ngx_http_claw_registry_t *reg, ngx_http_claw_change_t *ch,
+    ngx_uint_t slot);
+static void ngx_http_claw_unprepare_locked(ngx_http_claw_registry_t *reg,
+    ngx_http_claw_change_t *ch);
 static ngx_uint_t ngx_http_claw_commit_locked(ngx_http_claw_registry_t *reg,
     ngx_http_claw_change_t *ch, uint32_t mark);
 static void *ngx_http_claw_snapshot(ngx_http_claw_registry_t *reg,
@@ -68,7 +76,7 @@ static int ngx_libc_cdecl ngx_http_claw_tconf_cmp(const void *one,
     const void *two);
 static void ngx_http_claw_unlink_locked(ngx_http_claw_registry_t *reg,
     ngx_http_claw_tenant_t *t);
-static void ngx_http_claw_unlink_names_locked(ngx_http_claw_shctx_t *sh,
+static void ngx_http_claw_unlink_names_locked(ngx_http_claw_registry_t *reg,
     ngx_http_claw_tenant_t *t);
 static ngx_http_claw_tenant_t *ngx_http_claw_find_id_locked(
     ngx_http_claw_shctx_t *sh, uint32_t hash, u_char *id, size_t len);
@@ -97,6 +105,7 @@ ngx_http_claw_registry_read(ngx_conf_t *cf, ngx_http_claw_registry_t *reg)
     u_char                    *buf;
     size_t                     size, jsize;
     ngx_fd_t                   fd;
+    ngx_err_t                  err;
     ngx_uint_t                 i, n;
     ngx_array_t                domains, all;
     ngx_pool_cleanup_t        *cln;
@@ -104,7 +113,57 @@ ngx_http_claw_registry_read(ngx_conf_t *cf, ngx_http_claw_registry_t *reg)
     ngx_http_claw_loaded_t    *ld;
     ngx_http_claw_tconf_t    **tcp;
 
-    if (ngx_http_claw_read_file(cf, &reg->path, 0, &buf, &size) != NGX_OK) {
+    /*
+     * The journal is locked first, made if missing (a worker could
+     * otherwise make it, and acknowledge a change, between our reading
+     * the file and reading the journal).
+     */
+
+    fd = ngx_open_file(reg->journal.data, NGX_FILE_RDWR,
+                       NGX_FILE_CREATE_OR_OPEN, 0600);
+
+    if (fd == NGX_INVALID_FILE) {
+        err = ngx_errno;
+
+        if (!ngx_test_config) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, err,
+                          "claw_tenants: " ngx_open_file_n " \"%V\" failed",
+                          &reg->journal);
+            return NGX_ERROR;
+        }
+
+        /* "nginx -t" by a user who cannot write there: read what is */
+
+        fd = ngx_open_file(reg->journal.data, NGX_FILE_RDONLY, NGX_FILE_OPEN,
+                           0);
+    }
+
+    jsize = 0;
+
+    if (fd != NGX_INVALID_FILE) {
+        cln = ngx_pool_cleanup_add(cf->temp_pool, 0);
+        if (cln == NULL) {
+            ngx_close_file(fd);
+            return NGX_ERROR;
+        }
+
+        cln->handler = ngx_http_claw_unlock_journal;
+        cln->data = reg;
+        reg->conf_jfd = fd;
+
+        if (ngx_http_claw_lock_journal(fd, cf->log, &reg->journal)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ngx_http_claw_journal_owner(cf->cycle, fd, &reg->journal);
+    }
+
+    if (ngx_http_claw_read_file(cf, &reg->path, NGX_INVALID_FILE, &buf,
+                                &size)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -123,34 +182,7 @@ ngx_http_claw_registry_read(ngx_conf_t *cf, ngx_http_claw_registry_t *reg)
     reg->fbuf = buf;
     reg->fsize = size;
 
-    fd = ngx_open_file(reg->journal.data, NGX_FILE_RDWR, NGX_FILE_OPEN, 0);
-
-    if (fd == NGX_INVALID_FILE && ngx_errno != NGX_ENOENT) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
-                      "claw_tenants: " ngx_open_file_n " \"%V\" failed",
-                      &reg->journal);
-        return NGX_ERROR;
-    }
-
-    jsize = 0;
-
     if (fd != NGX_INVALID_FILE) {
-        cln = ngx_pool_cleanup_add(cf->temp_pool, 0);
-        if (cln == NULL) {
-            ngx_close_file(fd);
-            return NGX_ERROR;
-        }
-
-        cln->handler = ngx_http_claw_unlock_journal;
-        cln->data = reg;
-        reg->conf_jfd = fd;
-
-        if (ngx_lock_fd(fd) == NGX_ERROR) {
-            ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
-                          ngx_lock_fd_n " \"%V\" failed", &reg->journal);
-            return NGX_ERROR;
-        }
-
         if (ngx_http_claw_read_file(cf, &reg->journal, fd, &reg->jbuf, &jsize)
             != NGX_OK)
         {
@@ -162,13 +194,8 @@ ngx_http_claw_registry_read(ngx_conf_t *cf, ngx_http_claw_registry_t *reg)
 
     /* every line could be a tenant: an index twice that size */
 
-    for (n = 0, i = 0; i < size; i++) {
-        n += (buf[i] == '\n');
-    }
-
-    for (i = 0; i < jsize; i++) {
-        n += (reg->jbuf[i] == '\n');
-    }
+    n = ngx_http_claw_count_lines(buf, size)
+        + ngx_http_claw_count_lines(reg->jbuf, jsize);
 
     for (index.size = 64; index.size < 2 * (n + 1); index.size *= 2) {
         /* void */
@@ -240,7 +267,23 @@ ngx_http_claw_registry_read(ngx_conf_t *cf, ngx_http_claw_registry_t *reg)
 }
 
 
-/* reads a whole file (fd, or the path when fd is 0) into the temp pool */
+static ngx_uint_t
+ngx_http_claw_count_lines(u_char *p, size_t size)
+{
+    u_char      *end;
+    ngx_uint_t   n;
+
+    end = p + size;
+
+    for (n = 0; p < end && (p = memchr(p, '\n', end - p)) != NULL; p++) {
+        n++;
+    }
+
+    return n;
+}
+
+
+/* reads a whole file (fd, or the path without one) into the temp pool */
 
 static ngx_int_t
 ngx_http_claw_read_file(ngx_conf_t *cf, ngx_str_t *path, ngx_fd_t fd,
@@ -253,7 +296,7 @@ ngx_http_claw_read_file(ngx_conf_t *cf, ngx_str_t *path, ngx_fd_t fd,
 
     own = NGX_INVALID_FILE;
 
-    if (fd == 0) {
+    if (fd == NGX_INVALID_FILE) {
         fd = ngx_open_file(path->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
 
         if (fd == NGX_INVALID_FILE) {
@@ -313,6 +356,68 @@ done:
 }
 
 
+/* an fcntl() lock, waited for; a signal only interrupts the wait */
+
+ngx_int_t
+ngx_http_claw_lock_journal(ngx_fd_t fd, ngx_log_t *log, ngx_str_t *name)
+{
+    ngx_err_t  err;
+
+    do {
+        err = ngx_lock_fd(fd);
+    } while (err == NGX_EINTR);
+
+    if (err) {
+        ngx_log_error(NGX_LOG_ALERT, log, err,
+                      ngx_lock_fd_n " \"%V\" failed", name);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a journal the master made belongs to the workers, who append to it */
+
+static void
+ngx_http_claw_journal_owner(ngx_cycle_t *cycle, ngx_fd_t fd, ngx_str_t *name)
+{
+    ngx_uid_t         uid;
+    ngx_gid_t         gid;
+    struct group     *grp;
+    struct passwd    *pwd;
+    ngx_core_conf_t  *ccf;
+
+    if (geteuid() != 0) {
+        return;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    uid = ccf->user;
+    gid = ccf->group;
+
+    /* "user" not read yet, or not given: nginx's default */
+
+    if (uid == (ngx_uid_t) NGX_CONF_UNSET_UINT) {
+        pwd = getpwnam(NGX_USER);
+        grp = getgrnam(NGX_GROUP);
+
+        if (pwd == NULL || grp == NULL) {
+            return;
+        }
+
+        uid = pwd->pw_uid;
+        gid = grp->gr_gid;
+    }
+
+    if (fchown(fd, uid, gid) == -1) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
+                      "fchown() \"%V\" failed", name);
+    }
+}
+
+
 static void
 ngx_http_claw_unlock_journal(void *data)
 {
@@ -354,7 +459,9 @@ ngx_http_claw_registry_parse(ngx_conf_t *cf, ngx_http_claw_registry_t *reg,
 
     for (line = 1; p < end; line++, p = eol + 1) {
 
-        eol = ngx_strlchr(p, end, '\n');
+        /* memchr() is word at a time: 100,000 lines are read in a blink */
+
+        eol = memchr(p, '\n', end - p);
 
         if (eol == NULL) {
             if (journal) {
@@ -376,7 +483,7 @@ ngx_http_claw_registry_parse(ngx_conf_t *cf, ngx_http_claw_registry_t *reg,
             return NGX_ERROR;
         }
 
-        if (ngx_strlchr(p, eol, '\0') != NULL) {
+        if (memchr(p, '\0', eol - p) != NULL) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "%V:%ui: NUL byte in line", path, line);
             return NGX_ERROR;
@@ -729,7 +836,7 @@ ngx_http_claw_registry_load(ngx_http_claw_registry_t *reg, ngx_log_t *log)
     /* a fold that fails leaves the journal: nothing is lost */
 
     rc = ngx_http_claw_store_fold(reg, reg->conf_jfd, reg->fbuf, reg->fsize,
-                                  pool, log);
+                                  reg->jbuf, reg->jread, pool, log);
     if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "claw: the journal \"%V\" stays until the next fold",
@@ -838,10 +945,7 @@ static ngx_int_t
 ngx_http_claw_prepare(ngx_http_claw_registry_t *reg,
     ngx_http_claw_change_t *ch)
 {
-    u_char                  *d;
-    size_t                   len;
-    ngx_uint_t               i;
-    ngx_http_claw_name_t    *name;
+    ngx_int_t                rc;
     ngx_http_claw_tenant_t  *t;
     ngx_http_claw_tconf_t   *src;
 
@@ -856,21 +960,44 @@ ngx_http_claw_prepare(ngx_http_claw_registry_t *reg,
     ch->same = (t && t->conf->size == src->size
                 && ngx_memcmp(t->conf, src, src->size) == 0);
 
+    rc = ch->same ? NGX_OK : ngx_http_claw_alloc_change_locked(reg, ch,
+                                                               t == NULL);
+
     ngx_shmtx_unlock(&reg->shpool->mutex);
 
-    if (ch->same) {
-        return NGX_OK;
-    }
+    return rc;
+}
 
-    if (t == NULL) {
-        ch->slot = ngx_slab_calloc(reg->shpool,
-                                   sizeof(ngx_http_claw_tenant_t));
+
+/*
+ * What a change puts in the zone: the configuration block, the custom
+ * domains' name records and, for a new tenant, its slot.  A full zone
+ * makes room among failure records only; nothing is half allocated.
+ */
+
+static ngx_int_t
+ngx_http_claw_alloc_change_locked(ngx_http_claw_registry_t *reg,
+    ngx_http_claw_change_t *ch, ngx_uint_t slot)
+{
+    u_char                 *d;
+    size_t                  len;
+    ngx_uint_t              i;
+    ngx_http_claw_name_t   *name;
+    ngx_http_claw_tconf_t  *src;
+
+    src = ch->src;
+
+    if (slot) {
+        ch->slot = ngx_http_claw_alloc_locked(reg,
+                                              sizeof(ngx_http_claw_tenant_t));
         if (ch->slot == NULL) {
             return NGX_ERROR;
         }
+
+        ngx_memzero(ch->slot, sizeof(ngx_http_claw_tenant_t));
     }
 
-    ch->conf = ngx_slab_alloc(reg->shpool, src->size);
+    ch->conf = ngx_http_claw_alloc_locked(reg, src->size);
     if (ch->conf == NULL) {
         goto failed;
     }
@@ -882,8 +1009,8 @@ ngx_http_claw_prepare(ngx_http_claw_registry_t *reg,
     for (i = 0; i < src->ndomains; i++) {
         len = *d++;
 
-        name = ngx_slab_alloc(reg->shpool,
-                              offsetof(ngx_http_claw_name_t, name) + len);
+        name = ngx_http_claw_alloc_locked(reg,
+                                  offsetof(ngx_http_claw_name_t, name) + len);
         if (name == NULL) {
             goto failed;
         }
@@ -903,7 +1030,7 @@ ngx_http_claw_prepare(ngx_http_claw_registry_t *reg,
 
 failed:
 
-    ngx_http_claw_unprepare(reg, ch);
+    ngx_http_claw_unprepare_locked(reg, ch);
 
     return NGX_ERROR;
 }
@@ -913,22 +1040,34 @@ static void
 ngx_http_claw_unprepare(ngx_http_claw_registry_t *reg,
     ngx_http_claw_change_t *ch)
 {
+    ngx_shmtx_lock(&reg->shpool->mutex);
+    ngx_http_claw_unprepare_locked(reg, ch);
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+}
+
+
+static void
+ngx_http_claw_unprepare_locked(ngx_http_claw_registry_t *reg,
+    ngx_http_claw_change_t *ch)
+{
     ngx_http_claw_name_t  *name, *next;
 
     for (name = ch->names; name; name = next) {
         next = name->tnext;
-        ngx_slab_free(reg->shpool, name);
+        ngx_slab_free_locked(reg->shpool, name);
     }
 
     if (ch->conf) {
-        ngx_slab_free(reg->shpool, ch->conf);
+        ngx_slab_free_locked(reg->shpool, ch->conf);
     }
 
     if (ch->slot) {
-        ngx_slab_free(reg->shpool, ch->slot);
+        ngx_slab_free_locked(reg->shpool, ch->slot);
     }
 
-    ngx_memzero(ch, sizeof(ngx_http_claw_change_t));
+    ch->names = NULL;
+    ch->conf = NULL;
+    ch->slot = NULL;
 }
 
 
@@ -947,25 +1086,34 @@ ngx_http_claw_commit_locked(ngx_http_claw_registry_t *reg,
                                      ngx_http_claw_tconf_id(ch->src),
                                      ch->src->id_len);
 
-    if (ch->same && t) {
-        t->mark = mark;
-        return 0;
+    if (ch->same) {
+        if (t && t->conf->size == ch->src->size
+            && ngx_memcmp(t->conf, ch->src, ch->src->size) == 0)
+        {
+            t->mark = mark;
+            return 0;
+        }
+
+        /*
+         * Changed since it was judged the same: changes are serialised by
+         * the journal lock, so this is not expected; allocate here, and
+         * change nothing if that fails.
+         */
+
+        if (ngx_http_claw_alloc_change_locked(reg, ch, t == NULL) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                          "claw zone \"%V\" full: tenant \"%*s\" not "
+                          "changed", &reg->shm_zone->shm.name,
+                          (size_t) ch->src->id_len,
+                          ngx_http_claw_tconf_id(ch->src));
+            return 0;
+        }
     }
 
     created = (t == NULL);
 
     if (t == NULL) {
         t = ch->slot;
-
-        if (t == NULL) {
-            /* the tenant went away since prepare: a concurrent change */
-            t = ngx_slab_calloc_locked(reg->shpool,
-                                       sizeof(ngx_http_claw_tenant_t));
-            if (t == NULL) {
-                return 0;
-            }
-        }
-
         ch->slot = NULL;
 
         t->uid = ++sh->uid;
@@ -977,21 +1125,11 @@ ngx_http_claw_commit_locked(ngx_http_claw_registry_t *reg,
         sh->ntenants++;
 
     } else {
-        ngx_http_claw_unlink_names_locked(sh, t);
+        ngx_http_claw_unlink_names_locked(reg, t);
 
         if (t->conf) {
             ngx_slab_free_locked(reg->shpool, t->conf);
         }
-    }
-
-    if (ch->conf == NULL) {
-        /* "same" judged against a configuration replaced since */
-        ch->conf = ngx_slab_alloc_locked(reg->shpool, ch->src->size);
-        if (ch->conf == NULL) {
-            return created;
-        }
-
-        ngx_memcpy(ch->conf, ch->src, ch->src->size);
     }
 
     t->conf = ch->conf;
@@ -1023,7 +1161,7 @@ static void
 ngx_http_claw_unlink_locked(ngx_http_claw_registry_t *reg,
     ngx_http_claw_tenant_t *t)
 {
-    ngx_http_claw_unlink_names_locked(reg->sh, t);
+    ngx_http_claw_unlink_names_locked(reg, t);
 
     ngx_slab_free_locked(reg->shpool, t->conf);
     t->conf = NULL;
@@ -1039,11 +1177,16 @@ ngx_http_claw_unlink_locked(ngx_http_claw_registry_t *reg,
 }
 
 
+/* takes a tenant's custom domains out of the name table, and frees them */
+
 static void
-ngx_http_claw_unlink_names_locked(ngx_http_claw_shctx_t *sh,
+ngx_http_claw_unlink_names_locked(ngx_http_claw_registry_t *reg,
     ngx_http_claw_tenant_t *t)
 {
-    ngx_http_claw_name_t  *name, *next, **np;
+    ngx_http_claw_name_t   *name, *next, **np;
+    ngx_http_claw_shctx_t  *sh;
+
+    sh = reg->sh;
 
     for (name = t->names; name; name = next) {
         next = name->tnext;
@@ -1057,7 +1200,11 @@ ngx_http_claw_unlink_names_locked(ngx_http_claw_shctx_t *sh,
                 break;
             }
         }
+
+        ngx_slab_free_locked(reg->shpool, name);
     }
+
+    t->names = NULL;
 }
 
 

@@ -125,7 +125,7 @@ struct ngx_http_claw_tenant_s {
     uint32_t                     mark;
     unsigned                     dead:1;
 
-    /* rate limiter state (GCRA theoretical arrival time, microseconds) */
+    /* rate limiter state (GCRA theoretical arrival time, nanoseconds) */
     uint64_t                     tat;
 
     /* updated without the lock by pinned requests */
@@ -227,6 +227,8 @@ ngx_int_t ngx_http_claw_registry_read(ngx_conf_t *cf,
     ngx_http_claw_registry_t *reg);
 ngx_uint_t ngx_http_claw_under_suffix(u_char *name, size_t len,
     ngx_str_t *sfx);
+ngx_int_t ngx_http_claw_lock_journal(ngx_fd_t fd, ngx_log_t *log,
+    ngx_str_t *name);
 ngx_int_t ngx_http_claw_registry_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 

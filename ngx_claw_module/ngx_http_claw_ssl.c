@@ -62,6 +62,10 @@ static ngx_http_claw_tenant_t *ngx_http_claw_ssl_tenant(ngx_http_request_t *r,
 
 #endif
 
+static ngx_uint_t ngx_http_claw_cookie_allowed(ngx_http_request_t *r,
+    ngx_str_t *value);
+static void ngx_http_claw_trim(u_char **start, u_char **end);
+
 
 /*
  * Called when the server's configuration is merged, after the ssl
@@ -553,8 +557,6 @@ ngx_int_t
 ngx_http_claw_ssl_headers(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
     ngx_http_claw_loc_conf_t *clcf)
 {
-    u_char           *p, *end, *d, *v;
-    size_t            dlen;
     ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
@@ -608,71 +610,11 @@ ngx_http_claw_ssl_headers(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
         if (h[i].hash == 0 || h[i].key.len != sizeof("Set-Cookie") - 1
             || ngx_strncasecmp(h[i].key.data, (u_char *) "Set-Cookie",
                                sizeof("Set-Cookie") - 1)
-               != 0)
+               != 0
+            || ngx_http_claw_cookie_allowed(r, &h[i].value))
         {
             continue;
         }
-
-        p = h[i].value.data;
-        end = p + h[i].value.len;
-
-        while (p < end && (*p == ' ' || *p == '\t')) {
-            p++;
-        }
-
-        if ((size_t) (end - p) > sizeof("__Host-claw") - 1
-            && ngx_strncmp(p, "__Host-claw", sizeof("__Host-claw") - 1) == 0
-            && (p[sizeof("__Host-claw") - 1] == '='
-                || p[sizeof("__Host-claw") - 1] == ' '))
-        {
-            goto drop;
-        }
-
-        /* the Domain attribute, if any, must be the request's host */
-
-        for (d = ngx_strlchr(p, end, ';'); d; d = ngx_strlchr(d + 1, end, ';'))
-        {
-            v = d + 1;
-
-            while (v < end && (*v == ' ' || *v == '\t')) {
-                v++;
-            }
-
-            if ((size_t) (end - v) < sizeof("domain=") - 1
-                || ngx_strncasecmp(v, (u_char *) "domain=",
-                                   sizeof("domain=") - 1)
-                   != 0)
-            {
-                continue;
-            }
-
-            v += sizeof("domain=") - 1;
-
-            for (dlen = 0; v + dlen < end && v[dlen] != ';'
-                           && v[dlen] != ' '; dlen++)
-            {
-                /* void */
-            }
-
-            if (dlen && *v == '.') {
-                v++;
-                dlen--;
-            }
-
-            if (dlen && v[dlen - 1] == '.') {
-                dlen--;
-            }
-
-            if (dlen != r->headers_in.server.len
-                || ngx_strncasecmp(v, r->headers_in.server.data, dlen) != 0)
-            {
-                goto drop;
-            }
-        }
-
-        continue;
-
-    drop:
 
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "claw: Set-Cookie of tenant \"%V\" dropped: \"%V\"",
@@ -681,6 +623,101 @@ ngx_http_claw_ssl_headers(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A container's cookie may not be the session cookie's name nor be
+ * scoped above the request's host.  Names and attributes are read as
+ * browsers read them (RFC 6265, 5.2): white space trimmed, attribute
+ * names in any case, a leading dot of Domain ignored.
+ */
+
+static ngx_uint_t
+ngx_http_claw_cookie_allowed(ngx_http_request_t *r, ngx_str_t *value)
+{
+    u_char  *p, *end, *semi, *eq, *name, *nend, *v, *vend;
+
+    p = value->data;
+    end = p + value->len;
+
+    semi = ngx_strlchr(p, end, ';');
+    if (semi == NULL) {
+        semi = end;
+    }
+
+    eq = ngx_strlchr(p, semi, '=');
+
+    name = p;
+    nend = eq ? eq : semi;
+
+    ngx_http_claw_trim(&name, &nend);
+
+    if ((size_t) (nend - name) == sizeof("__Host-claw") - 1
+        && ngx_strncasecmp(name, (u_char *) "__Host-claw",
+                           sizeof("__Host-claw") - 1)
+           == 0)
+    {
+        return 0;
+    }
+
+    for (p = semi; p < end; p = semi) {
+        p++;
+
+        semi = ngx_strlchr(p, end, ';');
+        if (semi == NULL) {
+            semi = end;
+        }
+
+        eq = ngx_strlchr(p, semi, '=');
+
+        name = p;
+        nend = eq ? eq : semi;
+
+        ngx_http_claw_trim(&name, &nend);
+
+        if ((size_t) (nend - name) != sizeof("domain") - 1
+            || ngx_strncasecmp(name, (u_char *) "domain",
+                               sizeof("domain") - 1)
+               != 0)
+        {
+            continue;
+        }
+
+        v = eq ? eq + 1 : semi;
+        vend = semi;
+
+        ngx_http_claw_trim(&v, &vend);
+
+        if (v < vend && *v == '.') {
+            v++;
+        }
+
+        if (v == vend) {
+            continue;       /* browsers ignore an empty Domain */
+        }
+
+        if ((size_t) (vend - v) != r->headers_in.server.len
+            || ngx_strncasecmp(v, r->headers_in.server.data, vend - v) != 0)
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static void
+ngx_http_claw_trim(u_char **start, u_char **end)
+{
+    while (*start < *end && (**start == ' ' || **start == '\t')) {
+        (*start)++;
+    }
+
+    while (*end > *start && ((*end)[-1] == ' ' || (*end)[-1] == '\t')) {
+        (*end)--;
+    }
 }
 
 

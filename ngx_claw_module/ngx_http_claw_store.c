@@ -26,15 +26,27 @@
 #define NGX_HTTP_CLAW_FOLD_SIZE    (1024 * 1024)   /* journal bytes */
 
 
+typedef struct {
+    u_char                      *data;
+    size_t                       len;
+    ngx_uint_t                   removed;
+} ngx_http_claw_line_t;
+
+
 static ngx_int_t ngx_http_claw_store_open(ngx_http_claw_registry_t *reg,
     ngx_log_t *log);
+static void ngx_http_claw_store_line_id(u_char *p, size_t len, u_char **id,
+    size_t *n);
+static ngx_uint_t *ngx_http_claw_store_slot(ngx_uint_t *slot,
+    ngx_uint_t size, ngx_http_claw_line_t *lines, u_char *id, size_t len);
+static ngx_int_t ngx_http_claw_store_slurp(ngx_str_t *path, ngx_fd_t fd,
+    ngx_pool_t *pool, u_char **buf, size_t *size, ngx_log_t *log);
+static ngx_int_t ngx_http_claw_store_untorn(ngx_http_claw_registry_t *reg,
+    ngx_file_info_t *fi, ngx_log_t *log);
 static void ngx_http_claw_store_fold_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_claw_store_sync(ngx_fd_t fd);
 static ngx_int_t ngx_http_claw_store_sync_dir(ngx_str_t *path,
     ngx_log_t *log);
-static ngx_http_claw_tconf_t *ngx_http_claw_store_find(
-    ngx_http_claw_tconf_t **list, ngx_uint_t n, u_char *id, size_t len,
-    ngx_uint_t *at);
 
 
 ngx_int_t
@@ -48,9 +60,7 @@ ngx_http_claw_store_lock(ngx_http_claw_registry_t *reg, ngx_log_t *log)
         return NGX_ERROR;
     }
 
-    if (ngx_lock_fd(reg->jfd) == NGX_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
-                      ngx_lock_fd_n " \"%V\" failed", &reg->journal);
+    if (ngx_http_claw_lock_journal(reg->jfd, log, &reg->journal) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -64,9 +74,9 @@ ngx_http_claw_store_lock(ngx_http_claw_registry_t *reg, ngx_log_t *log)
             return NGX_ERROR;
         }
 
-        if (ngx_lock_fd(reg->jfd) == NGX_ERROR) {
-            ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
-                          ngx_lock_fd_n " \"%V\" failed", &reg->journal);
+        if (ngx_http_claw_lock_journal(reg->jfd, log, &reg->journal)
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
     }
@@ -98,6 +108,15 @@ ngx_http_claw_store_append(ngx_http_claw_registry_t *reg, u_char *rec,
     if (ngx_fd_info(reg->jfd, &fi) == NGX_FILE_ERROR) {
         ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
                       ngx_fd_info_n " \"%V\" failed", &reg->journal);
+        return NGX_ERROR;
+    }
+
+    /*
+     * A record cut short by a crash (never acknowledged) would run into
+     * this one: cut it off first.
+     */
+
+    if (ngx_http_claw_store_untorn(reg, &fi, log) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -135,71 +154,149 @@ ngx_http_claw_store_append(ngx_http_claw_registry_t *reg, u_char *rec,
 
 
 /*
- * Writes the registry file from the zone, keeping the operator's
- * comments, blank lines and order of tenants; tenants added since go at
- * the end.  Then empties the journal.  The caller holds the journal lock;
- * "old" is the file as it is, or NULL to read it here.
+ * Folds the journal into the registry file: the file's text, each record
+ * applied to it in order ("+ line" replaces the line of that tenant or
+ * adds one at the end, "- id" removes it), is written to a new file,
+ * synced and renamed over the old one, the directory synced; then the
+ * journal is emptied.  Every other line (comments, blank lines, tenants
+ * the journal does not name, edits made by hand) stays as it is.  The
+ * caller holds the journal lock; the texts are read here when not given.
  */
 
 ngx_int_t
 ngx_http_claw_store_fold(ngx_http_claw_registry_t *reg, ngx_fd_t jfd,
-    u_char *old, size_t osize, ngx_pool_t *pool, ngx_log_t *log)
+    u_char *old, size_t osize, u_char *jbuf, size_t jsize, ngx_pool_t *pool,
+    ngx_log_t *log)
 {
-    u_char                  *out, *p, *line, *eol, *end, *q;
-    size_t                   size, len;
+    u_char                  *out, *p, *q, *end, *eol, *id;
+    size_t                   size, len, idlen;
     ssize_t                  n;
     ngx_fd_t                 fd;
     ngx_str_t                tmp;
-    ngx_uint_t               i, count, at;
+    ngx_uint_t               i, nlines, records, size2, *slot;
     ngx_file_info_t          fi;
-    ngx_http_claw_tconf_t  **list;
-    u_char                  *written;
+    ngx_http_claw_line_t    *lines, *ln;
 
-    list = ngx_http_claw_registry_list(reg, pool, &count);
-    if (list == NULL) {
+    if (old == NULL
+        && ngx_http_claw_store_slurp(&reg->path, NGX_INVALID_FILE, pool, &old,
+                                     &osize, log)
+           != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    if (old == NULL) {
-        fd = ngx_open_file(reg->path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-        if (fd == NGX_INVALID_FILE) {
-            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                          ngx_open_file_n " \"%V\" failed", &reg->path);
-            return NGX_ERROR;
-        }
-
-        if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
-            ngx_close_file(fd);
-            return NGX_ERROR;
-        }
-
-        osize = (size_t) ngx_file_size(&fi);
-
-        old = ngx_palloc(pool, osize + 1);
-        if (old == NULL) {
-            ngx_close_file(fd);
-            return NGX_ERROR;
-        }
-
-        n = ngx_read_fd(fd, old, osize);
-        ngx_close_file(fd);
-
-        if (n != (ssize_t) osize) {
-            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                          ngx_read_fd_n " \"%V\" failed", &reg->path);
-            return NGX_ERROR;
-        }
-    }
-
-    written = ngx_pcalloc(pool, count + 1);
-    if (written == NULL) {
+    if (jbuf == NULL
+        && ngx_http_claw_store_slurp(&reg->journal, jfd, pool, &jbuf, &jsize,
+                                     log)
+           != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    size = osize + 1;
+    /* the file's lines, then one more per record at most */
 
-    for (i = 0; i < count; i++) {
-        size += ngx_http_claw_tconf_line(list[i], NULL) + 1;
+    nlines = 1;
+    records = 0;
+
+    for (p = old; p < old + osize; p++) {
+        nlines += (*p == '\n');
+    }
+
+    for (p = jbuf; p < jbuf + jsize; p++) {
+        records += (*p == '\n');
+    }
+
+    lines = ngx_palloc(pool, (nlines + records) * sizeof(ngx_http_claw_line_t));
+    if (lines == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (size2 = 64; size2 < 2 * (nlines + records); size2 *= 2) {
+        /* void */
+    }
+
+    slot = ngx_pcalloc(pool, size2 * sizeof(ngx_uint_t));
+    if (slot == NULL) {
+        return NGX_ERROR;
+    }
+
+    nlines = 0;
+    end = old + osize;
+
+    for (p = old; p < end; p = eol + 1) {
+        eol = memchr(p, '\n', end - p);
+        if (eol == NULL) {
+            eol = end;
+        }
+
+        ln = &lines[nlines++];
+        ln->data = p;
+        ln->len = eol - p;
+        ln->removed = 0;
+
+        ngx_http_claw_store_line_id(p, eol - p, &id, &idlen);
+
+        if (idlen) {
+            *ngx_http_claw_store_slot(slot, size2, lines, id, idlen) = nlines;
+        }
+    }
+
+    /* the records; a last one without its newline was never acknowledged */
+
+    end = jbuf + jsize;
+
+    for (p = jbuf; p < end; p = eol + 1) {
+        eol = memchr(p, '\n', end - p);
+        if (eol == NULL) {
+            break;
+        }
+
+        if (eol - p < 3 || (p[0] != '+' && p[0] != '-') || p[1] != ' ') {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "claw: invalid record in \"%V\", not folded",
+                          &reg->journal);
+            return NGX_ERROR;
+        }
+
+        q = p + 2;
+        len = eol - q;
+
+        ngx_http_claw_store_line_id(q, len, &id, &idlen);
+
+        if (idlen == 0) {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "claw: invalid record in \"%V\", not folded",
+                          &reg->journal);
+            return NGX_ERROR;
+        }
+
+        i = *ngx_http_claw_store_slot(slot, size2, lines, id, idlen);
+
+        if (p[0] == '-') {
+            if (i) {
+                lines[i - 1].removed = 1;
+            }
+
+            continue;
+        }
+
+        if (i) {
+            ln = &lines[i - 1];
+
+        } else {
+            ln = &lines[nlines++];
+            *ngx_http_claw_store_slot(slot, size2, lines, id, idlen) = nlines;
+        }
+
+        ln->data = q;
+        ln->len = len;
+        ln->removed = 0;
+    }
+
+    size = sizeof("# no tenants\n");
+
+    for (i = 0; i < nlines; i++) {
+        size += lines[i].len + 1;
     }
 
     out = ngx_palloc(pool, size);
@@ -208,47 +305,16 @@ ngx_http_claw_store_fold(ngx_http_claw_registry_t *reg, ngx_fd_t jfd,
     }
 
     p = out;
-    end = old + osize;
 
-    for (line = old; line < end; line = eol + 1) {
-        eol = ngx_strlchr(line, end, '\n');
-        if (eol == NULL) {
-            eol = end;
-        }
+    for (i = 0; i < nlines; i++) {
+        ln = &lines[i];
 
-        for (q = line; q < eol && (*q == ' ' || *q == '\t'); q++) {
-            /* void */
-        }
-
-        for (len = 0; q + len < eol && q[len] != ' ' && q[len] != '\t'
-                      && q[len] != '#' && q[len] != '\r'; len++)
-        {
-            /* void */
-        }
-
-        if (len == 0 || !ngx_http_claw_valid_id(q, len)) {
-            /* a comment, a blank line, or a line the next reload judges */
-            p = ngx_cpymem(p, line, eol - line);
-            *p++ = '\n';
+        if (ln->removed) {
             continue;
         }
 
-        if (ngx_http_claw_store_find(list, count, q, len, &at) == NULL
-            || written[at])
-        {
-            continue;       /* removed */
-        }
-
-        p += ngx_http_claw_tconf_line(list[at], p);
+        p = ngx_cpymem(p, ln->data, ln->len);
         *p++ = '\n';
-        written[at] = 1;
-    }
-
-    for (i = 0; i < count; i++) {
-        if (!written[i]) {
-            p += ngx_http_claw_tconf_line(list[i], p);
-            *p++ = '\n';
-        }
     }
 
     if (p == out) {
@@ -319,8 +385,172 @@ ngx_http_claw_store_fold(ngx_http_claw_registry_t *reg, ngx_fd_t jfd,
     reg->jsize = 0;
 
     ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                  "claw: journal folded into \"%V\" (%ui tenants)",
-                  &reg->path, count);
+                  "claw: %ui journal records folded into \"%V\"", records,
+                  &reg->path);
+
+    return NGX_OK;
+}
+
+
+/* the tenant id a line or record starts with, or nothing */
+
+static void
+ngx_http_claw_store_line_id(u_char *p, size_t len, u_char **id, size_t *n)
+{
+    u_char  *end;
+
+    end = p + len;
+
+    while (p < end && (*p == ' ' || *p == '\t')) {
+        p++;
+    }
+
+    *id = p;
+
+    while (p < end && *p != ' ' && *p != '\t' && *p != '\r' && *p != '#') {
+        p++;
+    }
+
+    *n = ngx_http_claw_valid_id(*id, p - *id) ? (size_t) (p - *id) : 0;
+}
+
+
+/* where an id is (1 + its line) in the open-addressed table, or 0 */
+
+static ngx_uint_t *
+ngx_http_claw_store_slot(ngx_uint_t *slot, ngx_uint_t size,
+    ngx_http_claw_line_t *lines, u_char *id, size_t len)
+{
+    u_char      *lid;
+    size_t       llen;
+    ngx_uint_t   i;
+
+    for (i = ngx_murmur_hash2(id, len) & (size - 1);
+         /* void */ ;
+         i = (i + 1) & (size - 1))
+    {
+        if (slot[i] == 0) {
+            return &slot[i];
+        }
+
+        ngx_http_claw_store_line_id(lines[slot[i] - 1].data,
+                                    lines[slot[i] - 1].len, &lid, &llen);
+
+        if (llen == len && ngx_memcmp(lid, id, len) == 0) {
+            return &slot[i];
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_http_claw_store_slurp(ngx_str_t *path, ngx_fd_t fd, ngx_pool_t *pool,
+    u_char **buf, size_t *size, ngx_log_t *log)
+{
+    ssize_t          n;
+    ngx_fd_t         own;
+    ngx_file_info_t  fi;
+
+    own = NGX_INVALID_FILE;
+
+    if (fd == NGX_INVALID_FILE) {
+        own = fd = ngx_open_file(path->data, NGX_FILE_RDONLY, NGX_FILE_OPEN,
+                                 0);
+        if (fd == NGX_INVALID_FILE) {
+            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                          ngx_open_file_n " \"%V\" failed", path);
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      ngx_fd_info_n " \"%V\" failed", path);
+        goto failed;
+    }
+
+    *size = (size_t) ngx_file_size(&fi);
+
+    *buf = ngx_palloc(pool, *size + 1);
+    if (*buf == NULL) {
+        goto failed;
+    }
+
+    n = *size ? pread(fd, *buf, *size, 0) : 0;
+
+    if (n != (ssize_t) *size) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "pread() \"%V\" failed", path);
+        goto failed;
+    }
+
+    if (own != NGX_INVALID_FILE) {
+        ngx_close_file(own);
+    }
+
+    return NGX_OK;
+
+failed:
+
+    if (own != NGX_INVALID_FILE) {
+        ngx_close_file(own);
+    }
+
+    return NGX_ERROR;
+}
+
+
+/* cuts the journal back to its last whole record */
+
+static ngx_int_t
+ngx_http_claw_store_untorn(ngx_http_claw_registry_t *reg, ngx_file_info_t *fi,
+    ngx_log_t *log)
+{
+    off_t    size, at;
+    ssize_t  n, i;
+    u_char   buf[4096];
+
+    size = ngx_file_size(fi);
+    at = size;
+
+    while (at > 0) {
+        n = ngx_min((off_t) sizeof(buf), at);
+
+        if (pread(reg->jfd, buf, n, at - n) != n) {
+            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                          "pread() \"%V\" failed", &reg->journal);
+            return NGX_ERROR;
+        }
+
+        for (i = n; i > 0 && buf[i - 1] != '\n'; i--) {
+            /* void */
+        }
+
+        if (i > 0) {
+            at -= n - i;
+            break;
+        }
+
+        at -= n;
+    }
+
+    if (at == size) {
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, log, 0,
+                  "claw: a record cut short in \"%V\", never acknowledged, "
+                  "removed", &reg->journal);
+
+    if (ftruncate(reg->jfd, at) == -1
+        || ngx_http_claw_store_sync(reg->jfd) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "ftruncate() \"%V\" failed", &reg->journal);
+        return NGX_ERROR;
+    }
+
+    fi->st_size = at;
 
     return NGX_OK;
 }
@@ -354,7 +584,7 @@ ngx_http_claw_store_exit_worker(ngx_http_claw_registry_t *reg)
 static ngx_int_t
 ngx_http_claw_store_open(ngx_http_claw_registry_t *reg, ngx_log_t *log)
 {
-    reg->jfd = ngx_open_file(reg->journal.data, NGX_FILE_APPEND,
+    reg->jfd = ngx_open_file(reg->journal.data, NGX_FILE_RDWR|O_APPEND,
                              NGX_FILE_CREATE_OR_OPEN, 0600);
 
     if (reg->jfd == NGX_INVALID_FILE) {
@@ -364,7 +594,9 @@ ngx_http_claw_store_open(ngx_http_claw_registry_t *reg, ngx_log_t *log)
         return NGX_ERROR;
     }
 
-    return NGX_OK;
+    /* the master makes the journal; if it was made here, make it durable */
+
+    return ngx_http_claw_store_sync_dir(&reg->journal, log);
 }
 
 
@@ -396,8 +628,8 @@ ngx_http_claw_store_fold_handler(ngx_event_t *ev)
     if (ngx_fd_info(reg->jfd, &fi) != NGX_FILE_ERROR
         && ngx_file_size(&fi) > 0)
     {
-        (void) ngx_http_claw_store_fold(reg, reg->jfd, NULL, 0, pool,
-                                        ev->log);
+        (void) ngx_http_claw_store_fold(reg, reg->jfd, NULL, 0, NULL, 0,
+                                        pool, ev->log);
     }
 
     ngx_http_claw_store_unlock(reg);
@@ -460,39 +692,4 @@ ngx_http_claw_store_sync_dir(ngx_str_t *path, ngx_log_t *log)
     ngx_close_file(fd);
 
     return rc;
-}
-
-
-/* binary search of the sorted list */
-
-static ngx_http_claw_tconf_t *
-ngx_http_claw_store_find(ngx_http_claw_tconf_t **list, ngx_uint_t n,
-    u_char *id, size_t len, ngx_uint_t *at)
-{
-    ngx_int_t   rc;
-    ngx_uint_t  lo, hi, mid;
-
-    lo = 0;
-    hi = n;
-
-    while (lo < hi) {
-        mid = lo + (hi - lo) / 2;
-
-        rc = ngx_memn2cmp(ngx_http_claw_tconf_id(list[mid]), id,
-                          list[mid]->id_len, len);
-
-        if (rc == 0) {
-            *at = mid;
-            return list[mid];
-        }
-
-        if (rc < 0) {
-            lo = mid + 1;
-
-        } else {
-            hi = mid;
-        }
-    }
-
-    return NULL;
 }

@@ -20,8 +20,8 @@ void ngx_http_claw_store_unlock(ngx_http_claw_registry_t *reg);
 ngx_int_t ngx_http_claw_store_append(ngx_http_claw_registry_t *reg,
     u_char *rec, size_t len, ngx_log_t *log);
 ngx_int_t ngx_http_claw_store_fold(ngx_http_claw_registry_t *reg,
-    ngx_fd_t jfd, u_char *old, size_t osize, ngx_pool_t *pool,
-    ngx_log_t *log);
+    ngx_fd_t jfd, u_char *old, size_t osize, u_char *jbuf, size_t jsize,
+    ngx_pool_t *pool, ngx_log_t *log);
 void ngx_http_claw_store_init_worker(ngx_http_claw_registry_t *reg,
     ngx_log_t *log);
 void ngx_http_claw_store_exit_worker(ngx_http_claw_registry_t *reg);

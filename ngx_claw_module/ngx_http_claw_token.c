@@ -327,7 +327,10 @@ ngx_http_claw_cookie_find(const unsigned char *header, size_t len,
 }
 
 
-/* the header without its __Host-claw pairs; returns the new length */
+/*
+ * The header without its __Host-claw pairs, joined with "; "; returns the
+ * new length, at most len plus the number of ";" in it (2 * len will do).
+ */
 
 size_t
 ngx_http_claw_cookie_strip(const unsigned char *header, size_t len,
@@ -775,7 +778,7 @@ ngx_http_claw_unescape(const unsigned char *p, size_t len, unsigned char *out)
 static int
 ngx_http_claw_is_arg_name(const unsigned char *p, size_t len)
 {
-    size_t          n;
+    size_t          i, n;
     unsigned char   buf[sizeof(NGX_HTTP_CLAW_ARG_NAME) * 3];
 
     if (len < sizeof(NGX_HTTP_CLAW_ARG_NAME) - 1 || len > sizeof(buf)) {
@@ -784,6 +787,19 @@ ngx_http_claw_is_arg_name(const unsigned char *p, size_t len)
 
     n = ngx_http_claw_unescape(p, len, buf);
 
-    return n == sizeof(NGX_HTTP_CLAW_ARG_NAME) - 1
-           && memcmp(buf, NGX_HTTP_CLAW_ARG_NAME, n) == 0;
+    if (n != sizeof(NGX_HTTP_CLAW_ARG_NAME) - 1) {
+        return 0;
+    }
+
+    /* in any case, as nginx's $arg_ variables match names */
+
+    for (i = 0; i < n; i++) {
+        if (ngx_http_claw_tolower(buf[i])
+            != (unsigned char) NGX_HTTP_CLAW_ARG_NAME[i])
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }

@@ -79,6 +79,10 @@ _EOC_
         claw_admin;
         client_max_body_size 4k;
     }
+
+    location = /metrics {
+        claw_metrics;
+    }
 _EOC_
     }
 
@@ -415,7 +419,7 @@ GET /claw/tenants
 --- user_files eval
 [["data/tenants.conf" => $::Tenants], ["secret" => "s" x 40]]
 --- error_log
-claw: journal folded into
+journal records folded into
 --- no_error_log
 [error]
 
@@ -428,8 +432,8 @@ my ($s) = main::admin(PUT => "/dave", '{"upstream":"127.0.0.1:19901"}');
 select(undef, undef, undef, 3);
 my $file = ClawTest::slurp(ClawTest::servroot() . "/html/data/tenants.conf");
 Test::More::is($file, "# the registry of the admin tests\n"
-    . "alice 127.0.0.1:19901 token=sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1 rate=10r/s burst=20 conn=32 domain=agent.alice.dev\n"
-    . "dave 127.0.0.1:19901\n", "file rewritten, comment kept");
+    . "alice  127.0.0.1:19901  token=sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1 rate=10r/s burst=20 conn=32 domain=agent.alice.dev\n"
+    . "dave 127.0.0.1:19901\n", "file rewritten: comment and alice's line as they were, bob gone, dave added");
 Test::More::is(-s ClawTest::servroot() . "/html/data/tenants.conf.journal", 0,
                "journal emptied");
 --- request
@@ -537,3 +541,46 @@ Test::More::is($n, 40, "all 40 there after kill -9 and restart");
 --- request
 GET /claw/tenants/c8-5
 --- response_body_like: "id":"c8-5"
+
+
+
+=== TEST 35: changing a tenant's domains again and again leaks nothing in the zone
+--- init
+sub used { (ClawTest::http_request(GET => "/metrics"))[1] =~ /^claw_zone_bytes_used (\d+)$/m; $1 }
+my ($s) = main::admin(PUT => "/dave", '{"upstream":"127.0.0.1:19901","domains":["d0.example.org"]}');
+my $before = used();
+for my $i (1 .. 300) {
+    ($s) = main::admin(PUT => "/dave", '{"upstream":"127.0.0.1:19901","domains":["d' . $i . '.example.org","x' . $i . '.example.org"]}');
+    last if $s != 200;
+    main::admin(POST => "/alice/tokens") if $i % 50 == 0;
+}
+Test::More::is($s, 200, "300 changes of dave's domains");
+my $after = used();
+Test::More::cmp_ok($after - $before, '<=', 16384,
+                   "the zone grew by at most a few pages ($before -> $after)");
+--- request
+GET /claw/tenants/dave
+--- response_body_like: "domains":\["x300\.example\.org","d300\.example\.org"\]|"domains":\["d300\.example\.org","x300\.example\.org"\]
+
+
+
+=== TEST 36: a fold keeps what was edited by hand and not reloaded yet
+--- init
+my $file = ClawTest::servroot() . "/html/data/tenants.conf";
+my $text = ClawTest::slurp($file);
+$text =~ s/^bob .*$/# bob moved by hand\nbob    127.0.0.1:19901/m;
+$text .= "erin   127.0.0.1:19901   # added by hand\n";
+ClawTest::write_file($file, $text);
+my ($s) = main::admin(PUT => "/dave", '{"upstream":"127.0.0.1:19901"}');
+die "put: $s\n" unless $s == 201;
+select(undef, undef, undef, 3);
+my $folded = ClawTest::slurp($file);
+Test::More::like($folded, qr/^# bob moved by hand\nbob    127\.0\.0\.1:19901\n/m,
+                 "the hand edit of bob is kept, as written");
+Test::More::like($folded, qr/^erin   127\.0\.0\.1:19901   # added by hand\n/m,
+                 "so is the tenant added by hand");
+Test::More::like($folded, qr/^dave 127\.0\.0\.1:19901\n\z/m,
+                 "and dave, added through the API, at the end");
+--- request
+GET /claw/tenants/erin
+--- error_code: 404

@@ -915,3 +915,167 @@ GET /
 --- must_die
 --- error_log
 invalid claw_auth_fail_limit "30/s", expected "N/m" or "off"
+
+
+
+=== TEST 54: a session cookie stripped from a header full of separators (no overflow)
+--- request eval
+["GET /", "GET /"]
+--- more_headers eval
+"Host: bob.claw.test\nCookie: __Host-claw=;" . ("a;" x 3000)
+--- error_code eval
+[401, 401]
+--- no_error_log
+[alert]
+exited on signal
+
+
+
+=== TEST 55: a session POST from another tenant's page (same site): 403
+--- request
+POST /api
+x=1
+--- more_headers eval
+"Host: alice.claw.test\nOrigin: http://bob.claw.test\nSec-Fetch-Site: same-site\n"
+. "Cookie: __Host-claw=" . main::session("alice", "alice-token-1", time + 600)
+--- error_code: 403
+--- error_log
+claw: request with the session of tenant "alice" from a foreign origin
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 56: ... from the tenant's own page it goes through
+--- request
+POST /api
+x=1
+--- more_headers eval
+"Host: alice.claw.test\nOrigin: http://alice.claw.test:1984\n"
+. "Cookie: __Host-claw=" . main::session("alice", "alice-token-1", time + 600)
+--- response_body_like: ^container: alice\n
+--- no_error_log
+[error]
+
+
+
+=== TEST 57: ... without Origin, Sec-Fetch-Site must not name another site
+--- request eval
+["POST /a\nx", "POST /b\nx"]
+--- more_headers eval
+"Host: alice.claw.test\nSec-Fetch-Site: same-site\n"
+. "Cookie: __Host-claw=" . main::session("alice", "alice-token-1", time + 600)
+--- error_code eval
+[403, 403]
+
+
+
+=== TEST 58: ... a GET from elsewhere is a navigation, and fine
+--- request
+GET /page
+--- more_headers eval
+"Host: alice.claw.test\nOrigin: http://bob.claw.test\nSec-Fetch-Site: same-site\n"
+. "Cookie: __Host-claw=" . main::session("alice", "alice-token-1", time + 600)
+--- response_body_like: ^container: alice\n
+
+
+
+=== TEST 59: a Bearer POST needs no Origin (not a browser session)
+--- request
+POST /api
+x=1
+--- more_headers
+Host: alice.claw.test
+Origin: http://bob.claw.test
+Authorization: Bearer alice-token-1
+--- response_body_like: ^container: alice\n
+
+
+
+=== TEST 60: credentials are taken off before a host is judged: an error_page sees none
+--- config
+    server_tokens off;
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        error_page 404 = /nf;
+        proxy_pass http://claw;
+    }
+
+    location = /nf {
+        proxy_pass http://127.0.0.1:19881;
+    }
+--- request
+GET /?claw_token=alice-token-1
+--- more_headers eval
+"Host: nobody.claw.test\nAuthorization: Bearer alice-token-1\nCookie: a=1; __Host-claw="
+. main::session("alice", "alice-token-1", time + 600)
+--- response_body_like: ^container: alice\n(?s:.*)uri: /nf\n
+--- response_body_unlike: (?i)authorization|__Host-claw|alice-token
+
+
+
+=== TEST 61: the claw_token name in any case is taken off too
+--- request
+GET /p?CLAW_TOKEN=alice-token-1&x=1
+--- more_headers
+Host: alice.claw.test
+--- error_code: 303
+--- response_headers_like
+Location: http://alice\.claw\.test(?::\d+)?/p\?x=1
+
+
+
+=== TEST 62: a refused request stays refused through error_page
+--- config
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        error_page 401 = @again;
+        proxy_pass http://claw;
+    }
+
+    location @again {
+        claw on;
+        claw_auth off;
+        proxy_pass http://claw;
+    }
+--- request
+GET /
+--- more_headers
+Host: alice.claw.test
+Authorization: Bearer wrong-token
+--- error_code: 401
+--- no_error_log
+claw balancer
+
+
+
+=== TEST 63: a subrequest of a public page does not reach a private location
+--- config
+    claw_domain claw.test;
+    ssi on;
+
+    location = /pub.html {
+        claw on;
+        claw_auth off;
+        root html;
+    }
+
+    location /private/ {
+        claw on;
+        proxy_pass http://claw;
+    }
+--- user_files eval
+[["tenants.conf" => $::Tenants], ["secret" => $::Secret],
+ ["pub.html" => "public <!--# include virtual=\"/private/x\" --> end\n"]]
+--- request
+GET /pub.html
+--- more_headers
+Host: alice.claw.test
+--- response_body_unlike: container
+--- response_body_like: ^public .* end$
+--- no_error_log
+claw balancer

@@ -401,7 +401,7 @@ Host: alice.claw.test
 --- error_code: 502
 --- response_body_unlike: alice-container
 --- error_log
-claw: no tenant resolved for this request, not connecting to any container
+claw: no tenant admitted by "claw on" for this request, not connecting to any container
 --- no_error_log
 claw balancer:
 

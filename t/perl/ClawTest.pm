@@ -288,7 +288,10 @@ sub nginx_restart_hard {
     chomp $master;
     die "nginx_restart_hard: no master pid\n" unless $master =~ /^\d+$/;
     my @workers = kill_workers(0);
-    kill 'KILL', $master, @workers;
+    # the daemon leads its own process group, workers and all: killing the
+    # group leaves no worker behind, whatever it was doing
+    my ($pgrp) = slurp("/proc/$master/stat") =~ /^\d+ \(.*\) \S \d+ (\d+)/s;
+    kill 'KILL', ($pgrp && $pgrp == $master) ? -$master : ($master, @workers);
     for (1 .. 100) {
         last unless grep { kill 0, $_ } $master, @workers;
         sleep 0.05;
@@ -531,5 +534,286 @@ sub nginx_reload {
     }
     die "nginx_reload: no reload within ${timeout}s\n";
 }
+
+# ---------------------------------------------------------------------------
+# Fault and reload suites (t/faults.t, t/reload.t, t/badinput.t).  Not
+# exported: call them as ClawTest::name(...).
+# ---------------------------------------------------------------------------
+
+# Keep-alive load from several client processes until load_stop(): each
+# client sends its request, reads the whole answer, waits "pause" seconds
+# and goes on, on one connection while the server keeps it.  A connection
+# the server closes with no byte of an answer (an idle keep-alive
+# connection closed by a worker that shuts down) is "retried" on a new one,
+# as HTTP clients do; an answer cut short is "broken"; a connect that
+# fails is "refused"; no answer within "timeout" seconds is "timeout".
+sub load_start {
+    my (%arg) = @_;
+    my $clients = $arg{clients} // 4;
+    my $pause   = $arg{pause} // 0.01;
+    my $timeout = $arg{timeout} // 5;
+    my $port = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+    my @paths = ref $arg{path} ? @{ $arg{path} } : ($arg{path} // '/');
+    my $headers = join('', map { "$_\r\n" } @{ $arg{headers} // [] });
+
+    my @kids;
+    for my $n (1 .. $clients) {
+        pipe(my $r, my $w) or die "load_start: pipe: $!\n";
+        my $pid = fork // die "load_start: fork: $!\n";
+        if ($pid == 0) {
+            close $r;
+            my $stop = 0;
+            $SIG{TERM} = sub { $stop = 1 };
+            my %c = (requests => 0, retried => 0, broken => 0, refused => 0,
+                     timeout => 0);
+            my ($sock, $i);
+            while (!$stop) {
+                if (!$sock) {
+                    $sock = IO::Socket::IP->new(PeerHost => '127.0.0.1',
+                                                PeerPort => $port,
+                                                Timeout => $timeout);
+                    if (!$sock) { $c{refused}++; sleep 0.05; next }
+                }
+                my $path = $paths[$i++ % @paths];
+                my ($status, $got) = _load_one($sock, "GET $path HTTP/1.1\r\n"
+                                               . $headers . "\r\n", $timeout);
+                if (!defined $status) {
+                    close $sock;
+                    undef $sock;
+                    # nothing at all: the keep-alive race, tried again
+                    if ($got eq '') { $c{retried}++; next }
+                    $c{$got eq 'timeout' ? 'timeout' : 'broken'}++;
+                    $c{requests}++;
+                    next;
+                }
+                $c{requests}++;
+                $c{"s$status"}++;
+                sleep $pause if $pause > 0;
+            }
+            print $w join(' ', %c), "\n";
+            close $w;
+            POSIX::_exit(0);
+        }
+        close $w;
+        push @kids, [$pid, $r];
+    }
+    return { kids => \@kids, start => time };
+}
+
+# One request on an open connection: (status) for a whole answer, or
+# (undef, '') when the connection closed before any byte, (undef,
+# 'timeout') or (undef, 'broken').
+sub _load_one {
+    my ($sock, $req, $timeout) = @_;
+    local $SIG{ALRM} = sub { die "timeout\n" };
+    my ($status, $buf) = (undef, '');
+    my $ok = eval {
+        alarm $timeout;
+        print $sock $req or die "broken\n";
+        my $line = <$sock>;
+        if (!defined $line) { alarm 0; return 1 }
+        $buf = $line;
+        ($status) = $line =~ m{^HTTP/1\.[01] (\d{3}) };
+        die "broken\n" unless defined $status;
+        my ($len, $chunked, $close) = (undef, 0, 0);
+        while (1) {
+            my $h = <$sock>;
+            die "broken\n" unless defined $h;
+            last if $h eq "\r\n";
+            $len = $1 if $h =~ /^Content-Length:\s*(\d+)/i;
+            $chunked = 1 if $h =~ /^Transfer-Encoding:\s*chunked/i;
+            $close = 1 if $h =~ /^Connection:\s*close/i;
+        }
+        if ($chunked) {
+            while (1) {
+                my $size = <$sock>;
+                die "broken\n" unless defined $size && $size =~ /^([0-9a-f]+)/i;
+                my $n = hex $1;
+                my $got = 0;
+                while ($got < $n + 2) {
+                    my $r = read($sock, my $b, $n + 2 - $got);
+                    die "broken\n" unless $r;
+                    $got += $r;
+                }
+                if ($n == 0) { last }
+            }
+        } elsif (defined $len) {
+            my $got = 0;
+            while ($got < $len) {
+                my $r = read($sock, my $b, $len - $got);
+                die "broken\n" unless $r;
+                $got += $r;
+            }
+        } else {
+            $close = 1;
+            1 while read($sock, my $b, 65536);
+        }
+        alarm 0;
+        # the server closes after this answer: not an error
+        $_[0] = undef if $close;
+        1;
+    };
+    alarm 0;
+    if (!$ok) {
+        my $why = $@ =~ /timeout/ ? 'timeout' : 'broken';
+        return (undef, $why);
+    }
+    return defined $status ? ($status) : (undef, '');
+}
+
+# Stops the clients of load_start() and returns their counts added up,
+# e.g. {requests => 812, s200 => 812, retried => 3, broken => 0,
+# refused => 0, timeout => 0, seconds => 6.1}.
+sub load_stop {
+    my ($load) = @_;
+    kill 'TERM', map { $_->[0] } @{ $load->{kids} };
+    my %total = (requests => 0, retried => 0, broken => 0, refused => 0,
+                 timeout => 0);
+    for my $kid (@{ $load->{kids} }) {
+        my $fh = $kid->[1];
+        my %c = split ' ', (<$fh> // '');
+        $total{$_} += $c{$_} for keys %c;
+        waitpid $kid->[0], 0;
+    }
+    $total{seconds} = sprintf '%.1f', time - $load->{start};
+    return \%total;
+}
+
+# A request from a child process whose status (0: no answer) is read back
+# later with background_status(): requests that must be in flight while
+# the test goes on (a hanging container) and whose answers matter.
+sub http_status_background {
+    my ($path, @headers) = @_;
+    pipe(my $r, my $w) or die "http_status_background: pipe: $!\n";
+    my $pid = fork // die "http_status_background: fork: $!\n";
+    if ($pid == 0) {
+        close $r;
+        my $t0 = time;
+        my $status = eval { http_get($path, @headers) } // 0;
+        printf $w "%s %.3f\n", $status, time - $t0;
+        close $w;
+        POSIX::_exit(0);
+    }
+    close $w;
+    return [$pid, $r];
+}
+
+# (status, seconds) of a request of http_status_background()
+sub background_status {
+    my ($bg) = @_;
+    my $fh = $bg->[1];
+    my $line = <$fh> // '0 0';
+    waitpid $bg->[0], 0;
+    return split ' ', $line;
+}
+
+# Raw bytes to the nginx under test; returns everything it answers until
+# it closes the connection or "timeout" seconds pass.
+sub http_raw {
+    my ($bytes, $timeout) = @_;
+    $timeout //= 5;
+    my $port = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+    my $sock = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $port,
+                                   Timeout => 5)
+        or die "http_raw: connect to port $port: $!\n";
+    require IO::Select;
+    print $sock $bytes;
+    my $resp = '';
+    my $deadline = time + $timeout;
+    my $sel = IO::Select->new($sock);
+    while (time < $deadline) {
+        last unless $sel->can_read($deadline - time);
+        my $n = sysread $sock, my $buf, 65536;
+        last unless $n;
+        $resp .= $buf;
+    }
+    close $sock;
+    return $resp;
+}
+
+# The master of the nginx under test: the pid file, or where there is
+# none (the project's runner removes logs/nginx.pid between blocks in HUP
+# mode, the real one keeps it) the process titled "nginx: master process"
+# with this server root.
+sub master_pid {
+    my $pid = slurp(servroot() . '/logs/nginx.pid');
+    chomp $pid;
+    return $pid if $pid =~ /^\d+$/ && kill 0, $pid;
+
+    my $root = servroot();
+    opendir my $dir, '/proc' or die "master_pid: /proc: $!\n";
+    for my $p (grep { /^\d+$/ } readdir $dir) {
+        my $cmd = slurp("/proc/$p/cmdline");
+        return $p if $cmd =~ /^nginx: master process .*-p \Q$root\E\/? /;
+    }
+    die "master_pid: no nginx master for $root\n";
+}
+
+# The worker processes of that master (master_on).
+sub worker_pids {
+    my $master = master_pid();
+    opendir my $dir, '/proc' or die "worker_pids: /proc: $!\n";
+    my @workers;
+    for my $pid (grep { /^\d+$/ } readdir $dir) {
+        my $stat = slurp("/proc/$pid/stat");
+        my ($ppid) = $stat =~ /^\d+ \(.*\) \S (\d+)/s or next;
+        next unless $ppid == $master;
+        push @workers, $pid if slurp("/proc/$pid/cmdline") =~ /worker process/;
+    }
+    return @workers;
+}
+
+# nginx_reload() with master_pid(): 1 for a reload in force, 0 for one
+# refused; waits until the new workers run and the old ones are gone (or
+# "settle" seconds passed), so that what follows meets the new workers.
+sub reload {
+    my (%arg) = @_;
+    my $timeout = $arg{timeout} // 30;
+    my $log = servroot() . '/logs/error.log';
+    my $pid = master_pid();
+    my @old = worker_pids();
+    my $offset = -s $log // 0;
+    kill 'HUP', $pid or die "reload: kill HUP $pid: $!\n";
+
+    my $deadline = time + $timeout;
+    while (time < $deadline) {
+        sleep 0.05;
+        open my $fh, '<', $log or next;
+        seek $fh, $offset, 0;
+        local $/;
+        my $new = <$fh> // '';
+        next unless $new =~ /reconfiguring/;
+        return 0 if $new =~ /\[emerg\]/;
+        next unless $new =~ /start worker process/;
+        my $settle = time + ($arg{settle} // 5);
+        while (time < $settle && grep { kill 0, $_ } @old) {
+            sleep 0.05;
+        }
+        return 1;
+    }
+    die "reload: no reload within ${timeout}s\n";
+}
+
+# What --- init found, for the block's own request to fetch and compare:
+# a location serving html/report.txt (see t/faults.t) turns checks made
+# in init into a response body that the suite compares line by line.
+sub report {
+    my (@lines) = @_;
+    write_file('html/report.txt', join('', map { "$_\n" } @lines));
+}
+
+# Whether the error log since $offset has a line matching $re; with no
+# offset, the whole log.
+sub error_log_has {
+    my ($re, $offset) = @_;
+    my $log = servroot() . '/logs/error.log';
+    open my $fh, '<', $log or return 0;
+    seek $fh, $offset // 0, 0;
+    while (my $line = <$fh>) {
+        return 1 if $line =~ $re;
+    }
+    return 0;
+}
+
 
 1;
