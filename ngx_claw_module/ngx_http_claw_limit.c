@@ -156,7 +156,7 @@ ngx_http_claw_limit_headers(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
     u_char  *p;
     u_char   buf[sizeof("\"tenant\";q=;w=") + 2 * NGX_INT64_LEN];
 
-    if (!clcf->rate_headers || !ctx->limited || ctx->rate_quota == 0
+    if (!clcf->rate_headers || ctx->rate_quota == 0
         || !(r->headers_out.status / 100 == 2
              || r->headers_out.status == NGX_HTTP_TOO_MANY_REQUESTS))
     {
