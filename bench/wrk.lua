@@ -1,0 +1,42 @@
+-- wrk script of the benchmark: every request goes to a tenant drawn at
+-- random (uniformly) from the whole tenant list, with that tenant's Host
+-- and Bearer token.  The requests are formatted once, in init(), so that
+-- the per-request cost on the load side is one table lookup.
+--
+--   BENCH_TENANTS  number of tenants K (ids t000000 ... t<K-1>)
+--   BENCH_DOMAIN   the claw_domain (default claw.bench)
+--   BENCH_SEED     seed of the random draw (default 1)
+--
+-- done() prints one machine-readable line for bench/bench.pl:
+--   BENCH requests=N duration_us=N p50_us=N p99_us=N non2xx=N errors=N
+
+local K      = tonumber(os.getenv("BENCH_TENANTS") or "10")
+local domain = os.getenv("BENCH_DOMAIN") or "claw.bench"
+local seed   = tonumber(os.getenv("BENCH_SEED") or "1")
+
+local reqs = {}
+
+function init(args)
+   math.randomseed(seed)
+   for i = 0, K - 1 do
+      local id = string.format("t%06d", i)
+      reqs[i + 1] = wrk.format("GET", "/", {
+         ["Host"]          = id .. "." .. domain,
+         ["Authorization"] = "Bearer tok-" .. id,
+      })
+   end
+end
+
+function request()
+   return reqs[math.random(K)]
+end
+
+function done(summary, latency, requests)
+   local e = summary.errors
+   io.write(string.format(
+      "BENCH requests=%d duration_us=%d p50_us=%d p99_us=%d non2xx=%d "
+      .. "errors=%d\n",
+      summary.requests, summary.duration,
+      latency:percentile(50), latency:percentile(99),
+      e.status, e.connect + e.read + e.write + e.timeout))
+end
