@@ -1,0 +1,2139 @@
+
+/*
+ * Copyright (C) ngx_claw_module authors
+ *
+ * Automatic TLS for tenants' custom domains: an ACME client (RFC 8555)
+ * that issues and renews a certificate for every domain the registry
+ * gives a tenant, and for no other name.
+ *
+ * One worker at a time does the work: the one holding a lock on a file
+ * of the state directory, which the kernel hands to another worker when
+ * the holder exits or dies.  It looks at the registry periodically,
+ * starts issuances as tasks on nginx's thread pool (libcurl, blocking,
+ * off the event loop) and keeps what it learns in a shared zone: the
+ * names, their certificates' validity, back-off, the tenants' caps, and
+ * the pending challenges, which every worker answers.  Certificates go
+ * to <state>/certs, where claw_certificates serves them from.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <sys/file.h>
+
+#include "ngx_http_claw_module.h"
+#include "ngx_http_claw_acme.h"
+
+
+/*
+ * How often the files of a known certificate are read again: the owner
+ * writes them itself, this is for changes made by hand.
+ */
+#define NGX_HTTP_CLAW_ACME_RECHECK    3600
+
+/* files read per scan, so that a large registry never stalls a worker */
+#define NGX_HTTP_CLAW_ACME_CHECKS     64
+
+/* a challenge left behind by a job that never finished */
+#define NGX_HTTP_CLAW_ACME_CHALL_TTL  600
+
+/* the orders journal is rewritten when it grows past this */
+#define NGX_HTTP_CLAW_ACME_LOG_MAX    (1024 * 1024)
+
+
+static char *ngx_http_claw_acme(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_claw_acme_email(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_claw_acme_cap(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_claw_acme_backoff(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_claw_acme_location(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static void *ngx_http_claw_acme_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_claw_acme_init_main_conf(ngx_conf_t *cf, void *conf);
+static char *ngx_http_claw_acme_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static void *ngx_http_claw_acme_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_claw_acme_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_claw_acme_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_claw_acme_add_path(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_path_t **slot);
+static ngx_int_t ngx_http_claw_acme_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_int_t ngx_http_claw_acme_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_claw_acme_init_process(ngx_cycle_t *cycle);
+static void ngx_http_claw_acme_exit_process(ngx_cycle_t *cycle);
+
+static void ngx_http_claw_acme_scan_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_claw_acme_take(ngx_http_claw_acme_main_conf_t *amcf);
+static void ngx_http_claw_acme_release(ngx_http_claw_acme_main_conf_t *amcf);
+static void ngx_http_claw_acme_orphans_locked(
+    ngx_http_claw_acme_main_conf_t *amcf, ngx_uint_t all);
+static ngx_int_t ngx_http_claw_acme_account_key(
+    ngx_http_claw_acme_main_conf_t *amcf);
+static void ngx_http_claw_acme_scan(ngx_http_claw_acme_main_conf_t *amcf);
+static void ngx_http_claw_acme_sync_locked(
+    ngx_http_claw_acme_main_conf_t *amcf, ngx_http_claw_tconf_t **list,
+    ngx_uint_t n);
+static void ngx_http_claw_acme_check(ngx_http_claw_acme_main_conf_t *amcf,
+    ngx_str_t *name);
+static ngx_http_claw_acme_domain_t *ngx_http_claw_acme_due_locked(
+    ngx_http_claw_acme_main_conf_t *amcf, time_t now);
+static time_t ngx_http_claw_acme_cap_locked(
+    ngx_http_claw_acme_main_conf_t *amcf, u_char *id, size_t len,
+    uint64_t now, ngx_uint_t take);
+static void ngx_http_claw_acme_replay(ngx_http_claw_acme_main_conf_t *amcf);
+static void ngx_http_claw_acme_journal(ngx_http_claw_acme_main_conf_t *amcf,
+    ngx_http_claw_acme_domain_t *rec);
+static ngx_int_t ngx_http_claw_acme_start(
+    ngx_http_claw_acme_main_conf_t *amcf, ngx_str_t *name,
+    ngx_str_t *tenant);
+static void ngx_http_claw_acme_done(ngx_event_t *ev);
+static ngx_int_t ngx_http_claw_acme_chall_set(
+    ngx_http_claw_acme_main_conf_t *amcf, ngx_http_claw_acme_job_t *job);
+static void ngx_http_claw_acme_chall_unset(
+    ngx_http_claw_acme_main_conf_t *amcf, ngx_http_claw_acme_job_t *job);
+static void ngx_http_claw_acme_result(ngx_http_claw_acme_main_conf_t *amcf,
+    ngx_http_claw_acme_job_t *job);
+
+
+static ngx_conf_enum_t  ngx_http_claw_acme_challenges[] = {
+    { ngx_string("http-01"), NGX_HTTP_CLAW_ACME_HTTP_01 },
+    { ngx_string("tls-alpn-01"), NGX_HTTP_CLAW_ACME_TLS_ALPN_01 },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_http_claw_acme_commands[] = {
+
+    { ngx_string("claw_acme"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_claw_acme,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("claw_acme_email"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_claw_acme_email,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("claw_acme_state"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_claw_acme_main_conf_t, state),
+      NULL },
+
+    { ngx_string("claw_acme_challenge"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_claw_acme_main_conf_t, challenge),
+      &ngx_http_claw_acme_challenges },
+
+    { ngx_string("claw_acme_trusted_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_claw_acme_main_conf_t, trusted),
+      NULL },
+
+    { ngx_string("claw_acme_cap"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_claw_acme_cap,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("claw_acme_backoff"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_claw_acme_backoff,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("claw_acme_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_claw_acme_main_conf_t, interval),
+      NULL },
+
+    { ngx_string("claw_acme_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_claw_acme_main_conf_t, zone_size),
+      NULL },
+
+    { ngx_string("claw_acme_http"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_claw_acme_location,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("claw_acme_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_claw_acme_location,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      1,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_claw_acme_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_http_claw_acme_postconfiguration,  /* postconfiguration */
+
+    ngx_http_claw_acme_create_main_conf,   /* create main configuration */
+    ngx_http_claw_acme_init_main_conf,     /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    ngx_http_claw_acme_merge_srv_conf,     /* merge server configuration */
+
+    ngx_http_claw_acme_create_loc_conf,    /* create location configuration */
+    ngx_http_claw_acme_merge_loc_conf      /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_claw_acme_module = {
+    NGX_MODULE_V1,
+    &ngx_http_claw_acme_module_ctx,        /* module context */
+    ngx_http_claw_acme_commands,           /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    ngx_http_claw_acme_init_module,        /* init module */
+    ngx_http_claw_acme_init_process,       /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_claw_acme_exit_process,       /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_str_t  ngx_http_claw_acme_zone_name = ngx_string("claw_acme");
+
+
+static char *
+ngx_http_claw_acme(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_acme_main_conf_t  *amcf = conf;
+
+    ngx_str_t  *value;
+
+    if (amcf->directory.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    /* RFC 8555, 6.1: ACME is spoken over HTTPS only */
+
+    if (value[1].len <= sizeof("https://") - 1
+        || ngx_strncasecmp(value[1].data, (u_char *) "https://",
+                           sizeof("https://") - 1)
+           != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid claw_acme directory \"%V\", expected an "
+                           "https:// URL", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->directory = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_claw_acme_email(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_acme_main_conf_t  *amcf = conf;
+
+    u_char     *p, *at;
+    ngx_str_t  *value;
+
+    if (amcf->email.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    at = NULL;
+
+    for (p = value[1].data; p < value[1].data + value[1].len; p++) {
+        if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '\\'
+            || *p == ',' || *p == '<' || *p == '>')
+        {
+            break;
+        }
+
+        if (*p == '@') {
+            at = p;
+        }
+    }
+
+    if (p != value[1].data + value[1].len
+        || at == NULL || at == value[1].data
+        || at == value[1].data + value[1].len - 1)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid claw_acme_email \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->email = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+/* "number/d", "number/h" or "off" */
+
+static char *
+ngx_http_claw_acme_cap(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_acme_main_conf_t  *amcf = conf;
+
+    u_char     *p;
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (amcf->cap != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        amcf->cap = 0;
+        return NGX_CONF_OK;
+    }
+
+    p = (u_char *) ngx_strchr(value[1].data, '/');
+
+    n = (p == NULL) ? NGX_ERROR : ngx_atoi(value[1].data, p - value[1].data);
+
+    if (n <= 0 || value[1].data + value[1].len != p + 2
+        || (p[1] != 'd' && p[1] != 'h'))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid claw_acme_cap \"%V\", expected "
+                           "\"number/d\", \"number/h\" or \"off\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->cap = (ngx_uint_t) n;
+    amcf->cap_period = (p[1] == 'd') ? 24 * 60 * 60 : 60 * 60;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_claw_acme_backoff(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_acme_main_conf_t  *amcf = conf;
+
+    ngx_str_t  *value;
+
+    if (amcf->backoff_min != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    amcf->backoff_min = ngx_parse_time(&value[1], 1);
+
+    if (amcf->backoff_min == (time_t) NGX_ERROR || amcf->backoff_min == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid claw_acme_backoff \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 2) {
+        amcf->backoff_max = ngx_max(amcf->backoff_min, 6 * 60 * 60);
+        return NGX_CONF_OK;
+    }
+
+    amcf->backoff_max = ngx_parse_time(&value[2], 1);
+
+    if (amcf->backoff_max == (time_t) NGX_ERROR
+        || amcf->backoff_max < amcf->backoff_min)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid claw_acme_backoff maximum \"%V\", "
+                           "expected at least \"%V\"", &value[2], &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* claw_acme_http (post 0) and claw_acme_status (post 1) */
+
+static char *
+ngx_http_claw_acme_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_acme_loc_conf_t  *alcf = conf;
+
+    ngx_http_core_loc_conf_t        *clcf;
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    if (alcf->http || alcf->status) {
+        return "is duplicate";
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (cmd->offset) {
+        alcf->status = 1;
+        clcf->handler = ngx_http_claw_acme_status_handler;
+
+    } else {
+        alcf->http = 1;
+        clcf->handler = ngx_http_claw_acme_http_handler;
+    }
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_claw_acme_module);
+    amcf->locations = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_claw_acme_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_claw_acme_main_conf_t));
+    if (amcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     amcf->directory = { 0, NULL };
+     *     amcf->email = { 0, NULL };
+     *     amcf->state = { 0, NULL };
+     *     amcf->trusted = { 0, NULL };
+     *     amcf->shm_zone = NULL;
+     *     amcf->account_key = NULL;
+     *     amcf->kid = NULL;
+     *     amcf->running = 0;
+     */
+
+    amcf->challenge = NGX_CONF_UNSET_UINT;
+    amcf->cap = NGX_CONF_UNSET_UINT;
+    amcf->backoff_min = NGX_CONF_UNSET;
+    amcf->interval = NGX_CONF_UNSET_MSEC;
+    amcf->zone_size = NGX_CONF_UNSET_SIZE;
+    amcf->lock_fd = NGX_INVALID_FILE;
+
+    return amcf;
+}
+
+
+static char *
+ngx_http_claw_acme_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_claw_acme_main_conf_t  *amcf = conf;
+
+    ngx_http_claw_main_conf_t  *cmcf;
+
+    ngx_conf_init_uint_value(amcf->challenge, NGX_HTTP_CLAW_ACME_HTTP_01);
+    ngx_conf_init_msec_value(amcf->interval, 5000);
+    ngx_conf_init_size_value(amcf->zone_size, 4 * 1024 * 1024);
+
+    if (amcf->cap == NGX_CONF_UNSET_UINT) {
+        amcf->cap = 20;
+        amcf->cap_period = 24 * 60 * 60;
+    }
+
+    if (amcf->backoff_min == NGX_CONF_UNSET) {
+        amcf->backoff_min = 5 * 60;
+        amcf->backoff_max = 6 * 60 * 60;
+    }
+
+    if (amcf->directory.len == 0) {
+        if (amcf->state.len || amcf->email.len || amcf->trusted.len) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"claw_acme_state\", \"claw_acme_email\" and "
+                          "\"claw_acme_trusted_certificate\" require "
+                          "\"claw_acme\"");
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (amcf->state.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"claw_acme\" requires \"claw_acme_state\"");
+        return NGX_CONF_ERROR;
+    }
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_claw_module);
+
+    if (cmcf->registry.shm_zone == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"claw_acme\" requires \"claw_zone\" and "
+                      "\"claw_tenants\" in the http block");
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->registry = &cmcf->registry;
+
+    if (amcf->zone_size < 8 * ngx_pagesize) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"claw_acme_zone\" of %uz bytes is too small",
+                      amcf->zone_size);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &amcf->state, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    while (amcf->state.len > 1
+           && amcf->state.data[amcf->state.len - 1] == '/')
+    {
+        amcf->state.len--;
+    }
+
+    amcf->state.data[amcf->state.len] = '\0';
+
+    amcf->certs.len = amcf->state.len + sizeof("/certs") - 1;
+    amcf->certs.data = ngx_pnalloc(cf->pool, amcf->certs.len + 1);
+    if (amcf->certs.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_sprintf(amcf->certs.data, "%V/certs%Z", &amcf->state);
+
+    /* both made at start with 0700 and given to the worker user */
+
+    if (ngx_http_claw_acme_add_path(cf, &amcf->state, &amcf->state_path)
+        != NGX_OK
+        || ngx_http_claw_acme_add_path(cf, &amcf->certs, &amcf->certs_path)
+           != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->trusted.len
+        && ngx_conf_full_name(cf->cycle, &amcf->trusted, 1) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    /* "default", 32 threads unless thread_pool says otherwise */
+
+    amcf->thread_pool = ngx_thread_pool_add(cf, NULL);
+    if (amcf->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->shm_zone = ngx_shared_memory_add(cf, &ngx_http_claw_acme_zone_name,
+                                           amcf->zone_size,
+                                           &ngx_http_claw_acme_module);
+    if (amcf->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->shm_zone->init = ngx_http_claw_acme_init_zone;
+    amcf->shm_zone->data = amcf;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_claw_acme_add_path(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_path_t **slot)
+{
+    ngx_path_t  *path;
+
+    path = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
+    if (path == NULL) {
+        return NGX_ERROR;
+    }
+
+    path->name = *name;
+    path->conf_file = cf->conf_file->file.name.data;
+    path->line = cf->conf_file->line;
+
+    /* ngx_add_path() compares NUL-terminated names */
+
+    path->name.data = ngx_pnalloc(cf->pool, name->len + 1);
+    if (path->name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(path->name.data, name->data, name->len);
+    path->name.data[name->len] = '\0';
+
+    *slot = path;
+
+    return ngx_add_path(cf, slot);
+}
+
+
+static char *
+ngx_http_claw_acme_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_claw_acme_module);
+
+    if (amcf->directory.len == 0) {
+        return NGX_CONF_OK;
+    }
+
+    return ngx_http_claw_acme_alpn_merge(cf, amcf);
+}
+
+
+static void *
+ngx_http_claw_acme_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_claw_acme_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_claw_acme_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->http = 0;
+     *     conf->status = 0;
+     */
+
+    return conf;
+}
+
+
+static char *
+ngx_http_claw_acme_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_claw_acme_loc_conf_t  *conf = child;
+
+    ngx_http_claw_loc_conf_t  *clcf;
+
+    if (!conf->http && !conf->status) {
+        return NGX_CONF_OK;
+    }
+
+    /* a validation request carries no tenant's credential */
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_claw_module);
+
+    if (clcf->enable) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\" cannot be in a location with \"claw on\"",
+                           conf->http ? "claw_acme_http"
+                                      : "claw_acme_status");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_claw_acme_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_claw_acme_module);
+
+    if (amcf->directory.len == 0) {
+        if (amcf->locations) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"claw_acme_http\" and \"claw_acme_status\" "
+                          "require \"claw_acme\" in the http block");
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    if (!amcf->served) {
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "no TLS server has \"claw_certificates %V\": the "
+                      "certificates of \"claw_acme\" are not served",
+                      &amcf->certs);
+    }
+
+    if (amcf->challenge == NGX_HTTP_CLAW_ACME_TLS_ALPN_01 && !amcf->tls) {
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "\"claw_acme_challenge tls-alpn-01\" without a TLS "
+                      "server: nothing answers the challenges");
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_claw_acme_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_claw_acme_main_conf_t  *oamcf = data;
+
+    size_t                           len;
+    ngx_slab_pool_t                 *shpool;
+    ngx_http_claw_acme_shctx_t      *sh;
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = shm_zone->data;
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    amcf->shpool = shpool;
+
+    /* a reload keeps what is known: back-off, caps, challenges */
+
+    if (oamcf) {
+        amcf->sh = oamcf->sh;
+        return NGX_OK;
+    }
+
+    if (shm_zone->shm.exists) {
+        amcf->sh = shpool->data;
+        return NGX_OK;
+    }
+
+    sh = ngx_slab_alloc(shpool, sizeof(ngx_http_claw_acme_shctx_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(sh, sizeof(ngx_http_claw_acme_shctx_t));
+
+    ngx_rbtree_init(&sh->domains, &sh->domains_sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_rbtree_init(&sh->tenants, &sh->tenants_sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_queue_init(&sh->domain_queue);
+    ngx_queue_init(&sh->challenges);
+
+    shpool->data = sh;
+    amcf->sh = sh;
+
+    len = sizeof(" in claw_acme zone \"\"") + shm_zone->shm.name.len;
+
+    shpool->log_ctx = ngx_slab_alloc(shpool, len);
+    if (shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(shpool->log_ctx, " in claw_acme zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* a full zone is logged once, by the scan */
+
+    shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * In the master, after ngx_create_paths() made the state directories:
+ * they hold the account key and every tenant's keys, so nobody else may
+ * look in, whatever they were before.
+ */
+
+static ngx_int_t
+ngx_http_claw_acme_init_module(ngx_cycle_t *cycle)
+{
+    ngx_str_t                       *dir[2];
+    ngx_uint_t                       i;
+    ngx_file_info_t                  fi;
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_claw_acme_module);
+
+    if (amcf == NULL || amcf->directory.len == 0) {
+        return NGX_OK;
+    }
+
+    dir[0] = &amcf->state_path->name;
+    dir[1] = &amcf->certs_path->name;
+
+    for (i = 0; i < 2; i++) {
+        if (ngx_file_info(dir[i]->data, &fi) == NGX_FILE_ERROR) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                          ngx_file_info_n " \"%V\" failed", dir[i]);
+            continue;
+        }
+
+        if ((ngx_file_access(&fi) & 0077) == 0) {
+            continue;
+        }
+
+        if (chmod((char *) dir[i]->data, 0700) == -1) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                          "chmod(\"%V\", 0700) failed", dir[i]);
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "claw_acme: mode of \"%V\" changed to 0700", dir[i]);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_claw_acme_init_process(ngx_cycle_t *cycle)
+{
+    u_char                           path[NGX_MAX_PATH];
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_claw_acme_module);
+
+    if (amcf == NULL || amcf->directory.len == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_claw_acme_client_init(cycle->log) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (amcf->state.len + sizeof("/owner.lock") > NGX_MAX_PATH) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "claw_acme: state directory \"%V\" too long",
+                      &amcf->state);
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(path, "%V/owner.lock%Z", &amcf->state);
+
+    amcf->lock_fd = ngx_open_file(path, NGX_FILE_RDWR,
+                                  NGX_FILE_CREATE_OR_OPEN, 0600);
+
+    if (amcf->lock_fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                      ngx_open_file_n " \"%s\" failed, no ACME in this "
+                      "worker", path);
+        return NGX_OK;
+    }
+
+    amcf->scan_ev.handler = ngx_http_claw_acme_scan_handler;
+    amcf->scan_ev.data = amcf;
+    amcf->scan_ev.log = cycle->log;
+    amcf->scan_ev.cancelable = 1;
+
+    ngx_add_timer(&amcf->scan_ev, 1);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_claw_acme_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_claw_acme_module);
+
+    if (amcf == NULL || amcf->directory.len == 0) {
+        return;
+    }
+
+    /*
+     * The thread pool is gone by now, and with it every task: what a
+     * task left unfinished is the next owner's to find.
+     */
+
+    ngx_http_claw_acme_release(amcf);
+
+    if (amcf->lock_fd != NGX_INVALID_FILE) {
+        (void) ngx_close_file(amcf->lock_fd);
+        amcf->lock_fd = NGX_INVALID_FILE;
+    }
+
+    if (amcf->account_key) {
+        EVP_PKEY_free(amcf->account_key);
+        amcf->account_key = NULL;
+    }
+
+    if (amcf->kid) {
+        ngx_free(amcf->kid);
+        amcf->kid = NULL;
+    }
+}
+
+
+static void
+ngx_http_claw_acme_scan_handler(ngx_event_t *ev)
+{
+    ngx_http_claw_acme_main_conf_t  *amcf = ev->data;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+
+        /* a running job hands the work over when it ends */
+
+        if (amcf->running == 0) {
+            ngx_http_claw_acme_release(amcf);
+        }
+
+        return;
+    }
+
+    if (!amcf->owner && ngx_http_claw_acme_take(amcf) != NGX_OK) {
+        ngx_add_timer(ev, amcf->interval);
+        return;
+    }
+
+    if (amcf->account_key || ngx_http_claw_acme_account_key(amcf) == NGX_OK)
+    {
+        ngx_http_claw_acme_scan(amcf);
+    }
+
+    ngx_add_timer(ev, amcf->interval);
+}
+
+
+/* becomes the owner if no other worker is */
+
+static ngx_int_t
+ngx_http_claw_acme_take(ngx_http_claw_acme_main_conf_t *amcf)
+{
+    ngx_http_claw_acme_shctx_t  *sh;
+
+    if (flock(amcf->lock_fd, LOCK_EX|LOCK_NB) == -1) {
+        if (ngx_errno != NGX_EAGAIN) {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                          "claw_acme: flock(\"%V/owner.lock\") failed",
+                          &amcf->state);
+        }
+
+        return NGX_DECLINED;
+    }
+
+    amcf->owner = 1;
+    sh = amcf->sh;
+
+    ngx_shmtx_lock(&amcf->shpool->mutex);
+
+    sh->owner = ngx_pid;
+
+    /* whatever a previous owner had begun died with it */
+
+    ngx_http_claw_acme_orphans_locked(amcf, 1);
+
+    ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+    ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                  "claw_acme: worker %P does the ACME work", ngx_pid);
+
+    ngx_http_claw_acme_replay(amcf);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_claw_acme_release(ngx_http_claw_acme_main_conf_t *amcf)
+{
+    if (!amcf->owner) {
+        return;
+    }
+
+    ngx_shmtx_lock(&amcf->shpool->mutex);
+
+    if (amcf->sh->owner == ngx_pid) {
+        amcf->sh->owner = 0;
+    }
+
+    ngx_http_claw_acme_orphans_locked(amcf, 0);
+
+    ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+    (void) flock(amcf->lock_fd, LOCK_UN);
+
+    amcf->owner = 0;
+
+    ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                  "claw_acme: worker %P no longer does the ACME work",
+                  ngx_pid);
+}
+
+
+/*
+ * Challenges and busy marks of another process (all), or of this one
+ * (!all), are dropped; with all, every name's files are read again,
+ * as a job may have stored a certificate before its worker went.
+ */
+
+static void
+ngx_http_claw_acme_orphans_locked(ngx_http_claw_acme_main_conf_t *amcf,
+    ngx_uint_t all)
+{
+    ngx_queue_t                  *q, *next;
+    ngx_http_claw_acme_chall_t   *c;
+    ngx_http_claw_acme_shctx_t   *sh;
+    ngx_http_claw_acme_domain_t  *rec;
+
+    sh = amcf->sh;
+
+    for (q = ngx_queue_head(&sh->challenges);
+         q != ngx_queue_sentinel(&sh->challenges);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        c = ngx_queue_data(q, ngx_http_claw_acme_chall_t, queue);
+
+        if ((c->pid == ngx_pid) != (all == 0)) {
+            continue;
+        }
+
+        ngx_queue_remove(q);
+        ngx_slab_free_locked(amcf->shpool, c);
+    }
+
+    for (q = ngx_queue_head(&sh->domain_queue);
+         q != ngx_queue_sentinel(&sh->domain_queue);
+         q = ngx_queue_next(q))
+    {
+        rec = ngx_queue_data(q, ngx_http_claw_acme_domain_t, queue);
+
+        if (rec->busy && (rec->busy == ngx_pid) != (all == 0)) {
+            continue;
+        }
+
+        rec->busy = 0;
+
+        if (all) {
+            rec->checked = 0;
+        }
+    }
+}
+
+
+/*
+ * The account key, made on first use: EC P-256, for ES256.  Loaded by
+ * the owner once; the threads only sign with it.
+ */
+
+static ngx_int_t
+ngx_http_claw_acme_account_key(ngx_http_claw_acme_main_conf_t *amcf)
+{
+    BIO       *bio;
+    size_t     len;
+    BUF_MEM   *mem;
+    EVP_PKEY  *key;
+    ngx_int_t  rc;
+    u_char     path[NGX_MAX_PATH];
+
+    ngx_sprintf(path, "%V/account.key%Z", &amcf->state);
+
+    key = NULL;
+
+    bio = BIO_new_file((char *) path, "r");
+
+    if (bio) {
+        key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+        BIO_free(bio);
+
+        if (key == NULL || !ngx_http_claw_acme_key_check(key)) {
+            if (ngx_time() - amcf->key_logged >= 60) {
+                amcf->key_logged = ngx_time();
+                ngx_ssl_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                              "claw_acme: \"%s\" is no EC P-256 private "
+                              "key, no certificates are issued", path);
+            }
+
+            if (key) {
+                EVP_PKEY_free(key);
+            }
+
+            return NGX_ERROR;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                      "claw_acme: account key \"%s\" loaded", path);
+
+    } else {
+        ERR_clear_error();
+
+        key = ngx_http_claw_acme_key_new();
+        if (key == NULL) {
+            ngx_ssl_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                          "claw_acme: EC key generation failed");
+            return NGX_ERROR;
+        }
+
+        rc = NGX_ERROR;
+        bio = BIO_new(BIO_s_mem());
+
+        if (bio && PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL,
+                                            NULL))
+        {
+            BIO_get_mem_ptr(bio, &mem);
+            len = mem->length;
+
+            rc = ngx_http_claw_acme_write_file(ngx_cycle->log, &amcf->state,
+                                               "account", ".key",
+                                               (u_char *) mem->data, len,
+                                               0600);
+        }
+
+        if (bio) {
+            BIO_free(bio);
+        }
+
+        if (rc != NGX_OK) {
+            EVP_PKEY_free(key);
+            return NGX_ERROR;
+        }
+
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "claw_acme: new account key \"%s\"", path);
+    }
+
+    len = 0;
+
+    if (!ngx_http_claw_acme_jwk(key, amcf->jwk, &len)
+        || !ngx_http_claw_acme_thumbprint(amcf->jwk, len, amcf->thumbprint))
+    {
+        ngx_ssl_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "claw_acme: the JWK of \"%s\" failed", path);
+        EVP_PKEY_free(key);
+        return NGX_ERROR;
+    }
+
+    amcf->account_key = key;
+
+    return NGX_OK;
+}
+
+
+/*
+ * One round of the owner: the names of the registry, what is known of
+ * their certificates, and issuances for those that need one.
+ */
+
+static void
+ngx_http_claw_acme_scan(ngx_http_claw_acme_main_conf_t *amcf)
+{
+    time_t                        now;
+    ngx_str_t                     name, tenant, *check;
+    ngx_uint_t                    n, i, ncheck;
+    ngx_pool_t                   *pool;
+    ngx_queue_t                  *q, *next;
+    ngx_http_claw_tconf_t       **list;
+    ngx_http_claw_acme_chall_t   *c;
+    ngx_http_claw_acme_shctx_t   *sh;
+    ngx_http_claw_acme_domain_t  *rec;
+
+    sh = amcf->sh;
+
+    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, ngx_cycle->log);
+    if (pool == NULL) {
+        return;
+    }
+
+    list = ngx_http_claw_registry_list(amcf->registry, pool, &n);
+    if (list == NULL) {
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    check = ngx_palloc(pool, NGX_HTTP_CLAW_ACME_CHECKS * sizeof(ngx_str_t));
+    if (check == NULL) {
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    now = ngx_time();
+
+    ngx_shmtx_lock(&amcf->shpool->mutex);
+
+    sh->scanned = now;
+
+    ngx_http_claw_acme_sync_locked(amcf, list, n);
+
+    for (q = ngx_queue_head(&sh->challenges);
+         q != ngx_queue_sentinel(&sh->challenges);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        c = ngx_queue_data(q, ngx_http_claw_acme_chall_t, queue);
+
+        if (c->expires < now) {
+            ngx_queue_remove(q);
+            ngx_slab_free_locked(amcf->shpool, c);
+        }
+    }
+
+    /* names whose files were not read yet, or not for a while */
+
+    ncheck = 0;
+
+    for (q = ngx_queue_head(&sh->domain_queue);
+         q != ngx_queue_sentinel(&sh->domain_queue)
+         && ncheck < NGX_HTTP_CLAW_ACME_CHECKS;
+         q = ngx_queue_next(q))
+    {
+        rec = ngx_queue_data(q, ngx_http_claw_acme_domain_t, queue);
+
+        if (rec->busy
+            || (rec->checked
+                && now - rec->checked < NGX_HTTP_CLAW_ACME_RECHECK))
+        {
+            continue;
+        }
+
+        check[ncheck].len = rec->sn.str.len;
+        check[ncheck].data = ngx_pnalloc(pool, rec->sn.str.len + 1);
+
+        if (check[ncheck].data == NULL) {
+            break;
+        }
+
+        ngx_memcpy(check[ncheck].data, rec->sn.str.data, rec->sn.str.len);
+        check[ncheck].data[rec->sn.str.len] = '\0';
+        ncheck++;
+    }
+
+    ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+    for (i = 0; i < ncheck; i++) {
+        ngx_http_claw_acme_check(amcf, &check[i]);
+    }
+
+    /* then issuances, as many as may run at once */
+
+    while (amcf->running < NGX_HTTP_CLAW_ACME_JOBS) {
+
+        ngx_shmtx_lock(&amcf->shpool->mutex);
+
+        rec = ngx_http_claw_acme_due_locked(amcf, now);
+
+        if (rec == NULL) {
+            ngx_shmtx_unlock(&amcf->shpool->mutex);
+            break;
+        }
+
+        name.len = rec->sn.str.len;
+        name.data = ngx_pnalloc(pool, name.len);
+        tenant.len = rec->tenant_len;
+        tenant.data = ngx_pnalloc(pool, tenant.len);
+
+        if (name.data == NULL || tenant.data == NULL) {
+            ngx_shmtx_unlock(&amcf->shpool->mutex);
+            break;
+        }
+
+        ngx_memcpy(name.data, rec->sn.str.data, name.len);
+        ngx_memcpy(tenant.data, rec->tenant, tenant.len);
+
+        rec->busy = ngx_pid;
+        rec->capped = 0;
+        rec->orders++;
+        rec->last_order = now;
+        sh->orders++;
+
+        /* the busy go to the end: every name gets its turn */
+
+        ngx_queue_remove(&rec->queue);
+        ngx_queue_insert_tail(&sh->domain_queue, &rec->queue);
+
+        ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+        ngx_http_claw_acme_journal(amcf, rec);
+
+        if (ngx_http_claw_acme_start(amcf, &name, &tenant) != NGX_OK) {
+            ngx_shmtx_lock(&amcf->shpool->mutex);
+
+            rec = ngx_http_claw_acme_domain_locked(sh, name.data, name.len);
+
+            if (rec) {
+                rec->busy = 0;
+                rec->next_attempt = now + amcf->backoff_min;
+            }
+
+            ngx_shmtx_unlock(&amcf->shpool->mutex);
+            break;
+        }
+    }
+
+    ngx_destroy_pool(pool);
+}
+
+
+/*
+ * The zone's names follow the registry: new names are added, names no
+ * tenant has any more are dropped (their files stay, and are no longer
+ * served nor renewed), a name moved to another tenant follows it.
+ */
+
+static void
+ngx_http_claw_acme_sync_locked(ngx_http_claw_acme_main_conf_t *amcf,
+    ngx_http_claw_tconf_t **list, ngx_uint_t n)
+{
+    u_char                       *d, *id;
+    size_t                        len;
+    ngx_uint_t                    i, j, mark;
+    ngx_queue_t                  *q, *next;
+    ngx_http_claw_acme_shctx_t   *sh;
+    ngx_http_claw_acme_domain_t  *rec;
+
+    sh = amcf->sh;
+    mark = ++sh->mark;
+
+    for (i = 0; i < n; i++) {
+        id = ngx_http_claw_tconf_id(list[i]);
+        d = ngx_http_claw_tconf_domains(list[i]);
+
+        for (j = 0; j < list[i]->ndomains; j++, d += len) {
+            len = *d++;
+
+            rec = ngx_http_claw_acme_domain_locked(sh, d, len);
+
+            if (rec == NULL) {
+                rec = ngx_slab_alloc_locked(amcf->shpool,
+                                 offsetof(ngx_http_claw_acme_domain_t, name)
+                                 + len);
+                if (rec == NULL) {
+                    if (!sh->full) {
+                        sh->full = 1;
+                        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                                      "claw_acme: zone \"%V\" is full, "
+                                      "\"%*s\" and others get no "
+                                      "certificate: raise "
+                                      "\"claw_acme_zone\"",
+                                      &amcf->shm_zone->shm.name, len, d);
+                    }
+
+                    continue;
+                }
+
+                ngx_memzero(rec, offsetof(ngx_http_claw_acme_domain_t, name));
+                ngx_memcpy(rec->name, d, len);
+
+                rec->sn.str.data = rec->name;
+                rec->sn.str.len = len;
+                rec->sn.node.key = ngx_crc32_short(d, len);
+
+                ngx_rbtree_insert(&sh->domains, &rec->sn.node);
+                ngx_queue_insert_head(&sh->domain_queue, &rec->queue);
+                sh->ndomains++;
+            }
+
+            rec->mark = mark;
+            rec->tenant_len = list[i]->id_len;
+            ngx_memcpy(rec->tenant, id, list[i]->id_len);
+        }
+    }
+
+    for (q = ngx_queue_head(&sh->domain_queue);
+         q != ngx_queue_sentinel(&sh->domain_queue);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        rec = ngx_queue_data(q, ngx_http_claw_acme_domain_t, queue);
+
+        if (rec->mark == mark || rec->busy) {
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                      "claw_acme: \"%V\" is no longer a tenant's domain, "
+                      "not renewed", &rec->sn.str);
+
+        ngx_rbtree_delete(&sh->domains, &rec->sn.node);
+        ngx_queue_remove(q);
+        ngx_slab_free_locked(amcf->shpool, rec);
+        sh->ndomains--;
+        sh->full = 0;
+    }
+}
+
+
+/*
+ * What the files of a name hold: a certificate for the name with its
+ * key, valid from not_before to not_after, is renewed at two thirds of
+ * its lifetime.  Anything else (no files, another name, a key that does
+ * not match, garbage) means the name has no certificate.
+ */
+
+static void
+ngx_http_claw_acme_check(ngx_http_claw_acme_main_conf_t *amcf,
+    ngx_str_t *name)
+{
+    BIO                          *bio;
+    X509                         *x;
+    time_t                        nb, na, now;
+    EVP_PKEY                     *key;
+    ngx_http_claw_acme_domain_t  *rec;
+    u_char                        path[NGX_MAX_PATH];
+
+    nb = 0;
+    na = 0;
+    x = NULL;
+    key = NULL;
+
+    if (amcf->certs.len + name->len + sizeof("/.crt") > NGX_MAX_PATH) {
+        return;
+    }
+
+    ngx_sprintf(path, "%V/%V.key%Z", &amcf->certs, name);
+
+    bio = BIO_new_file((char *) path, "r");
+    if (bio) {
+        key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+        BIO_free(bio);
+    }
+
+    ngx_sprintf(path, "%V/%V.crt%Z", &amcf->certs, name);
+
+    bio = BIO_new_file((char *) path, "r");
+    if (bio) {
+        x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        BIO_free(bio);
+    }
+
+    if (x && key
+        && X509_check_private_key(x, key) == 1
+        && X509_check_host(x, (char *) name->data, name->len, 0, NULL) == 1
+        && ngx_http_claw_acme_cert_times(x, &nb, &na)
+        && na > nb)
+    {
+        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "claw_acme: \"%V\" has a certificate from %T to %T",
+                       name, nb, na);
+
+    } else {
+        nb = 0;
+        na = 0;
+    }
+
+    ERR_clear_error();
+
+    if (x) {
+        X509_free(x);
+    }
+
+    if (key) {
+        EVP_PKEY_free(key);
+    }
+
+    now = ngx_time();
+
+    ngx_shmtx_lock(&amcf->shpool->mutex);
+
+    rec = ngx_http_claw_acme_domain_locked(amcf->sh, name->data, name->len);
+
+    if (rec && !rec->busy) {
+        rec->checked = now;
+        rec->not_before = nb;
+        rec->not_after = na;
+        rec->renew_at = na ? nb + (na - nb) / 3 * 2 : 0;
+    }
+
+    ngx_shmtx_unlock(&amcf->shpool->mutex);
+}
+
+
+/*
+ * The next name to issue for: known files, due (no certificate, or two
+ * thirds of its lifetime gone, or a renewal asked for), not backing
+ * off, and its tenant under the cap.  A name over the cap waits until
+ * the cap allows it.
+ */
+
+static ngx_http_claw_acme_domain_t *
+ngx_http_claw_acme_due_locked(ngx_http_claw_acme_main_conf_t *amcf,
+    time_t now)
+{
+    time_t                        wait;
+    ngx_queue_t                  *q;
+    ngx_http_claw_acme_shctx_t   *sh;
+    ngx_http_claw_acme_domain_t  *rec;
+
+    sh = amcf->sh;
+
+    for (q = ngx_queue_head(&sh->domain_queue);
+         q != ngx_queue_sentinel(&sh->domain_queue);
+         q = ngx_queue_next(q))
+    {
+        rec = ngx_queue_data(q, ngx_http_claw_acme_domain_t, queue);
+
+        if (rec->busy || rec->checked == 0 || now < rec->next_attempt
+            || (!rec->force && now < rec->renew_at))
+        {
+            continue;
+        }
+
+        wait = ngx_http_claw_acme_cap_locked(amcf, rec->tenant,
+                                             rec->tenant_len,
+                                             (uint64_t) now * 1000, 1);
+
+        if (wait == 0) {
+            return rec;
+        }
+
+        rec->next_attempt = now + wait;
+
+        if (!rec->capped) {
+            rec->capped = 1;
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "claw_acme: tenant \"%*s\" is over its cap of "
+                          "%ui certificates a %s, \"%V\" waits %Ts",
+                          (size_t) rec->tenant_len, rec->tenant, amcf->cap,
+                          amcf->cap_period == 3600 ? "hour" : "day",
+                          &rec->sn.str, wait);
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * A tenant's cap as GCRA: cap orders at once, then one every
+ * period / cap.  Returns 0 when an order may be placed now (and counts
+ * it with take), else the seconds to wait.
+ */
+
+static time_t
+ngx_http_claw_acme_cap_locked(ngx_http_claw_acme_main_conf_t *amcf,
+    u_char *id, size_t len, uint64_t now, ngx_uint_t take)
+{
+    uint32_t                      hash;
+    uint64_t                      interval, tat;
+    ngx_str_t                     key;
+    ngx_http_claw_acme_tenant_t  *t;
+
+    if (amcf->cap == 0) {
+        return 0;
+    }
+
+    interval = (uint64_t) amcf->cap_period * 1000 / amcf->cap;
+
+    key.data = id;
+    key.len = len;
+    hash = ngx_crc32_short(id, len);
+
+    t = (ngx_http_claw_acme_tenant_t *)
+            ngx_str_rbtree_lookup(&amcf->sh->tenants, &key, hash);
+
+    tat = (t && t->tat > now) ? t->tat : now;
+
+    if (take != 2 && tat + interval - now > amcf->cap * interval) {
+        return (time_t) ((tat + interval - now - amcf->cap * interval)
+                         / 1000 + 1);
+    }
+
+    if (!take) {
+        return 0;
+    }
+
+    if (t == NULL) {
+        t = ngx_slab_alloc_locked(amcf->shpool,
+                                  offsetof(ngx_http_claw_acme_tenant_t, id)
+                                  + len);
+        if (t == NULL) {
+            /* no room to count it: the back-off still holds it back */
+            return 0;
+        }
+
+        ngx_memcpy(t->id, id, len);
+        t->sn.str.data = t->id;
+        t->sn.str.len = len;
+        t->sn.node.key = hash;
+
+        ngx_rbtree_insert(&amcf->sh->tenants, &t->sn.node);
+    }
+
+    t->tat = tat + interval;
+
+    return 0;
+}
+
+
+/*
+ * Orders are journaled ("time tenant domain"), so that the caps hold
+ * across restarts: a new zone replays the last period's orders.
+ */
+
+static void
+ngx_http_claw_acme_journal(ngx_http_claw_acme_main_conf_t *amcf,
+    ngx_http_claw_acme_domain_t *rec)
+{
+    u_char    *p;
+    ssize_t    n;
+    ngx_fd_t   fd;
+    u_char     path[NGX_MAX_PATH];
+    u_char     line[NGX_TIME_T_LEN + NGX_HTTP_CLAW_ID_MAX
+                    + NGX_HTTP_CLAW_HOST_MAX + 4];
+
+    ngx_sprintf(path, "%V/orders%Z", &amcf->state);
+
+    fd = ngx_open_file(path, NGX_FILE_APPEND, NGX_FILE_CREATE_OR_OPEN, 0600);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_errno,
+                      ngx_open_file_n " \"%s\" failed", path);
+        return;
+    }
+
+    p = ngx_sprintf(line, "%T %*s %V\n", rec->last_order,
+                    (size_t) rec->tenant_len, rec->tenant, &rec->sn.str);
+
+    n = ngx_write_fd(fd, line, p - line);
+
+    if (n != p - line) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_errno,
+                      ngx_write_fd_n " \"%s\" failed", path);
+    }
+
+    (void) ngx_close_file(fd);
+}
+
+
+static void
+ngx_http_claw_acme_replay(ngx_http_claw_acme_main_conf_t *amcf)
+{
+    off_t             size, offset;
+    u_char           *buf, *p, *last, *eol, *sp, *id;
+    time_t            t, now, since;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_uint_t        count, kept;
+    ngx_file_info_t   fi;
+    u_char            path[NGX_MAX_PATH];
+
+    if (amcf->sh->loaded) {
+        return;
+    }
+
+    amcf->sh->loaded = 1;
+
+    ngx_sprintf(path, "%V/orders%Z", &amcf->state);
+
+    fd = ngx_open_file(path, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        return;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        (void) ngx_close_file(fd);
+        return;
+    }
+
+    size = ngx_file_size(&fi);
+
+    /* the newest lines are enough: far more than a period's orders */
+
+    offset = ngx_max(size - 4 * NGX_HTTP_CLAW_ACME_LOG_MAX, 0);
+    size -= offset;
+
+    if (size == 0) {
+        (void) ngx_close_file(fd);
+        return;
+    }
+
+    buf = ngx_alloc(size, ngx_cycle->log);
+    if (buf == NULL) {
+        (void) ngx_close_file(fd);
+        return;
+    }
+
+    n = pread(fd, buf, size, offset);
+
+    (void) ngx_close_file(fd);
+
+    if (n != size) {
+        ngx_free(buf);
+        return;
+    }
+
+    now = ngx_time();
+    since = now - amcf->cap_period;
+    count = 0;
+    kept = 0;
+    last = buf + size;
+    p = buf;
+
+    if (offset) {
+        p = ngx_strlchr(buf, last, '\n');
+        p = p ? p + 1 : last;
+    }
+
+    ngx_shmtx_lock(&amcf->shpool->mutex);
+
+    for ( /* void */ ; p < last; p = eol + 1) {
+        eol = ngx_strlchr(p, last, '\n');
+        if (eol == NULL) {
+            break;
+        }
+
+        sp = ngx_strlchr(p, eol, ' ');
+        if (sp == NULL) {
+            continue;
+        }
+
+        t = ngx_atotm(p, sp - p);
+        id = sp + 1;
+        sp = ngx_strlchr(id, eol, ' ');
+
+        if (t == NGX_ERROR || t < since || t > now || sp == NULL
+            || sp - id > NGX_HTTP_CLAW_ID_MAX || sp == id)
+        {
+            continue;
+        }
+
+        (void) ngx_http_claw_acme_cap_locked(amcf, id, sp - id,
+                                             (uint64_t) t * 1000, 2);
+        count++;
+
+        /* what the rewrite below keeps, moved to the front */
+
+        ngx_memmove(buf + kept, p, eol + 1 - p);
+        kept += eol + 1 - p;
+    }
+
+    ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+    ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                  "claw_acme: %ui orders of the last %s counted",
+                  count, amcf->cap_period == 3600 ? "hour" : "day");
+
+    if (size + offset > NGX_HTTP_CLAW_ACME_LOG_MAX) {
+        (void) ngx_http_claw_acme_write_file(ngx_cycle->log, &amcf->state,
+                                             "orders", "", buf, kept, 0600);
+    }
+
+    ngx_free(buf);
+}
+
+
+static ngx_int_t
+ngx_http_claw_acme_start(ngx_http_claw_acme_main_conf_t *amcf,
+    ngx_str_t *name, ngx_str_t *tenant)
+{
+    ngx_pool_t                *pool;
+    ngx_thread_task_t         *task;
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_claw_acme_job_t  *job;
+
+    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, ngx_cycle->log);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    job = ngx_pcalloc(pool, sizeof(ngx_http_claw_acme_job_t));
+    if (job == NULL) {
+        goto failed;
+    }
+
+    cln = ngx_pool_cleanup_add(pool, 0);
+    if (cln == NULL) {
+        goto failed;
+    }
+
+    cln->handler = ngx_http_claw_acme_job_free;
+    cln->data = job;
+
+    job->amcf = amcf;
+    job->pool = pool;
+    job->log = ngx_cycle->log;
+    job->phase = 1;
+    job->type = amcf->challenge;
+
+    job->domain = ngx_pnalloc(pool, name->len + 1);
+    job->tenant.data = ngx_pnalloc(pool, tenant->len);
+
+    if (job->domain == NULL || job->tenant.data == NULL) {
+        goto failed;
+    }
+
+    ngx_memcpy(job->domain, name->data, name->len);
+    job->domain[name->len] = '\0';
+
+    job->tenant.len = tenant->len;
+    ngx_memcpy(job->tenant.data, tenant->data, tenant->len);
+
+    if (amcf->kid) {
+        job->kid = ngx_pnalloc(pool, ngx_strlen(amcf->kid) + 1);
+        if (job->kid == NULL) {
+            goto failed;
+        }
+
+        ngx_cpystrn((u_char *) job->kid, (u_char *) amcf->kid,
+                    ngx_strlen(amcf->kid) + 1);
+    }
+
+    if (EVP_PKEY_up_ref(amcf->account_key) != 1) {
+        goto failed;
+    }
+
+    job->account_key = amcf->account_key;
+
+    task = ngx_thread_task_alloc(pool, 0);
+    if (task == NULL) {
+        goto failed;
+    }
+
+    task->ctx = job;
+    task->handler = ngx_http_claw_acme_order_thread;
+    task->event.handler = ngx_http_claw_acme_done;
+    task->event.data = job;
+    task->event.log = ngx_cycle->log;
+
+    job->task = task;
+
+    if (ngx_thread_task_post(amcf->thread_pool, task) != NGX_OK) {
+        goto failed;
+    }
+
+    amcf->running++;
+
+    ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                  "claw_acme: order for \"%s\" of tenant \"%V\"",
+                  job->domain, &job->tenant);
+
+    return NGX_OK;
+
+failed:
+
+    ngx_destroy_pool(pool);
+
+    return NGX_ERROR;
+}
+
+
+/* a phase ended: on to the next one, or the job is over */
+
+static void
+ngx_http_claw_acme_done(ngx_event_t *ev)
+{
+    ngx_http_claw_acme_job_t  *job = ev->data;
+
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = job->amcf;
+
+    if (job->account_gone && amcf->kid) {
+        ngx_free(amcf->kid);
+        amcf->kid = NULL;
+    }
+
+    if (job->new_kid && job->kid && amcf->kid == NULL) {
+        amcf->kid = ngx_alloc(ngx_strlen(job->kid) + 1, ngx_cycle->log);
+
+        if (amcf->kid) {
+            ngx_cpystrn((u_char *) amcf->kid, (u_char *) job->kid,
+                        ngx_strlen(job->kid) + 1);
+        }
+    }
+
+    if (job->phase == 1 && job->rc == NGX_OK) {
+
+        /* a name taken from its tenant meanwhile is not validated */
+
+        if (ngx_http_claw_registry_peek(amcf->registry, 1,
+                                        (u_char *) job->domain,
+                                        ngx_strlen(job->domain))
+            == NULL)
+        {
+            job->rc = NGX_ERROR;
+            job->error_len = ngx_sprintf(job->error,
+                                         "no tenant has the name any more")
+                             - job->error;
+
+        } else if (job->challenge
+                   && ngx_http_claw_acme_chall_set(amcf, job) != NGX_OK)
+        {
+            job->rc = NGX_ERROR;
+            job->error_len = ngx_sprintf(job->error,
+                                         "no room for the challenge in "
+                                         "zone \"%V\"",
+                                         &amcf->shm_zone->shm.name)
+                             - job->error;
+
+        } else {
+            job->phase = 2;
+            job->task->handler = ngx_http_claw_acme_finish_thread;
+
+            if (ngx_thread_task_post(amcf->thread_pool, job->task) == NGX_OK)
+            {
+                return;
+            }
+
+            job->rc = NGX_ERROR;
+            job->error_len = ngx_sprintf(job->error,
+                                         "the thread pool refused the task")
+                             - job->error;
+        }
+    }
+
+    if (job->chall_set) {
+        ngx_http_claw_acme_chall_unset(amcf, job);
+    }
+
+    ngx_http_claw_acme_result(amcf, job);
+
+    amcf->running--;
+
+    ngx_destroy_pool(job->pool);
+
+    if ((ngx_exiting || ngx_terminate || ngx_quit) && amcf->running == 0) {
+        ngx_http_claw_acme_release(amcf);
+    }
+}
+
+
+static void
+ngx_http_claw_acme_result(ngx_http_claw_acme_main_conf_t *amcf,
+    ngx_http_claw_acme_job_t *job)
+{
+    time_t                        now, delay;
+    size_t                        len;
+    ngx_uint_t                    i;
+    ngx_http_claw_acme_domain_t  *rec;
+    u_char                        until[sizeof("1970-09-28T12:00:00Z")];
+
+    now = ngx_time();
+    len = ngx_strlen(job->domain);
+    delay = 0;
+
+    ngx_shmtx_lock(&amcf->shpool->mutex);
+
+    rec = ngx_http_claw_acme_domain_locked(amcf->sh, (u_char *) job->domain,
+                                           len);
+
+    if (job->rc == NGX_OK) {
+        if (rec) {
+            rec->busy = 0;
+            rec->checked = now;
+            rec->not_before = job->not_before;
+            rec->not_after = job->not_after;
+            rec->renew_at = job->not_before
+                            + (job->not_after - job->not_before) / 3 * 2;
+            rec->next_attempt = 0;
+            rec->failures = 0;
+            rec->force = 0;
+            rec->error_len = 0;
+        }
+
+    } else if (rec) {
+        rec->busy = 0;
+        rec->failures++;
+
+        /* exponential: min, 2 min, 4 min, ... max */
+
+        delay = amcf->backoff_min;
+
+        for (i = 1; i < rec->failures && delay < amcf->backoff_max; i++) {
+            delay *= 2;
+        }
+
+        delay = ngx_min(delay, amcf->backoff_max);
+
+        if (job->retry_after > delay) {
+            delay = job->retry_after;
+        }
+
+        rec->next_attempt = now + delay;
+        rec->error_len = (u_char) ngx_min(job->error_len,
+                                          NGX_HTTP_CLAW_ACME_ERROR_MAX);
+        ngx_memcpy(rec->error, job->error, rec->error_len);
+
+        /* its files are read again first: a job may end half-way */
+
+        rec->checked = now - NGX_HTTP_CLAW_ACME_RECHECK;
+    }
+
+    ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+    if (job->rc == NGX_OK) {
+        ngx_http_claw_acme_iso_time(until, job->not_after);
+
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "claw_acme: certificate of \"%s\" issued, valid "
+                      "until %s (%ui requests, %ui nonces refused)",
+                      job->domain, until, job->requests, job->bad_nonces);
+        return;
+    }
+
+    if (rec == NULL) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "claw_acme: order for \"%s\" failed: %*s",
+                      job->domain, job->error_len, job->error);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "claw_acme: order for \"%s\" failed: %*s, next attempt "
+                  "in %Ts", job->domain, job->error_len, job->error, delay);
+}
+
+
+static ngx_int_t
+ngx_http_claw_acme_chall_set(ngx_http_claw_acme_main_conf_t *amcf,
+    ngx_http_claw_acme_job_t *job)
+{
+    u_char                      *p;
+    size_t                       size, name_len, token_len, keyauth_len;
+    ngx_uint_t                   i;
+    ngx_http_claw_acme_chall_t  *c;
+
+    name_len = ngx_strlen(job->domain);
+    token_len = ngx_strlen(job->token);
+    keyauth_len = ngx_strlen(job->keyauth);
+
+    if (token_len > NGX_HTTP_CLAW_ACME_TOKEN_MAX
+        || keyauth_len > 2 * NGX_HTTP_CLAW_ACME_TOKEN_MAX)
+    {
+        return NGX_ERROR;
+    }
+
+    size = offsetof(ngx_http_claw_acme_chall_t, data) + name_len + token_len
+           + keyauth_len;
+
+    for (i = 0; i < 2; i++) {
+        if (job->cert_der_len[i] > 0xffff || job->key_der_len[i] > 0xffff) {
+            return NGX_ERROR;
+        }
+
+        size += job->cert_der_len[i] + job->key_der_len[i];
+    }
+
+    ngx_shmtx_lock(&amcf->shpool->mutex);
+
+    c = ngx_slab_alloc_locked(amcf->shpool, size);
+
+    if (c == NULL) {
+        ngx_shmtx_unlock(&amcf->shpool->mutex);
+        return NGX_ERROR;
+    }
+
+    c->pid = ngx_pid;
+    c->expires = ngx_time() + NGX_HTTP_CLAW_ACME_CHALL_TTL;
+    c->type = job->type;
+    c->name_len = (uint16_t) name_len;
+    c->token_len = (uint16_t) token_len;
+    c->keyauth_len = (uint16_t) keyauth_len;
+
+    p = ngx_cpymem(c->data, job->domain, name_len);
+    p = ngx_cpymem(p, job->token, token_len);
+    p = ngx_cpymem(p, job->keyauth, keyauth_len);
+
+    for (i = 0; i < 2; i++) {
+        c->cert_len[i] = (uint16_t) job->cert_der_len[i];
+        c->key_len[i] = (uint16_t) job->key_der_len[i];
+
+        p = ngx_cpymem(p, job->cert_der[i], job->cert_der_len[i]);
+        p = ngx_cpymem(p, job->key_der[i], job->key_der_len[i]);
+    }
+
+    ngx_queue_insert_tail(&amcf->sh->challenges, &c->queue);
+
+    ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+    job->chall_set = 1;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_claw_acme_chall_unset(ngx_http_claw_acme_main_conf_t *amcf,
+    ngx_http_claw_acme_job_t *job)
+{
+    size_t                       name_len, token_len;
+    ngx_queue_t                 *q;
+    ngx_http_claw_acme_chall_t  *c;
+
+    name_len = ngx_strlen(job->domain);
+    token_len = ngx_strlen(job->token);
+
+    ngx_shmtx_lock(&amcf->shpool->mutex);
+
+    for (q = ngx_queue_head(&amcf->sh->challenges);
+         q != ngx_queue_sentinel(&amcf->sh->challenges);
+         q = ngx_queue_next(q))
+    {
+        c = ngx_queue_data(q, ngx_http_claw_acme_chall_t, queue);
+
+        if (c->pid == ngx_pid
+            && c->name_len == name_len
+            && c->token_len == token_len
+            && ngx_memcmp(c->data, job->domain, name_len) == 0
+            && ngx_memcmp(c->data + name_len, job->token, token_len) == 0)
+        {
+            ngx_queue_remove(q);
+            ngx_slab_free_locked(amcf->shpool, c);
+            break;
+        }
+    }
+
+    ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+    job->chall_set = 0;
+}
+
+
+ngx_http_claw_acme_domain_t *
+ngx_http_claw_acme_domain_locked(ngx_http_claw_acme_shctx_t *sh,
+    u_char *name, size_t len)
+{
+    ngx_str_t  key;
+
+    key.data = name;
+    key.len = len;
+
+    return (ngx_http_claw_acme_domain_t *)
+               ngx_str_rbtree_lookup(&sh->domains, &key,
+                                     ngx_crc32_short(name, len));
+}
+
+
+/* "2006-01-02T15:04:05Z" */
+
+u_char *
+ngx_http_claw_acme_iso_time(u_char *buf, time_t t)
+{
+    ngx_tm_t  tm;
+
+    ngx_gmtime(t, &tm);
+
+    return ngx_sprintf(buf, "%4d-%02d-%02dT%02d:%02d:%02dZ%Z",
+                       tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                       tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
+}
