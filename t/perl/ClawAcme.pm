@@ -1,0 +1,218 @@
+package ClawAcme;
+
+# Helpers for t/acme.t: a real ACME CA on loopback, Debian's pebble, with
+# pebble-challtestsrv as the DNS server that answers 127.0.0.1 for every
+# name, so that the CA validates against the nginx under test.
+#
+#   my $ca = pebble_start(name => 'a', port => 14000, nonce_reject => 40);
+#   $ca->{directory}     https://127.0.0.1:14000/dir
+#   $ca->{ca}            the CA file that trusts pebble's HTTPS certificate
+#   pebble_root($ca)     pebble's root, from its management interface
+#
+# Every process started here is stopped when the test file ends, also
+# when it dies.
+
+use strict;
+use warnings;
+
+use Exporter qw(import);
+use File::Temp qw(tempdir);
+use IO::Socket::IP;
+use JSON::PP ();
+use POSIX ();
+use Time::HiRes qw(time sleep);
+
+use ClawTest ();
+
+our @EXPORT = qw(
+    pebble_start pebble_root acme_status acme_domain wait_until
+    served_cert tls_get orders_of sh_run
+);
+
+my $OWNER = $$;
+my @PIDS;
+my $DIR = tempdir('claw-acme-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $DNS;
+
+sub sh_run { system(@_) == 0 or die "@_: failed\n" }
+
+sub wait_port {
+    my ($port, $what) = @_;
+    for (1 .. 100) {
+        my $s = IO::Socket::IP->new(PeerHost => '127.0.0.1',
+                                    PeerPort => $port, Timeout => 1);
+        if ($s) { close $s; return }
+        sleep 0.05;
+    }
+    die "$what did not listen on 127.0.0.1:$port\n";
+}
+
+# Runs a command in the background under a watcher that ends it when
+# this test process goes, even by kill -9, so no CA outlives the test.
+sub spawn {
+    my ($log, $env, @cmd) = @_;
+    my $parent = $$;
+    my $pid = fork // die "fork: $!\n";
+    if ($pid == 0) {
+        my $kid = fork // POSIX::_exit(125);
+        if ($kid == 0) {
+            $ENV{$_} = $env->{$_} for keys %$env;
+            open STDOUT, '>', $log or POSIX::_exit(126);
+            open STDERR, '>&', \*STDOUT;
+            exec @cmd or POSIX::_exit(127);
+        }
+        my $stop = 0;
+        $SIG{TERM} = sub { $stop = 1 };
+        while (waitpid($kid, POSIX::WNOHANG()) == 0) {
+            if ($stop || getppid() != $parent) {
+                kill 'TERM', $kid;
+                for (1 .. 50) {
+                    last if waitpid($kid, POSIX::WNOHANG()) != 0;
+                    sleep 0.05;
+                }
+                kill 'KILL', $kid;
+                waitpid $kid, 0;
+                last;
+            }
+            sleep 0.1;
+        }
+        POSIX::_exit(0);
+    }
+    push @PIDS, $pid;
+    return $pid;
+}
+
+# The DNS server of every pebble: 127.0.0.1 for every name, no AAAA.
+sub dns_start {
+    return $DNS if $DNS;
+    spawn("$DIR/challtestsrv.log", {}, 'pebble-challtestsrv',
+          '-dns01', '127.0.0.1:19970', '-management', '127.0.0.1:19971',
+          '-http01', '', '-https01', '', '-tlsalpn01', '',
+          '-defaultIPv4', '127.0.0.1', '-defaultIPv6', '');
+    wait_port(19971, 'pebble-challtestsrv');
+    return $DNS = '127.0.0.1:19970';
+}
+
+# A pebble on port (ACME) and port + 1 (management), validating http-01
+# on the test server's port and tls-alpn-01 on 19961.
+sub pebble_start {
+    my (%arg) = @_;
+    my $name = $arg{name};
+    my $port = $arg{port};
+    my $http = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+
+    dns_start();
+
+    # pebble's own HTTPS certificate, which the module is told to trust
+    sh_run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+        . "-nodes -keyout $DIR/$name.key -out $DIR/$name.crt -days 2 "
+        . "-subj /CN=pebble-$name "
+        . "-addext subjectAltName=IP:127.0.0.1,DNS:localhost 2>/dev/null");
+
+    my %conf = (
+        listenAddress => "127.0.0.1:$port",
+        managementListenAddress => "127.0.0.1:" . ($port + 1),
+        certificate => "$DIR/$name.crt",
+        privateKey => "$DIR/$name.key",
+        httpPort => $http + 0,
+        tlsPort => 19961,
+        ocspResponderURL => '',
+        externalAccountBindingRequired => JSON::PP::false,
+    );
+    $conf{certificateValidityPeriod} = $arg{validity} if $arg{validity};
+
+    open my $fh, '>', "$DIR/$name.json" or die "$DIR/$name.json: $!\n";
+    print $fh JSON::PP->new->encode({ pebble => \%conf });
+    close $fh;
+
+    my %env = (PEBBLE_VA_NOSLEEP => 1,
+               PEBBLE_WFE_NONCEREJECT => $arg{nonce_reject} // 0,
+               PEBBLE_AUTHZREUSE => $arg{authz_reuse} // 50);
+    spawn("$DIR/$name.log", \%env, 'pebble', '-config', "$DIR/$name.json",
+          '-dnsserver', $DNS, '-strict=false');
+    wait_port($port, "pebble $name");
+    wait_port($port + 1, "pebble $name management");
+
+    return {
+        directory => "https://127.0.0.1:$port/dir",
+        management => "https://127.0.0.1:" . ($port + 1),
+        ca => "$DIR/$name.crt",
+        log => "$DIR/$name.log",
+        name => $name,
+    };
+}
+
+# pebble's root certificate (made anew at every start), in a file
+sub pebble_root {
+    my ($ca) = @_;
+    my $file = "$DIR/$ca->{name}-root.pem";
+    sh_run("curl -s -f --cacert $ca->{ca} -o $file $ca->{management}/roots/0");
+    return $file;
+}
+
+# claw_acme_status as a Perl structure
+sub acme_status {
+    my ($status, $body) = ClawTest::http_request('GET', '/acme');
+    die "GET /acme: $status\n" unless $status == 200;
+    return JSON::PP->new->decode($body);
+}
+
+sub acme_domain {
+    my ($name) = @_;
+    my ($d) = grep { $_->{domain} eq $name } @{ acme_status()->{domains} };
+    return $d;
+}
+
+# polls until the code returns true, at most $secs seconds
+sub wait_until {
+    my ($secs, $code) = @_;
+    my $deadline = time + $secs;
+    while (time < $deadline) {
+        my $r = $code->();
+        return $r if $r;
+        sleep 0.2;
+    }
+    return $code->();
+}
+
+# the certificate served for an SNI on the TLS server, as openssl prints
+# it: "subject=... issuer=... serial=..."
+sub served_cert {
+    my ($sni) = @_;
+    my $out = `echo | openssl s_client -connect 127.0.0.1:19961 -servername $sni 2>/dev/null | openssl x509 -noout -subject -issuer -serial 2>/dev/null`;
+    $out =~ s/\n/ /g;
+    return $out;
+}
+
+# curl to the TLS server by name, verifying against a CA file; returns
+# (exit status, body)
+sub tls_get {
+    my ($name, $cafile, @args) = @_;
+    my $out = `curl -s -S --max-time 5 --cacert $cafile --resolve $name:19961:127.0.0.1 @args https://$name:19961/ 2>&1`;
+    return ($? >> 8, $out);
+}
+
+# the orders journal of the state directory: one line per order
+sub orders_of {
+    my ($state, $name) = @_;
+    open my $fh, '<', "$state/orders" or return 0;
+    my $n = 0;
+    while (<$fh>) { $n++ if !defined $name || /\s\Q$name\E$/ }
+    return $n;
+}
+
+END {
+    local ($?, $!);
+    if ($$ == $OWNER && @PIDS) {
+        kill 'TERM', @PIDS;
+        for (1 .. 100) {
+            last unless grep { waitpid($_, POSIX::WNOHANG()) == 0 } @PIDS;
+            sleep 0.05;
+        }
+        kill 'KILL', grep { kill 0, $_ } @PIDS;
+        waitpid $_, 0 for @PIDS;
+        @PIDS = ();
+    }
+}
+
+1;
