@@ -400,6 +400,9 @@ ngx_http_claw_acme_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_claw_acme_module);
+
+    amcf->locations = 1;
 
     if (cmd->offset) {
         alcf->status = 1;
@@ -407,11 +410,9 @@ ngx_http_claw_acme_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     } else {
         alcf->http = 1;
+        amcf->http = 1;
         clcf->handler = ngx_http_claw_acme_http_handler;
     }
-
-    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_claw_acme_module);
-    amcf->locations = 1;
 
     return NGX_CONF_OK;
 }
@@ -682,6 +683,12 @@ ngx_http_claw_acme_postconfiguration(ngx_conf_t *cf)
                       "no TLS server has \"claw_certificates %V\": the "
                       "certificates of \"claw_acme\" are not served",
                       &amcf->certs);
+    }
+
+    if (amcf->challenge == NGX_HTTP_CLAW_ACME_HTTP_01 && !amcf->http) {
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "no location has \"claw_acme_http\": nothing answers "
+                      "the http-01 challenges");
     }
 
     if (amcf->challenge == NGX_HTTP_CLAW_ACME_TLS_ALPN_01 && !amcf->tls) {

@@ -161,6 +161,7 @@ typedef struct {
     unsigned                     served:1;      /* claw_certificates */
     unsigned                     tls:1;         /* a TLS server */
     unsigned                     locations:1;   /* claw_acme_http, _status */
+    unsigned                     http:1;        /* claw_acme_http */
 } ngx_http_claw_acme_main_conf_t;
 
 
