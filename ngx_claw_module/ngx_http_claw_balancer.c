@@ -9,6 +9,13 @@
  * 8-byte tag (the tenant's unique id) after the part the kernel reads,
  * so a pooled connection is only ever found again by the same tenant,
  * even when an address is reassigned from one tenant to another.
+ *
+ * The keepalive module looks for a connection by walking its whole cache:
+ * fine for a handful of peers, not for thousands of tenants.  So the
+ * balancer has a pool of its own (claw_keepalive), keyed by that same
+ * tagged address in a hash table: finding a tenant's idle connection
+ * costs the same with 10 or 100,000 tenants, and the pool can be as large
+ * as the number of tenants that are busy at once.
  */
 
 
@@ -20,8 +27,38 @@
 #include "ngx_http_claw_balancer.h"
 
 
+typedef struct ngx_http_claw_keepalive_s  ngx_http_claw_keepalive_t;
+
+
+/* an idle connection to a tenant's container */
+typedef struct {
+    ngx_queue_t                  lru;           /* idle: the pool's list;
+                                                   unused: the free list */
+    ngx_queue_t                  bucket;
+    ngx_http_claw_keepalive_t   *pool;
+    ngx_connection_t            *connection;
+    uint32_t                     hash;
+    socklen_t                    socklen;
+    ngx_sockaddr_t               sockaddr;      /* with the tenant tag */
+} ngx_http_claw_idle_t;
+
+
+/* a worker's pool of idle connections, per upstream */
+struct ngx_http_claw_keepalive_s {
+    ngx_uint_t                   max;
+    ngx_msec_t                   timeout;
+    ngx_uint_t                   requests;
+    ngx_queue_t                  idle;          /* most recently used first */
+    ngx_queue_t                  free;
+    ngx_queue_t                 *buckets;
+    ngx_uint_t                   mask;
+};
+
+
 typedef struct {
     ngx_http_claw_ctx_t         *ctx;
+    ngx_http_upstream_t         *upstream;
+    ngx_http_claw_keepalive_t   *keepalive;
 } ngx_http_claw_peer_data_t;
 
 
@@ -33,6 +70,14 @@ static ngx_int_t ngx_http_claw_get_peer(ngx_peer_connection_t *pc,
     void *data);
 static void ngx_http_claw_free_peer(ngx_peer_connection_t *pc, void *data,
     ngx_uint_t state);
+
+static ngx_http_claw_idle_t *ngx_http_claw_idle_find(
+    ngx_http_claw_keepalive_t *ka, ngx_sockaddr_t *sa, socklen_t len,
+    uint32_t hash);
+static void ngx_http_claw_idle_remove(ngx_http_claw_idle_t *idle);
+static void ngx_http_claw_idle_handler(ngx_event_t *ev);
+static void ngx_http_claw_idle_dummy_handler(ngx_event_t *ev);
+static void ngx_http_claw_idle_close(ngx_connection_t *c);
 
 #if (NGX_HTTP_SSL)
 static ngx_int_t ngx_http_claw_set_session(ngx_peer_connection_t *pc,
@@ -94,6 +139,11 @@ ngx_http_claw_balancer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_claw_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
 {
+    ngx_uint_t                  i, n;
+    ngx_http_claw_idle_t       *idle;
+    ngx_http_claw_srv_conf_t   *cscf;
+    ngx_http_claw_keepalive_t  *ka;
+
     if (us->servers->nelts != 1) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "upstream \"%V\" with \"claw_balancer\" cannot have "
@@ -103,6 +153,60 @@ ngx_http_claw_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
     }
 
     us->peer.init = ngx_http_claw_init_peer;
+
+    cscf = ngx_http_conf_upstream_srv_conf(us, ngx_http_claw_module);
+
+    if (cscf->keepalive == 0) {
+        return NGX_OK;
+    }
+
+    /* "keepalive" after "claw_keepalive" wraps us: two pools, one wasted */
+
+    if (us->peer.init_upstream != ngx_http_claw_init_upstream) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"claw_keepalive\" and \"keepalive\" cannot both "
+                      "pool the connections of upstream \"%V\" in %s:%ui",
+                      &us->host, us->file_name, us->line);
+        return NGX_ERROR;
+    }
+
+    /* made here, copied into each worker with the configuration */
+
+    ka = ngx_pcalloc(cf->pool, sizeof(ngx_http_claw_keepalive_t));
+    if (ka == NULL) {
+        return NGX_ERROR;
+    }
+
+    ka->max = cscf->keepalive;
+    ka->timeout = cscf->keepalive_timeout;
+    ka->requests = cscf->keepalive_requests;
+
+    for (n = 64; n < ka->max; n *= 2) {
+        /* void */
+    }
+
+    ka->mask = n - 1;
+
+    ka->buckets = ngx_palloc(cf->pool, n * sizeof(ngx_queue_t));
+    idle = ngx_pcalloc(cf->pool, ka->max * sizeof(ngx_http_claw_idle_t));
+
+    if (ka->buckets == NULL || idle == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        ngx_queue_init(&ka->buckets[i]);
+    }
+
+    ngx_queue_init(&ka->idle);
+    ngx_queue_init(&ka->free);
+
+    for (i = 0; i < ka->max; i++) {
+        idle[i].pool = ka;
+        ngx_queue_insert_head(&ka->free, &idle[i].lru);
+    }
+
+    cscf->pool = ka;
 
     return NGX_OK;
 }
@@ -117,6 +221,7 @@ ngx_http_claw_init_peer(ngx_http_request_t *r,
     ngx_http_upstream_t        *u;
     ngx_http_claw_tconf_t      *tc;
     ngx_http_claw_loc_conf_t   *clcf;
+    ngx_http_claw_srv_conf_t   *cscf;
     ngx_http_claw_peer_data_t  *pd;
 
     pd = ngx_palloc(r->pool, sizeof(ngx_http_claw_peer_data_t));
@@ -149,6 +254,9 @@ ngx_http_claw_init_peer(ngx_http_request_t *r,
     }
 
     pd->ctx = ctx;
+    pd->upstream = r->upstream;
+    cscf = ngx_http_conf_upstream_srv_conf(us, ngx_http_claw_module);
+    pd->keepalive = cscf->pool;
 
     u = r->upstream;
 
@@ -171,7 +279,9 @@ ngx_http_claw_get_peer(ngx_peer_connection_t *pc, void *data)
 {
     ngx_http_claw_peer_data_t  *pd = data;
 
-    ngx_http_claw_ctx_t  *ctx;
+    ngx_connection_t      *c;
+    ngx_http_claw_ctx_t   *ctx;
+    ngx_http_claw_idle_t  *idle;
 
     ctx = pd->ctx;
 
@@ -191,7 +301,41 @@ ngx_http_claw_get_peer(ngx_peer_connection_t *pc, void *data)
                    "claw balancer: tenant \"%V\" peer \"%V\" uid %uL",
                    &ctx->id, &ctx->upstream, ctx->tenant->uid);
 
-    return NGX_OK;
+    if (pd->keepalive == NULL) {
+        return NGX_OK;
+    }
+
+    ctx->peer_hash = ngx_murmur_hash2((u_char *) &ctx->peer, ctx->peer_len);
+
+    idle = ngx_http_claw_idle_find(pd->keepalive, &ctx->peer, ctx->peer_len,
+                                   ctx->peer_hash);
+    if (idle == NULL) {
+        return NGX_OK;
+    }
+
+    c = idle->connection;
+
+    ngx_http_claw_idle_remove(idle);
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    c->idle = 0;
+    c->sent = 0;
+    c->data = NULL;
+    c->log = pc->log;
+    c->read->log = pc->log;
+    c->write->log = pc->log;
+    c->pool->log = pc->log;
+
+    pc->connection = c;
+    pc->cached = 1;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->log, 0,
+                   "claw balancer: idle connection %p of the tenant", c);
+
+    return NGX_DONE;
 }
 
 
@@ -199,7 +343,269 @@ static void
 ngx_http_claw_free_peer(ngx_peer_connection_t *pc, void *data,
     ngx_uint_t state)
 {
+    ngx_http_claw_peer_data_t  *pd = data;
+
+    ngx_queue_t                *q;
+    ngx_connection_t           *c;
+    ngx_http_claw_idle_t       *idle;
+    ngx_http_claw_keepalive_t  *ka;
+
     pc->tries = 0;
+
+    ka = pd->keepalive;
+    c = pc->connection;
+
+    if (ka == NULL
+        || c == NULL
+        || (state & NGX_PEER_FAILED)
+        || c->read->eof || c->read->error || c->read->timedout
+        || c->write->error || c->write->timedout
+        || c->requests >= ka->requests
+        || !pd->upstream->keepalive
+        || !pd->upstream->request_body_sent
+        || ngx_terminate || ngx_exiting
+        || ngx_handle_read_event(c->read, 0) != NGX_OK)
+    {
+        return;
+    }
+
+    /* a full pool gives up its least recently used connection */
+
+    if (ngx_queue_empty(&ka->free)) {
+        q = ngx_queue_last(&ka->idle);
+        idle = ngx_queue_data(q, ngx_http_claw_idle_t, lru);
+
+        ngx_http_claw_idle_close(idle->connection);
+        ngx_http_claw_idle_remove(idle);
+    }
+
+    q = ngx_queue_head(&ka->free);
+    ngx_queue_remove(q);
+
+    idle = ngx_queue_data(q, ngx_http_claw_idle_t, lru);
+
+    idle->connection = c;
+    idle->hash = pd->ctx->peer_hash;
+    idle->socklen = pc->socklen;
+    ngx_memcpy(&idle->sockaddr, pc->sockaddr, pc->socklen);
+
+    ngx_queue_insert_head(&ka->idle, &idle->lru);
+    ngx_queue_insert_head(&ka->buckets[idle->hash & ka->mask], &idle->bucket);
+
+    pc->connection = NULL;
+
+    c->read->delayed = 0;
+    ngx_add_timer(c->read, ka->timeout);
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    c->read->handler = ngx_http_claw_idle_handler;
+    c->write->handler = ngx_http_claw_idle_dummy_handler;
+
+    c->data = idle;
+    c->idle = 1;
+    c->log = ngx_cycle->log;
+    c->read->log = ngx_cycle->log;
+    c->write->log = ngx_cycle->log;
+    c->pool->log = ngx_cycle->log;
+
+    if (c->read->ready) {
+        ngx_http_claw_idle_handler(c->read);
+    }
+}
+
+
+static ngx_http_claw_idle_t *
+ngx_http_claw_idle_find(ngx_http_claw_keepalive_t *ka, ngx_sockaddr_t *sa,
+    socklen_t len, uint32_t hash)
+{
+    ngx_queue_t           *q, *head;
+    ngx_http_claw_idle_t  *idle;
+
+    head = &ka->buckets[hash & ka->mask];
+
+    for (q = ngx_queue_head(head);
+         q != ngx_queue_sentinel(head);
+         q = ngx_queue_next(q))
+    {
+        idle = ngx_queue_data(q, ngx_http_claw_idle_t, bucket);
+
+        if (idle->hash == hash && idle->socklen == len
+            && ngx_memcmp(&idle->sockaddr, sa, len) == 0)
+        {
+            return idle;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_claw_idle_remove(ngx_http_claw_idle_t *idle)
+{
+    ngx_queue_remove(&idle->lru);
+    ngx_queue_remove(&idle->bucket);
+    ngx_queue_insert_head(&idle->pool->free, &idle->lru);
+
+    idle->connection = NULL;
+}
+
+
+/*
+ * An idle connection that becomes readable was closed by the container
+ * (or sends what nobody asked for), or its time is up: it goes.
+ */
+
+static void
+ngx_http_claw_idle_handler(ngx_event_t *ev)
+{
+    int                    n;
+    char                   buf[1];
+    ngx_connection_t      *c;
+    ngx_http_claw_idle_t  *idle;
+
+    c = ev->data;
+
+    if (!c->close && !c->read->timedout) {
+        n = recv(c->fd, buf, 1, MSG_PEEK);
+
+        if (n == -1 && ngx_socket_errno == NGX_EAGAIN) {
+            ev->ready = 0;
+
+            if (ngx_handle_read_event(c->read, 0) == NGX_OK) {
+                return;
+            }
+        }
+    }
+
+    idle = c->data;
+
+    ngx_http_claw_idle_close(c);
+    ngx_http_claw_idle_remove(idle);
+}
+
+
+static void
+ngx_http_claw_idle_dummy_handler(ngx_event_t *ev)
+{
+}
+
+
+static void
+ngx_http_claw_idle_close(ngx_connection_t *c)
+{
+#if (NGX_HTTP_SSL)
+
+    if (c->ssl) {
+        c->ssl->no_wait_shutdown = 1;
+        c->ssl->no_send_shutdown = 1;
+
+        if (ngx_ssl_shutdown(c) == NGX_AGAIN) {
+            c->ssl->handler = ngx_http_claw_idle_close;
+            return;
+        }
+    }
+
+#endif
+
+    ngx_destroy_pool(c->pool);
+    ngx_close_connection(c);
+}
+
+
+/* claw_keepalive connections [timeout=time] [requests=number] */
+
+char *
+ngx_http_claw_keepalive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_srv_conf_t  *cscf = conf;
+
+    ngx_int_t                      n;
+    ngx_str_t                     *value, s;
+    ngx_uint_t                     i;
+    ngx_http_upstream_srv_conf_t  *uscf;
+
+    if (cscf->keepalive) {
+        return "is duplicate";
+    }
+
+    uscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_upstream_module);
+
+    if (uscf->peer.init_upstream == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"claw_keepalive\" needs \"claw_balancer\" "
+                           "before it in upstream \"%V\"", &uscf->host);
+        return NGX_CONF_ERROR;
+    }
+
+    if (uscf->peer.init_upstream != ngx_http_claw_init_upstream) {
+        goto combined;
+    }
+
+    value = cf->args->elts;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n == NGX_ERROR || n == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid number of connections \"%V\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    cscf->keepalive = n;
+    cscf->keepalive_timeout = 60000;
+    cscf->keepalive_requests = 1000;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+            cscf->keepalive_timeout = ngx_parse_time(&s, 0);
+
+            if (cscf->keepalive_timeout == (ngx_msec_t) NGX_ERROR) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "requests=", 9) == 0) {
+            n = ngx_atoi(value[i].data + 9, value[i].len - 9);
+
+            if (n == NGX_ERROR || n == 0) {
+                goto invalid;
+            }
+
+            cscf->keepalive_requests = n;
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\"", &value[i]);
+
+    return NGX_CONF_ERROR;
+
+combined:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"claw_keepalive\" and \"keepalive\" cannot both "
+                       "pool the connections of upstream \"%V\"",
+                       &uscf->host);
+
+    return NGX_CONF_ERROR;
 }
 
 

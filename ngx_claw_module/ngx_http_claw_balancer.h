@@ -14,6 +14,7 @@
 
 
 char *ngx_http_claw_balancer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_claw_keepalive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 
 #endif /* _NGX_HTTP_CLAW_BALANCER_H_INCLUDED_ */

@@ -201,6 +201,13 @@ static ngx_command_t  ngx_http_claw_commands[] = {
       0,
       NULL },
 
+    { ngx_string("claw_keepalive"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE123,
+      ngx_http_claw_keepalive,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 

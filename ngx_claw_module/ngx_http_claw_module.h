@@ -34,6 +34,12 @@ typedef struct {
     ngx_str_t                    certificates;   /* claw_certificates */
     ngx_http_claw_registry_t    *registry;
     void                        *cache;          /* per worker */
+
+    /* claw_keepalive, in an upstream{} block */
+    ngx_uint_t                   keepalive;
+    ngx_msec_t                   keepalive_timeout;
+    ngx_uint_t                   keepalive_requests;
+    void                        *pool;           /* per worker */
 } ngx_http_claw_srv_conf_t;
 
 
@@ -78,6 +84,7 @@ typedef struct {
     /* the container's address with the tenant tag, for the balancer */
     ngx_sockaddr_t               peer;
     socklen_t                    peer_len;
+    uint32_t                     peer_hash;
 
     /* credentials as the client sent them, taken off the request */
     ngx_str_t                    bearer;

@@ -1,7 +1,8 @@
 # claw_balancer: the peer is the resolved tenant's container; with
-# "keepalive" after it, connections are pooled per container and a pooled
-# connection never serves another tenant, even one that shares the
-# container's address.  WebSocket upgrades stay pinned to the tenant.
+# "keepalive" or "claw_keepalive" after it, connections are pooled per
+# container and a pooled connection never serves another tenant, even one
+# that shares the container's address.  WebSocket upgrades stay pinned to
+# the tenant.
 
 use lib 't/perl';
 use ClawTest;
@@ -19,12 +20,18 @@ alice    127.0.0.1:19861
 dave     127.0.0.1:19861
 erin     127.0.0.1:19866
 frank    127.0.0.1:19869
+bob      127.0.0.1:19862
 _EOF_
 
 our $Backends = <<'_EOC_';
     server {
         listen 127.0.0.1:19861;
         return 200 "shared-container n=$connection_requests\n";
+    }
+
+    server {
+        listen 127.0.0.1:19862;
+        return 200 "bob-container n=$connection_requests\n";
     }
 _EOC_
 
@@ -263,3 +270,250 @@ Host: alice.claw.test
 [qr/^shared-container/, qr/^shared-container/]
 --- no_error_log
 [error]
+
+
+
+=== TEST 10: claw_keepalive pools the container connection
+--- http_config eval
+<<'_EOC_' . $::Backends
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
+    upstream claw {
+        claw_balancer;
+        claw_keepalive 8;
+    }
+_EOC_
+--- request eval
+["GET /", "GET /", "GET /"]
+--- more_headers
+Host: alice.claw.test
+--- response_body_like eval
+[qr/^shared-container n=\d+$/, qr/^shared-container n=(?:[2-9]|\d\d+)$/,
+ qr/^shared-container n=(?:[3-9]|\d\d+)$/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 11: claw_keepalive never gives one tenant's connection to another
+alice and dave share the container address; dave gets n=1 (or n=2 on the
+repeated run, with its own connection from the first), never alice's.
+--- http_config eval
+<<'_EOC_' . $::Backends
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
+    upstream claw {
+        claw_balancer;
+        claw_keepalive 8;
+    }
+_EOC_
+--- config
+    claw_domain claw.test;
+
+    location /alice {
+        claw on;
+        claw_tenant alice;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+
+    location /dave {
+        claw on;
+        claw_tenant dave;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+--- request eval
+["GET /alice", "GET /alice", "GET /alice", "GET /dave"]
+--- response_body_like eval
+[qr/n=\d+$/, qr/n=\d+$/, qr/n=\d+$/, qr/^shared-container n=[12]$/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 12: a full claw_keepalive pool lets its least recently used connection go
+With room for one connection, bob's takes alice's place: alice starts over.
+--- http_config eval
+<<'_EOC_' . $::Backends
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
+    upstream claw {
+        claw_balancer;
+        claw_keepalive 1;
+    }
+_EOC_
+--- config
+    claw_domain claw.test;
+
+    location /alice {
+        claw on;
+        claw_tenant alice;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+
+    location /bob {
+        claw on;
+        claw_tenant bob;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+--- request eval
+["GET /alice", "GET /bob", "GET /bob", "GET /alice"]
+--- response_body_like eval
+[qr/^shared-container n=\d+$/, qr/^bob-container n=1$/,
+ qr/^bob-container n=2$/, qr/^shared-container n=1$/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 13: claw_keepalive requests= closes a connection after that many requests
+--- http_config eval
+<<'_EOC_' . $::Backends
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
+    upstream claw {
+        claw_balancer;
+        claw_keepalive 8 requests=2;
+    }
+_EOC_
+--- request eval
+["GET /", "GET /", "GET /", "GET /"]
+--- more_headers
+Host: alice.claw.test
+--- response_body_like eval
+[qr/n=[12]$/, qr/n=[12]$/, qr/n=[12]$/, qr/n=[12]$/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 14: claw_keepalive timeout= closes an idle connection
+limit_req holds the second request back half a second, longer than the
+100ms the idle connection may wait: it starts over.
+--- http_config eval
+<<'_EOC_' . $::Backends
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
+    limit_req_zone $server_name zone=pause:1m rate=2r/s;
+    upstream claw {
+        claw_balancer;
+        claw_keepalive 8 timeout=100ms;
+    }
+_EOC_
+--- config
+    claw_domain claw.test;
+
+    location / {
+        limit_req zone=pause burst=10;
+        claw on;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+--- request eval
+["GET /", "GET /"]
+--- more_headers
+Host: alice.claw.test
+--- response_body eval
+["shared-container n=1\n", "shared-container n=1\n"]
+--- no_error_log
+[error]
+
+
+
+=== TEST 15: claw_keepalive without claw_balancer is refused
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
+    upstream claw {
+        claw_keepalive 8;
+        claw_balancer;
+    }
+--- request
+GET /
+--- must_die
+--- error_log
+"claw_keepalive" needs "claw_balancer" before it in upstream "claw"
+
+
+
+=== TEST 16: claw_keepalive and keepalive together are refused
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
+    upstream claw {
+        claw_balancer;
+        claw_keepalive 8;
+        keepalive 8;
+    }
+--- request
+GET /
+--- must_die
+--- error_log
+"claw_keepalive" and "keepalive" cannot both pool the connections of upstream "claw"
+
+
+
+=== TEST 17: ... in either order
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
+    upstream claw {
+        claw_balancer;
+        keepalive 8;
+        claw_keepalive 8;
+    }
+--- request
+GET /
+--- must_die
+--- error_log
+"claw_keepalive" and "keepalive" cannot both pool the connections of upstream "claw"
+
+
+
+=== TEST 18: claw_keepalive with a bad parameter is refused
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
+    upstream claw {
+        claw_balancer;
+        claw_keepalive 8 idle=5s;
+    }
+--- request
+GET /
+--- must_die
+--- error_log
+invalid parameter "idle=5s"
+
+
+
+=== TEST 19: claw_keepalive 0 is refused
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
+    upstream claw {
+        claw_balancer;
+        claw_keepalive 0;
+    }
+--- request
+GET /
+--- must_die
+--- error_log
+invalid number of connections "0"
