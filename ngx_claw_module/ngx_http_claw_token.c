@@ -124,11 +124,108 @@ ngx_http_claw_token_valid(const unsigned char *p, size_t len)
 }
 
 
+/*
+ * OpenSSL 3's one-shot SHA256() and HMAC() fetch the algorithm from a
+ * provider and allocate a context on every call, which costs more than
+ * the hash of a token.  The algorithm is fetched and the context made
+ * once per process instead (nginx workers are single-threaded); should
+ * that fail, the one-shot functions still give the right answer.
+ */
+
+static EVP_MD      *ngx_http_claw_sha256_md;
+static EVP_MD_CTX  *ngx_http_claw_sha256_ctx;
+
+
+static int
+ngx_http_claw_sha256(const unsigned char *a, size_t alen,
+    const unsigned char *b, size_t blen, unsigned char *out)
+{
+    unsigned int  n;
+
+    if (ngx_http_claw_sha256_ctx == NULL) {
+
+        if (ngx_http_claw_sha256_md == NULL) {
+#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
+            ngx_http_claw_sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+#else
+            ngx_http_claw_sha256_md = (EVP_MD *) EVP_sha256();
+#endif
+            if (ngx_http_claw_sha256_md == NULL) {
+                return 0;
+            }
+        }
+
+        ngx_http_claw_sha256_ctx = EVP_MD_CTX_new();
+        if (ngx_http_claw_sha256_ctx == NULL) {
+            return 0;
+        }
+    }
+
+    return EVP_DigestInit_ex(ngx_http_claw_sha256_ctx,
+                             ngx_http_claw_sha256_md, NULL)
+           && EVP_DigestUpdate(ngx_http_claw_sha256_ctx, a, alen)
+           && (blen == 0
+               || EVP_DigestUpdate(ngx_http_claw_sha256_ctx, b, blen))
+           && EVP_DigestFinal_ex(ngx_http_claw_sha256_ctx, out, &n);
+}
+
+
 void
 ngx_http_claw_token_digest(const unsigned char *token, size_t len,
     unsigned char *digest)
 {
-    SHA256(token, len, digest);
+    if (!ngx_http_claw_sha256(token, len, NULL, 0, digest)) {
+        SHA256(token, len, digest);
+    }
+}
+
+
+/* HMAC-SHA256 (RFC 2104) over the reused context */
+
+void
+ngx_http_claw_hmac_sha256(const unsigned char *key, size_t klen,
+    const unsigned char *msg, size_t len, unsigned char *mac)
+{
+    size_t         i;
+    unsigned int   mlen;
+    unsigned char  k[64], pad[64], inner[32];
+
+    memset(k, 0, sizeof(k));
+
+    if (klen > sizeof(k)) {
+        if (!ngx_http_claw_sha256(key, klen, NULL, 0, k)) {
+            goto fallback;
+        }
+
+    } else {
+        memcpy(k, key, klen);
+    }
+
+    for (i = 0; i < sizeof(pad); i++) {
+        pad[i] = k[i] ^ 0x36;
+    }
+
+    if (!ngx_http_claw_sha256(pad, sizeof(pad), msg, len, inner)) {
+        goto fallback;
+    }
+
+    for (i = 0; i < sizeof(pad); i++) {
+        pad[i] = k[i] ^ 0x5c;
+    }
+
+    if (ngx_http_claw_sha256(pad, sizeof(pad), inner, sizeof(inner), mac)) {
+        OPENSSL_cleanse(k, sizeof(k));
+        OPENSSL_cleanse(pad, sizeof(pad));
+        return;
+    }
+
+fallback:
+
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(pad, sizeof(pad));
+
+    mlen = 32;
+    HMAC(EVP_sha256(), key, (int) klen, msg, len, mac, &mlen);
 }
 
 
@@ -705,7 +802,6 @@ ngx_http_claw_session_mac(const unsigned char *key, size_t klen,
 {
     int            i;
     size_t         n;
-    unsigned int   mlen;
     unsigned char  msg[sizeof(ngx_http_claw_mac_label) + NGX_HTTP_CLAW_ID_MAX
                        + 1 + 8 + NGX_HTTP_CLAW_DIGEST_LEN];
 
@@ -723,9 +819,7 @@ ngx_http_claw_session_mac(const unsigned char *key, size_t klen,
     memcpy(msg + n, digest, NGX_HTTP_CLAW_DIGEST_LEN);
     n += NGX_HTTP_CLAW_DIGEST_LEN;
 
-    mlen = 32;
-
-    HMAC(EVP_sha256(), key, (int) klen, msg, n, mac, &mlen);
+    ngx_http_claw_hmac_sha256(key, klen, msg, n, mac);
 }
 
 

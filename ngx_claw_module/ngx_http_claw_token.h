@@ -50,6 +50,8 @@ int ngx_http_claw_bearer(const unsigned char *value, size_t len,
 int ngx_http_claw_token_valid(const unsigned char *p, size_t len);
 void ngx_http_claw_token_digest(const unsigned char *token, size_t len,
     unsigned char *digest);
+void ngx_http_claw_hmac_sha256(const unsigned char *key, size_t klen,
+    const unsigned char *msg, size_t len, unsigned char *mac);
 int ngx_http_claw_digest_find(const unsigned char *digest,
     const unsigned char *digests, unsigned n);
 

@@ -372,9 +372,62 @@ test_gcra(void)
 }
 
 
+static int
+hex_is(const unsigned char *b, const char *hex)
+{
+    size_t  i;
+    char    h[65];
+
+    for (i = 0; i < 32; i++) {
+        sprintf(h + 2 * i, "%02x", b[i]);
+    }
+
+    return strcmp(h, hex) == 0;
+}
+
+
+static void
+test_digests(void)
+{
+    int            i, same;
+    unsigned char  d[32], key[131];
+
+    ngx_http_claw_token_digest((const unsigned char *) "abc", 3, d);
+    ok(hex_is(d, "ba7816bf8f01cfea414140de5dae2223"
+                 "b00361a396177a9cb410ff61f20015ad"), "SHA-256 of abc");
+
+    same = 1;
+
+    for (i = 0; i < 3; i++) {
+        ngx_http_claw_token_digest((const unsigned char *) "", 0, d);
+        same &= hex_is(d, "e3b0c44298fc1c149afbf4c8996fb924"
+                          "27ae41e4649b934ca495991b7852b855");
+    }
+
+    ok(same, "SHA-256 of nothing, again and again");
+
+    /* RFC 4231, test cases 1 and 6 */
+
+    memset(key, 0x0b, 20);
+    ngx_http_claw_hmac_sha256(key, 20, (const unsigned char *) "Hi There",
+                              8, d);
+    ok(hex_is(d, "b0344c61d8db38535ca8afceaf0bf12b"
+                 "881dc200c9833da726e9376c2e32cff7"), "HMAC-SHA256, RFC 4231 1");
+
+    memset(key, 0xaa, 131);
+    ngx_http_claw_hmac_sha256(key, 131, (const unsigned char *)
+                              "Test Using Larger Than Block-Size Key - "
+                              "Hash Key First", 54, d);
+    ok(hex_is(d, "60e431591ee0b67f0d8a26aacbf5b77f"
+                 "8e0bc6213728c5140546040f0ee37f54"),
+       "HMAC-SHA256 with a key longer than a block, RFC 4231 6");
+}
+
+
 int
 main(void)
 {
+    test_digests();
     test_hosts();
     test_registry_lines();
     test_bearer();
