@@ -51,7 +51,8 @@ static ngx_int_t ngx_http_claw_admin_mint(ngx_http_request_t *r,
 static ngx_int_t ngx_http_claw_admin_revoke(ngx_http_request_t *r,
     ngx_str_t *id, ngx_str_t *hash);
 static ngx_int_t ngx_http_claw_admin_change(ngx_http_request_t *r,
-    ngx_http_claw_entry_t *e, ngx_uint_t locked, ngx_uint_t *created);
+    ngx_http_claw_entry_t *e, ngx_uint_t locked, ngx_uint_t *created,
+    u_char **err);
 static char *ngx_http_claw_admin_entry(ngx_http_request_t *r, json_t *root,
     ngx_str_t *id, ngx_http_claw_entry_t *e);
 static json_t *ngx_http_claw_admin_tenant(ngx_http_claw_tconf_t *tc);
@@ -400,6 +401,7 @@ ngx_http_claw_admin_put(ngx_http_request_t *r, ngx_str_t *id, u_char *body,
     size_t len)
 {
     char                   *err;
+    u_char                 *msg;
     json_t                 *root;
     ngx_int_t               rc;
     ngx_uint_t              created;
@@ -422,12 +424,12 @@ ngx_http_claw_admin_put(ngx_http_request_t *r, ngx_str_t *id, u_char *body,
         return ngx_http_claw_admin_error(r, NGX_HTTP_BAD_REQUEST, "%s", err);
     }
 
-    rc = ngx_http_claw_admin_change(r, &e, 0, &created);
+    rc = ngx_http_claw_admin_change(r, &e, 0, &created, &msg);
 
     json_decref(root);
 
     if (rc != NGX_OK) {
-        return rc;
+        return msg ? ngx_http_claw_admin_error(r, rc, "%s", msg) : rc;
     }
 
     return ngx_http_claw_admin_get(r, id, created ? NGX_HTTP_CREATED
@@ -500,7 +502,7 @@ ngx_http_claw_admin_delete(ngx_http_request_t *r, ngx_str_t *id)
 static ngx_int_t
 ngx_http_claw_admin_mint(ngx_http_request_t *r, ngx_str_t *id)
 {
-    u_char                     *p;
+    u_char                     *p, *err;
     json_t                     *json;
     ngx_int_t                   rc;
     ngx_str_t                   token, raw, hash;
@@ -564,12 +566,12 @@ ngx_http_claw_admin_mint(ngx_http_request_t *r, ngx_str_t *id)
 
     ngx_http_claw_token_digest(token.data, token.len, e.tokens[e.ntokens++]);
 
-    rc = ngx_http_claw_admin_change(r, &e, 1, &created);
+    rc = ngx_http_claw_admin_change(r, &e, 1, &created, &err);
 
     ngx_http_claw_store_unlock(&cmcf->registry);
 
     if (rc != NGX_OK) {
-        return rc;
+        return err ? ngx_http_claw_admin_error(r, rc, "%s", err) : rc;
     }
 
     p = ngx_cpymem(hex, "sha256:", sizeof("sha256:") - 1);
@@ -595,6 +597,7 @@ ngx_http_claw_admin_revoke(ngx_http_request_t *r, ngx_str_t *id,
     ngx_str_t *hash)
 {
     int                         i;
+    u_char                     *err;
     ngx_int_t                   rc;
     ngx_uint_t                  created;
     ngx_http_claw_entry_t       e;
@@ -665,12 +668,12 @@ ngx_http_claw_admin_revoke(ngx_http_request_t *r, ngx_str_t *id,
 
     /* the token's sessions die with it: their MACs need its digest */
 
-    rc = ngx_http_claw_admin_change(r, &e, 1, &created);
+    rc = ngx_http_claw_admin_change(r, &e, 1, &created, &err);
 
     ngx_http_claw_store_unlock(&cmcf->registry);
 
     if (rc != NGX_OK) {
-        return rc;
+        return err ? ngx_http_claw_admin_error(r, rc, "%s", err) : rc;
     }
 
     ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
@@ -695,9 +698,9 @@ ngx_http_claw_admin_revoke(ngx_http_request_t *r, ngx_str_t *id,
 
 static ngx_int_t
 ngx_http_claw_admin_change(ngx_http_request_t *r, ngx_http_claw_entry_t *e,
-    ngx_uint_t locked, ngx_uint_t *created)
+    ngx_uint_t locked, ngx_uint_t *created, u_char **err)
 {
-    u_char                     *rec;
+    u_char                     *rec, *msg;
     size_t                      size, head, len;
     ngx_int_t                   rc;
     ngx_str_t                   owner;
@@ -706,8 +709,18 @@ ngx_http_claw_admin_change(ngx_http_request_t *r, ngx_http_claw_entry_t *e,
     ngx_http_claw_registry_t   *reg;
     ngx_http_claw_main_conf_t  *cmcf;
 
+    *err = NULL;
+
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
     reg = &cmcf->registry;
+
+    /* room for the longest message below */
+
+    msg = ngx_pnalloc(r->pool, sizeof("writing the journal failed: ")
+                               + NGX_MAX_ERROR_STR);
+    if (msg == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     size = ngx_http_claw_tconf_size(e, &head);
 
@@ -732,8 +745,8 @@ ngx_http_claw_admin_change(ngx_http_request_t *r, ngx_http_claw_entry_t *e,
 
     if (!locked && ngx_http_claw_store_lock(reg, r->connection->log) != NGX_OK)
     {
-        return ngx_http_claw_admin_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                         "the journal cannot be opened");
+        *err = (u_char *) "the journal cannot be opened";
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_str_null(&owner);
@@ -745,9 +758,10 @@ ngx_http_claw_admin_change(ngx_http_request_t *r, ngx_http_claw_entry_t *e,
             ngx_http_claw_store_unlock(reg);
         }
 
-        return ngx_http_claw_admin_error(r, NGX_HTTP_CONFLICT,
-                                         "a domain belongs to tenant \"%V\"",
-                                         &owner);
+        *ngx_snprintf(msg, NGX_MAX_ERROR_STR,
+                      "a domain belongs to tenant \"%V\"", &owner) = '\0';
+        *err = msg;
+        return NGX_HTTP_CONFLICT;
     }
 
     if (rc != NGX_OK) {
@@ -760,21 +774,24 @@ ngx_http_claw_admin_change(ngx_http_request_t *r, ngx_http_claw_entry_t *e,
                       &reg->shm_zone->shm.name, (size_t) tc->id_len,
                       ngx_http_claw_tconf_id(tc));
 
-        return ngx_http_claw_admin_error(r, 507, "the claw zone is full");
+        *err = (u_char *) "the claw zone is full";
+        return 507;
     }
 
     if (ngx_http_claw_store_append(reg, rec, len + 3, r->connection->log)
         != NGX_OK)
     {
+        *ngx_snprintf(msg, NGX_MAX_ERROR_STR, "writing the journal failed: %s",
+                      strerror(ngx_errno)) = '\0';
+
         ngx_http_claw_registry_abort(reg, &ch);
 
         if (!locked) {
             ngx_http_claw_store_unlock(reg);
         }
 
-        return ngx_http_claw_admin_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                         "writing the journal failed: %s",
-                                         strerror(ngx_errno));
+        *err = msg;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     *created = ngx_http_claw_registry_commit(reg, &ch);

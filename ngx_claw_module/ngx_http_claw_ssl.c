@@ -19,8 +19,14 @@
 
 #if (NGX_HTTP_SSL)
 
-/* how often a cached certificate's files are looked at again */
-#define NGX_HTTP_CLAW_CERT_CHECK  10
+/*
+ * How often a cached certificate's files are looked at again; sooner
+ * while there is none, so one just issued (say by claw_acme, whose
+ * tls-alpn-01 validation makes workers look before it exists) is served
+ * within a second.
+ */
+#define NGX_HTTP_CLAW_CERT_CHECK     10
+#define NGX_HTTP_CLAW_CERT_RECHECK   1
 
 typedef struct ngx_http_claw_cert_s  ngx_http_claw_cert_t;
 
@@ -327,7 +333,9 @@ ngx_http_claw_cert_get(ngx_http_claw_srv_conf_t *cscf, u_char *name,
 
     now = ngx_time();
 
-    if (cc && now - cc->checked < NGX_HTTP_CLAW_CERT_CHECK) {
+    if (cc && now - cc->checked < (cc->cert ? NGX_HTTP_CLAW_CERT_CHECK
+                                            : NGX_HTTP_CLAW_CERT_RECHECK))
+    {
         return cc;
     }
 

@@ -333,6 +333,8 @@ PUT /claw/tenants/carol
 --- error_code: 409
 --- response_body
 {"error":"a domain belongs to tenant \"alice\""}
+--- no_error_log
+[alert]
 
 
 
@@ -478,6 +480,8 @@ GET /claw/tenants
 "{\"tenants\":[$::Alice,$::Bob]}\n"
 --- error_log
 claw: writing the journal
+--- no_error_log
+header already sent
 
 
 
@@ -500,6 +504,8 @@ GET /claw/tenants/t1
 --- response_body_like: "id":"t1"
 --- error_log
 is full, tenant
+--- no_error_log
+[alert]
 
 
 
