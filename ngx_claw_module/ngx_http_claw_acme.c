@@ -1155,6 +1155,7 @@ static void
 ngx_http_claw_acme_scan(ngx_http_claw_acme_main_conf_t *amcf)
 {
     time_t                        now;
+    uint64_t                      changes;
     ngx_str_t                     name, tenant, *check;
     ngx_uint_t                    n, i, ncheck;
     ngx_pool_t                   *pool;
@@ -1171,10 +1172,24 @@ ngx_http_claw_acme_scan(ngx_http_claw_acme_main_conf_t *amcf)
         return;
     }
 
-    list = ngx_http_claw_registry_list(amcf->registry, pool, &n);
-    if (list == NULL) {
-        ngx_destroy_pool(pool);
-        return;
+    /*
+     * The registry is copied only when it changed since the last copy
+     * (read before copying: a change made meanwhile is seen next time),
+     * not every interval: with 100,000 tenants a copy is tens of
+     * milliseconds of this worker's time.
+     */
+
+    changes = ngx_http_claw_registry_changes(amcf->registry);
+
+    list = NULL;
+    n = 0;
+
+    if (!amcf->synced || changes != amcf->changes) {
+        list = ngx_http_claw_registry_list(amcf->registry, pool, &n);
+        if (list == NULL) {
+            ngx_destroy_pool(pool);
+            return;
+        }
     }
 
     check = ngx_palloc(pool, NGX_HTTP_CLAW_ACME_CHECKS * sizeof(ngx_str_t));
@@ -1189,7 +1204,14 @@ ngx_http_claw_acme_scan(ngx_http_claw_acme_main_conf_t *amcf)
 
     sh->scanned = now;
 
-    ngx_http_claw_acme_sync_locked(amcf, list, n);
+    if (list) {
+        ngx_http_claw_acme_sync_locked(amcf, list, n);
+
+        /* names that did not fit in a full zone are tried again */
+
+        amcf->synced = !sh->full;
+        amcf->changes = changes;
+    }
 
     for (q = ngx_queue_head(&sh->challenges);
          q != ngx_queue_sentinel(&sh->challenges);

@@ -154,10 +154,12 @@ typedef struct {
     char                        *kid;           /* the account's URL */
     time_t                       key_logged;
     ngx_uint_t                   running;
+    uint64_t                     changes;       /* of the registry, synced */
     char                         jwk[NGX_HTTP_CLAW_ACME_JWK_LEN];
     char                         thumbprint[NGX_HTTP_CLAW_ACME_THUMB_LEN + 1];
 
     unsigned                     owner:1;
+    unsigned                     synced:1;
     unsigned                     served:1;      /* claw_certificates */
     unsigned                     tls:1;         /* a TLS server */
     unsigned                     locations:1;   /* claw_acme_http, _status */

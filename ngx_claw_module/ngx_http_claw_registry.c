@@ -1111,6 +1111,7 @@ ngx_http_claw_commit_locked(ngx_http_claw_registry_t *reg,
     }
 
     created = (t == NULL);
+    sh->changes++;
 
     if (t == NULL) {
         t = ch->slot;
@@ -1167,6 +1168,7 @@ ngx_http_claw_unlink_locked(ngx_http_claw_registry_t *reg,
     t->conf = NULL;
 
     reg->sh->ntenants--;
+    reg->sh->changes++;
 
     if (t->refs) {
         t->dead = 1;
@@ -1657,6 +1659,21 @@ ngx_http_claw_registry_list(ngx_http_claw_registry_t *reg, ngx_pool_t *pool,
     }
 
     return list;
+}
+
+
+/* a number that moves whenever a tenant is added, changed or removed */
+
+uint64_t
+ngx_http_claw_registry_changes(ngx_http_claw_registry_t *reg)
+{
+    uint64_t  changes;
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+    changes = reg->sh->changes;
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    return changes;
 }
 
 

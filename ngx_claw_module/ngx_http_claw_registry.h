@@ -194,6 +194,7 @@ typedef struct {
     ngx_http_claw_ledger_t      *ledgers;       /* one per process slot */
     ngx_uint_t                   ntenants;
     uint64_t                     uid;
+    uint64_t                     changes;       /* of tenants and domains */
     uint32_t                     mark;
 } ngx_http_claw_shctx_t;
 
@@ -259,6 +260,7 @@ ngx_int_t ngx_http_claw_registry_remove(ngx_http_claw_registry_t *reg,
     u_char *id, size_t len);
 ngx_http_claw_tconf_t *ngx_http_claw_registry_get(
     ngx_http_claw_registry_t *reg, u_char *id, size_t len, ngx_pool_t *pool);
+uint64_t ngx_http_claw_registry_changes(ngx_http_claw_registry_t *reg);
 ngx_http_claw_tconf_t **ngx_http_claw_registry_list(
     ngx_http_claw_registry_t *reg, ngx_pool_t *pool, ngx_uint_t *n);
 ngx_http_claw_counters_t *ngx_http_claw_registry_counters(
