@@ -52,7 +52,7 @@ all: build
 
 build: deps-build $(MODULE)
 
-$(NGX_BUILD)/Makefile: config $(NGINX_SRC)/conf_flags
+$(NGX_BUILD)/objs/Makefile: config $(NGINX_SRC)/conf_flags
 	rm -rf $(NGX_BUILD)
 	mkdir -p $(BUILD)
 	cp -r $(NGINX_SRC) $(NGX_BUILD)
@@ -66,7 +66,7 @@ $(NGX_BUILD)/Makefile: config $(NGINX_SRC)/conf_flags
 	       --add-dynamic-module=$(CURDIR) > configure.log 2>&1 \
 	|| { tail -30 configure.log; exit 1; }
 
-$(MODULE): $(NGX_BUILD)/Makefile $(SRCS)
+$(MODULE): $(NGX_BUILD)/objs/Makefile $(SRCS)
 	$(MAKE) -C $(NGX_BUILD) -f objs/Makefile modules
 
 unit: deps-build $(UNIT)

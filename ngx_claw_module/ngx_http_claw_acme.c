@@ -2087,8 +2087,15 @@ ngx_http_claw_acme_chall_set(ngx_http_claw_acme_main_conf_t *amcf,
         c->cert_len[i] = (uint16_t) job->cert_der_len[i];
         c->key_len[i] = (uint16_t) job->key_der_len[i];
 
-        p = ngx_cpymem(p, job->cert_der[i], job->cert_der_len[i]);
-        p = ngx_cpymem(p, job->key_der[i], job->key_der_len[i]);
+        /* http-01 has no certificates: memcpy() from NULL is undefined */
+
+        if (job->cert_der_len[i]) {
+            p = ngx_cpymem(p, job->cert_der[i], job->cert_der_len[i]);
+        }
+
+        if (job->key_der_len[i]) {
+            p = ngx_cpymem(p, job->key_der[i], job->key_der_len[i]);
+        }
     }
 
     ngx_queue_insert_tail(&amcf->sh->challenges, &c->queue);

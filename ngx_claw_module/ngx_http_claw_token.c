@@ -170,6 +170,26 @@ ngx_http_claw_sha256(const unsigned char *a, size_t alen,
 }
 
 
+/* at process exit: the module is unloaded, with the pointers to these */
+
+void
+ngx_http_claw_token_exit(void)
+{
+    if (ngx_http_claw_sha256_ctx) {
+        EVP_MD_CTX_free(ngx_http_claw_sha256_ctx);
+        ngx_http_claw_sha256_ctx = NULL;
+    }
+
+#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
+    if (ngx_http_claw_sha256_md) {
+        EVP_MD_free(ngx_http_claw_sha256_md);
+    }
+#endif
+
+    ngx_http_claw_sha256_md = NULL;
+}
+
+
 void
 ngx_http_claw_token_digest(const unsigned char *token, size_t len,
     unsigned char *digest)

@@ -48,6 +48,7 @@ typedef struct {
 int ngx_http_claw_bearer(const unsigned char *value, size_t len,
     ngx_http_claw_span_t *token);
 int ngx_http_claw_token_valid(const unsigned char *p, size_t len);
+void ngx_http_claw_token_exit(void);
 void ngx_http_claw_token_digest(const unsigned char *token, size_t len,
     unsigned char *digest);
 void ngx_http_claw_hmac_sha256(const unsigned char *key, size_t klen,

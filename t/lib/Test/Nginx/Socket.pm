@@ -31,6 +31,7 @@ use IO::Socket::INET ();
 use IO::Select ();
 use Errno qw(EAGAIN EWOULDBLOCK EINTR);
 use Time::HiRes qw(time sleep);
+use File::Find qw(find);
 use File::Path qw(make_path remove_tree);
 use File::Spec ();
 use File::Basename qw(dirname);
@@ -438,9 +439,23 @@ _EOC_
 }
 
 # Wipe the server root and lay it out again (conf/, html/, logs/; nginx
-# creates the *_temp directories itself).
+# creates the *_temp directories itself).  Before a HUP reload, as the
+# real runner does, the running nginx's pid file, unix sockets,
+# certificates and keys stay, and directories stay (emptied).
 sub setup_server_root {
-    remove_tree($ServRoot, { keep_root => 1 }) if -d $ServRoot;
+    my $reloading = shift;
+
+    if ($reloading && -d $ServRoot) {
+        remove_tree($ConfDir, glob("$ServRoot/*_cache"), glob("$ServRoot/*_temp"));
+        find({ bydepth => 1, no_chdir => 1, wanted => sub {
+            return if -d $_ || /(?:\bnginx\.pid|\.sock|\.crt|\.key)$/;
+            unlink $_ or warn "Failed to remove $_: $!\n";
+        } }, $ServRoot);
+
+    } elsif (-d $ServRoot) {
+        remove_tree($ServRoot, { keep_root => 1 });
+    }
+
     make_path($ConfDir, $HtmlDir, $LogDir);
     write_file("$HtmlDir/index.html",
         '<html><head><title>It works!</title></head>'
@@ -1451,7 +1466,7 @@ sub run_block {
         my $token = $UseHup ? random_token() : undef;
         my $conf = gen_conf($conf_block, $block, $token);
         if ($UseHup && defined $NginxPid && proc_alive($NginxPid)) {
-            setup_server_root();
+            setup_server_root(1);
             write_file($ConfFile, $conf);
             write_user_files($block, $name);
             reload_nginx($name, $block, $token);
