@@ -71,8 +71,8 @@ ngx_http_claw_limit(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
         if (hold == NULL && reg->ledger) {
             ngx_shmtx_unlock(&reg->shpool->mutex);
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "claw: zone full, request of tenant \"%V\" "
-                          "refused", &ctx->id);
+                          "claw: zone \"%V\" full, request of tenant \"%V\" "
+                          "refused", &reg->shm_zone->shm.name, &ctx->id);
             return NGX_HTTP_SERVICE_UNAVAILABLE;
         }
 

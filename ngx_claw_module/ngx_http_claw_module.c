@@ -19,6 +19,7 @@
 #include "ngx_http_claw_store.h"
 #include "ngx_http_claw_admin.h"
 #include "ngx_http_claw_metrics.h"
+#include "ngx_http_claw_token.h"
 #include "ngx_http_claw_ssl.h"
 
 
@@ -55,6 +56,7 @@ static char *ngx_http_claw_merge_srv_conf(ngx_conf_t *cf, void *parent,
 static ngx_int_t ngx_http_claw_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_claw_init_process(ngx_cycle_t *cycle);
 static void ngx_http_claw_exit_process(ngx_cycle_t *cycle);
+static void ngx_http_claw_exit_master(ngx_cycle_t *cycle);
 
 
 static ngx_conf_enum_t  ngx_http_claw_log_levels[] = {
@@ -238,7 +240,7 @@ ngx_module_t  ngx_http_claw_module = {
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     ngx_http_claw_exit_process,            /* exit process */
-    NULL,                                  /* exit master */
+    ngx_http_claw_exit_master,             /* exit master */
     NGX_MODULE_V1_PADDING
 };
 
@@ -404,7 +406,7 @@ ngx_http_claw_resolve(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     size_t                       len;
     uint32_t                     hash;
     ngx_str_t                   *sfx;
-    ngx_uint_t                   i, domain;
+    ngx_uint_t                   i, domain, full;
     ngx_http_claw_span_t         label;
     ngx_http_claw_tconf_t       *tc;
     ngx_http_claw_tenant_t      *t;
@@ -467,7 +469,15 @@ ngx_http_claw_resolve(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     hash = ngx_murmur_hash2(name, len);
 
     t = ngx_http_claw_registry_acquire(&cmcf->registry, domain, hash, name,
-                                       len, tc);
+                                       len, tc, &full);
+
+    if (full) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "claw: zone \"%V\" full, request of %s \"%*s\" refused",
+                      &cmcf->registry.shm_zone->shm.name,
+                      domain ? "domain" : "tenant", len, name);
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
 
     if (t == NULL) {
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -1132,6 +1142,8 @@ ngx_http_claw_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_claw_main_conf_t  *cmcf;
 
+    ngx_http_claw_token_exit();
+
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_claw_module);
 
     if (cmcf == NULL || cmcf->registry.shm_zone == NULL) {
@@ -1140,4 +1152,11 @@ ngx_http_claw_exit_process(ngx_cycle_t *cycle)
 
     ngx_http_claw_store_exit_worker(&cmcf->registry);
     ngx_http_claw_registry_exit_worker(&cmcf->registry);
+}
+
+
+static void
+ngx_http_claw_exit_master(ngx_cycle_t *cycle)
+{
+    ngx_http_claw_token_exit();
 }

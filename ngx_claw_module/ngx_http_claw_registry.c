@@ -1213,16 +1213,19 @@ ngx_http_claw_unlink_names_locked(ngx_http_claw_registry_t *reg,
 /*
  * Finds a tenant and pins its slot for the request; the request gets a
  * copy of the tenant's configuration, so the lock is held for the lookup
- * and a copy of a few hundred bytes, no longer.
+ * and a copy of a few hundred bytes, no longer.  NULL with *full set: the
+ * tenant is there, but the zone has no room for this worker's pin.
  */
 
 ngx_http_claw_tenant_t *
 ngx_http_claw_registry_acquire(ngx_http_claw_registry_t *reg,
     ngx_uint_t domain, uint32_t hash, u_char *name, size_t len,
-    ngx_http_claw_tconf_t *copy)
+    ngx_http_claw_tconf_t *copy, ngx_uint_t *full)
 {
     ngx_http_claw_hold_t    *hold;
     ngx_http_claw_tenant_t  *t;
+
+    *full = 0;
 
     ngx_shmtx_lock(&reg->shpool->mutex);
 
@@ -1238,6 +1241,7 @@ ngx_http_claw_registry_acquire(ngx_http_claw_registry_t *reg,
 
         if (hold == NULL && reg->ledger) {
             /* not even evicting failure records made room */
+            *full = 1;
             t = NULL;
             goto done;
         }

@@ -235,7 +235,7 @@ ngx_int_t ngx_http_claw_registry_init_zone(ngx_shm_zone_t *shm_zone,
 
 ngx_http_claw_tenant_t *ngx_http_claw_registry_acquire(
     ngx_http_claw_registry_t *reg, ngx_uint_t domain, uint32_t hash,
-    u_char *name, size_t len, ngx_http_claw_tconf_t *copy);
+    u_char *name, size_t len, ngx_http_claw_tconf_t *copy, ngx_uint_t *full);
 void ngx_http_claw_registry_release(ngx_http_claw_registry_t *reg,
     ngx_http_claw_tenant_t *t, ngx_uint_t active);
 ngx_int_t ngx_http_claw_registry_init_worker(ngx_http_claw_registry_t *reg,
