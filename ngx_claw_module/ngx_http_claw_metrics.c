@@ -80,19 +80,92 @@ ngx_http_claw_metrics_log(ngx_http_request_t *r)
 }
 
 
+/*
+ * With 100,000 tenants the page is some 40 MB: made whole before the
+ * first byte is sent, it would keep the worker from its other clients
+ * for a good part of a second.  It is made instead a buffer at a time,
+ * each sent before the next is made, and between two buffers the worker
+ * goes back to its event loop (ngx_posted_next_events): a scrape costs
+ * other clients at most one buffer's worth of formatting.  The counters
+ * are copied once, at the start, so the page is one moment's.
+ */
+
+#define NGX_HTTP_CLAW_METRICS_BUF    (64 * 1024)
+
+/* the longest line: name, tenant label, class label, a 20-digit number */
+#define NGX_HTTP_CLAW_METRICS_LINE                                           \
+    (sizeof("claw_rate_limited_total{tenant=\"\",code=\"2xx\"} \n")          \
+     + NGX_HTTP_CLAW_ID_MAX + NGX_INT64_LEN)
+
+
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_http_claw_counters_t  **counters;      /* sorted by tenant id */
+    ngx_uint_t                  n;
+    ngx_uint_t                  family;        /* 0-4, 5: the totals */
+    ngx_uint_t                  tenant;
+    ngx_buf_t                  *buf;
+    ngx_event_t                 next;
+    size_t                      zone_used;
+    size_t                      zone_size;
+} ngx_http_claw_metrics_ctx_t;
+
+
+typedef struct {
+    ngx_str_t                   help;
+    ngx_str_t                   name;
+} ngx_http_claw_family_t;
+
+
+static ngx_http_claw_family_t  ngx_http_claw_families[] = {
+
+    { ngx_string("# HELP claw_requests_total Requests of a tenant, by "
+                 "status class.\n# TYPE claw_requests_total counter\n"),
+      ngx_string("claw_requests_total{tenant=\"") },
+
+    { ngx_string("# HELP claw_auth_failures_total Failed credential checks "
+                 "on a tenant's hosts.\n"
+                 "# TYPE claw_auth_failures_total counter\n"),
+      ngx_string("claw_auth_failures_total{tenant=\"") },
+
+    { ngx_string("# HELP claw_rate_limited_total Requests refused by a "
+                 "tenant's rate or concurrency limit.\n"
+                 "# TYPE claw_rate_limited_total counter\n"),
+      ngx_string("claw_rate_limited_total{tenant=\"") },
+
+    { ngx_string("# HELP claw_active_requests Requests of a tenant in "
+                 "flight, WebSocket tunnels included.\n"
+                 "# TYPE claw_active_requests gauge\n"),
+      ngx_string("claw_active_requests{tenant=\"") },
+
+    { ngx_string("# HELP claw_bytes_sent_total Bytes sent to the clients "
+                 "of a tenant.\n# TYPE claw_bytes_sent_total counter\n"),
+      ngx_string("claw_bytes_sent_total{tenant=\"") }
+};
+
+#define NGX_HTTP_CLAW_FAMILIES                                               \
+    (sizeof(ngx_http_claw_families) / sizeof(ngx_http_claw_family_t))
+
+
+static void ngx_http_claw_metrics_send(ngx_http_request_t *r);
+static void ngx_http_claw_metrics_next(ngx_event_t *ev);
+static void ngx_http_claw_metrics_cleanup(void *data);
+static ngx_uint_t ngx_http_claw_metrics_fill(ngx_http_claw_metrics_ctx_t *mc);
+static u_char *ngx_http_claw_metrics_line(u_char *p, ngx_str_t *name,
+    ngx_http_claw_counters_t *c, const char *code, uint64_t value);
+
+
 static ngx_int_t
 ngx_http_claw_metrics_handler(ngx_http_request_t *r)
 {
-    u_char                     *p;
-    size_t                      size;
-    ngx_int_t                   rc;
-    ngx_buf_t                  *b;
-    ngx_uint_t                  i, j, n, pages;
-    ngx_chain_t                 out;
-    ngx_slab_pool_t            *shpool;
-    ngx_http_claw_ctx_t        *ctx;
-    ngx_http_claw_counters_t   *c;
-    ngx_http_claw_main_conf_t  *cmcf;
+    ngx_int_t                     rc;
+    ngx_uint_t                    i, pages;
+    ngx_slab_pool_t              *shpool;
+    ngx_http_claw_counters_t     *counters;
+    ngx_pool_cleanup_t           *cln;
+    ngx_http_claw_ctx_t          *ctx;
+    ngx_http_claw_main_conf_t    *cmcf;
+    ngx_http_claw_metrics_ctx_t  *mc;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -117,84 +190,292 @@ ngx_http_claw_metrics_handler(ngx_http_request_t *r)
         return NGX_HTTP_NOT_FOUND;
     }
 
-    c = ngx_http_claw_registry_counters(&cmcf->registry, r->pool, &n);
-    if (c == NULL) {
+    r->headers_out.status = NGX_HTTP_OK;
+    ngx_str_set(&r->headers_out.content_type,
+                "text/plain; version=0.0.4; charset=utf-8");
+    r->headers_out.content_type_len = sizeof("text/plain") - 1;
+
+    if (r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+        return ngx_http_send_header(r);
+    }
+
+    mc = ngx_pcalloc(r->pool, sizeof(ngx_http_claw_metrics_ctx_t));
+    if (mc == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_qsort(c, n, sizeof(ngx_http_claw_counters_t),
+    counters = ngx_http_claw_registry_counters(&cmcf->registry, r->pool,
+                                               &mc->n);
+    if (counters == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* sorted by reference: the records are some 150 bytes each */
+
+    mc->counters = ngx_palloc(r->pool,
+                              (mc->n + 1) * sizeof(ngx_http_claw_counters_t *));
+    if (mc->counters == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (i = 0; i < mc->n; i++) {
+        mc->counters[i] = &counters[i];
+    }
+
+    ngx_qsort(mc->counters, mc->n, sizeof(ngx_http_claw_counters_t *),
               ngx_http_claw_counters_cmp);
-
-    /* per tenant: nine lines of a label and a number at most */
-
-    size = 2048 + n * 9 * (sizeof("claw_requests_total{tenant=\"\","
-                                  "code=\"2xx\"} \n") + NGX_HTTP_CLAW_ID_MAX
-                           + NGX_ATOMIC_T_LEN);
-
-    b = ngx_create_temp_buf(r->pool, size);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    p = b->last;
-
-    p = ngx_cpymem(p,
-        "# HELP claw_requests_total Requests of a tenant, by status class.\n"
-        "# TYPE claw_requests_total counter\n",
-        sizeof("# HELP claw_requests_total Requests of a tenant, by status "
-               "class.\n# TYPE claw_requests_total counter\n") - 1);
-
-    for (i = 0; i < n; i++) {
-        for (j = 0; j < NGX_HTTP_CLAW_CLASSES; j++) {
-            p = ngx_sprintf(p, "claw_requests_total{tenant=\"%*s\","
-                            "code=\"%s\"} %uL\n", (size_t) c[i].id_len,
-                            c[i].id, ngx_http_claw_classes[j],
-                            c[i].requests[j]);
-        }
-    }
-
-    p = ngx_sprintf(p,
-        "# HELP claw_auth_failures_total Failed credential checks on a "
-        "tenant's hosts.\n"
-        "# TYPE claw_auth_failures_total counter\n");
-
-    for (i = 0; i < n; i++) {
-        p = ngx_sprintf(p, "claw_auth_failures_total{tenant=\"%*s\"} %uL\n",
-                        (size_t) c[i].id_len, c[i].id, c[i].auth_failures);
-    }
-
-    p = ngx_sprintf(p,
-        "# HELP claw_rate_limited_total Requests refused by a tenant's "
-        "rate or concurrency limit.\n"
-        "# TYPE claw_rate_limited_total counter\n");
-
-    for (i = 0; i < n; i++) {
-        p = ngx_sprintf(p, "claw_rate_limited_total{tenant=\"%*s\"} %uL\n",
-                        (size_t) c[i].id_len, c[i].id, c[i].rate_limited);
-    }
-
-    p = ngx_sprintf(p,
-        "# HELP claw_active_requests Requests of a tenant in flight, "
-        "WebSocket tunnels included.\n"
-        "# TYPE claw_active_requests gauge\n");
-
-    for (i = 0; i < n; i++) {
-        p = ngx_sprintf(p, "claw_active_requests{tenant=\"%*s\"} %uL\n",
-                        (size_t) c[i].id_len, c[i].id, c[i].active);
-    }
-
-    p = ngx_sprintf(p,
-        "# HELP claw_bytes_sent_total Bytes sent to the clients of a "
-        "tenant.\n"
-        "# TYPE claw_bytes_sent_total counter\n");
-
-    for (i = 0; i < n; i++) {
-        p = ngx_sprintf(p, "claw_bytes_sent_total{tenant=\"%*s\"} %uL\n",
-                        (size_t) c[i].id_len, c[i].id, c[i].bytes_sent);
-    }
 
     shpool = cmcf->registry.shpool;
     pages = (shpool->end - shpool->start) / ngx_pagesize;
+
+    mc->zone_used = (size_t) ((pages - shpool->pfree) * ngx_pagesize)
+                    + (size_t) (shpool->start - (u_char *) shpool);
+    mc->zone_size = cmcf->registry.shm_zone->shm.size;
+
+    mc->buf = ngx_create_temp_buf(r->pool, NGX_HTTP_CLAW_METRICS_BUF);
+    if (mc->buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    mc->request = r;
+    mc->next.handler = ngx_http_claw_metrics_next;
+    mc->next.data = mc;
+    mc->next.log = r->connection->log;
+
+    /* a request finalized early (an error, a timeout) takes its event */
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_claw_metrics_cleanup;
+    cln->data = mc;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return rc;
+    }
+
+    r->main->count++;
+    r->write_event_handler = ngx_http_claw_metrics_send;
+
+    ngx_http_claw_metrics_send(r);
+
+    return NGX_DONE;
+}
+
+
+/* sends what is pending, then the next buffer, or waits for the socket */
+
+static void
+ngx_http_claw_metrics_send(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    ngx_uint_t                    last;
+    ngx_chain_t                   out;
+    ngx_event_t                  *wev;
+    ngx_connection_t             *c;
+    ngx_pool_cleanup_t           *cln;
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_claw_metrics_ctx_t  *mc;
+
+    c = r->connection;
+    wev = c->write;
+
+    /* the module's context slot is the tenant's: the cleanup holds ours */
+
+    mc = NULL;
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_claw_metrics_cleanup) {
+            mc = cln->data;
+            break;
+        }
+    }
+
+    if (mc == NULL) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+        return;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (wev->timedout) {
+        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
+                      "client timed out");
+        c->timedout = 1;
+        ngx_http_finalize_request(r, NGX_HTTP_REQUEST_TIME_OUT);
+        return;
+    }
+
+    if (wev->delayed || r->aio) {
+        return;
+    }
+
+    if (r->buffered || c->buffered) {
+        rc = ngx_http_output_filter(r, NULL);
+
+    } else {
+        mc->buf->pos = mc->buf->start;
+        mc->buf->last = mc->buf->start;
+
+        last = ngx_http_claw_metrics_fill(mc);
+
+        mc->buf->last_buf = last && r == r->main;
+        mc->buf->last_in_chain = last;
+        mc->buf->flush = 1;
+
+        out.buf = mc->buf;
+        out.next = NULL;
+
+        rc = ngx_http_output_filter(r, &out);
+
+        if (rc == NGX_OK && last) {
+            ngx_http_finalize_request(r, NGX_OK);
+            return;
+        }
+    }
+
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+        return;
+    }
+
+    if (r->buffered || c->buffered) {
+
+        /* the socket is full: on with the write event */
+
+        if (!wev->delayed) {
+            ngx_add_timer(wev, clcf->send_timeout);
+        }
+
+        if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_ERROR);
+        }
+
+        return;
+    }
+
+    if (wev->timer_set) {
+        ngx_del_timer(wev);
+    }
+
+    if (mc->buf->last_in_chain) {
+        ngx_http_finalize_request(r, NGX_OK);
+        return;
+    }
+
+    /* all sent: the next buffer after the worker's other events */
+
+    ngx_post_event(&mc->next, &ngx_posted_next_events);
+}
+
+
+static void
+ngx_http_claw_metrics_next(ngx_event_t *ev)
+{
+    ngx_http_request_t           *r;
+    ngx_connection_t             *c;
+    ngx_http_claw_metrics_ctx_t  *mc;
+
+    mc = ev->data;
+    r = mc->request;
+    c = r->connection;
+
+    ngx_http_claw_metrics_send(r);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_claw_metrics_cleanup(void *data)
+{
+    ngx_http_claw_metrics_ctx_t  *mc = data;
+
+    if (mc->next.posted) {
+        ngx_delete_posted_event(&mc->next);
+    }
+}
+
+
+/* fills the buffer with whole lines; returns 1 when the page is done */
+
+static ngx_uint_t
+ngx_http_claw_metrics_fill(ngx_http_claw_metrics_ctx_t *mc)
+{
+    u_char                    *p, *end;
+    ngx_uint_t                 j;
+    ngx_str_t                 *name;
+    ngx_http_claw_counters_t  *c;
+
+    p = mc->buf->last;
+    end = mc->buf->end;
+
+    while (mc->family < NGX_HTTP_CLAW_FAMILIES) {
+
+        name = &ngx_http_claw_families[mc->family].name;
+
+        if (mc->tenant == 0) {
+            if ((size_t) (end - p) < NGX_HTTP_CLAW_METRICS_LINE + 256) {
+                goto full;
+            }
+
+            p = ngx_cpymem(p, ngx_http_claw_families[mc->family].help.data,
+                           ngx_http_claw_families[mc->family].help.len);
+        }
+
+        while (mc->tenant < mc->n) {
+
+            if ((size_t) (end - p)
+                < NGX_HTTP_CLAW_CLASSES * NGX_HTTP_CLAW_METRICS_LINE)
+            {
+                goto full;
+            }
+
+            c = mc->counters[mc->tenant++];
+
+            switch (mc->family) {
+
+            case 0:
+                for (j = 0; j < NGX_HTTP_CLAW_CLASSES; j++) {
+                    p = ngx_http_claw_metrics_line(p, name, c,
+                                                   ngx_http_claw_classes[j],
+                                                   c->requests[j]);
+                }
+                break;
+
+            case 1:
+                p = ngx_http_claw_metrics_line(p, name, c, NULL,
+                                               c->auth_failures);
+                break;
+
+            case 2:
+                p = ngx_http_claw_metrics_line(p, name, c, NULL,
+                                               c->rate_limited);
+                break;
+
+            case 3:
+                p = ngx_http_claw_metrics_line(p, name, c, NULL, c->active);
+                break;
+
+            default: /* 4 */
+                p = ngx_http_claw_metrics_line(p, name, c, NULL,
+                                               c->bytes_sent);
+                break;
+            }
+        }
+
+        mc->family++;
+        mc->tenant = 0;
+    }
+
+    if ((size_t) (end - p) < 1024) {
+        goto full;
+    }
 
     p = ngx_sprintf(p,
         "# HELP claw_tenants Tenants in the registry.\n"
@@ -206,30 +487,53 @@ ngx_http_claw_metrics_handler(ngx_http_request_t *r)
         "# HELP claw_zone_bytes_total Bytes of the claw zone.\n"
         "# TYPE claw_zone_bytes_total gauge\n"
         "claw_zone_bytes_total %uz\n",
-        n, (size_t) ((pages - shpool->pfree) * ngx_pagesize)
-           + (size_t) (shpool->start - (u_char *) shpool),
-        cmcf->registry.shm_zone->shm.size);
+        mc->n, mc->zone_used, mc->zone_size);
 
-    b->last = p;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
+    mc->buf->last = p;
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type,
-                "text/plain; version=0.0.4; charset=utf-8");
-    r->headers_out.content_type_len = sizeof("text/plain") - 1;
+    return 1;
 
-    rc = ngx_http_send_header(r);
+full:
 
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
+    mc->buf->last = p;
+
+    return 0;
+}
+
+
+/* one line, without ngx_sprintf: a page has hundreds of thousands */
+
+static u_char *
+ngx_http_claw_metrics_line(u_char *p, ngx_str_t *name,
+    ngx_http_claw_counters_t *c, const char *code, uint64_t value)
+{
+    u_char  *d, digits[NGX_INT64_LEN];
+
+    p = ngx_cpymem(p, name->data, name->len);
+    p = ngx_cpymem(p, c->id, c->id_len);
+
+    if (code) {
+        p = ngx_cpymem(p, "\",code=\"", sizeof("\",code=\"") - 1);
+        *p++ = code[0];
+        *p++ = code[1];
+        *p++ = code[2];
     }
 
-    out.buf = b;
-    out.next = NULL;
+    *p++ = '"';
+    *p++ = '}';
+    *p++ = ' ';
 
-    return ngx_http_output_filter(r, &out);
+    d = digits + sizeof(digits);
+
+    do {
+        *--d = (u_char) ('0' + value % 10);
+        value /= 10;
+    } while (value);
+
+    p = ngx_cpymem(p, d, digits + sizeof(digits) - d);
+    *p++ = '\n';
+
+    return p;
 }
 
 
@@ -238,8 +542,8 @@ ngx_http_claw_counters_cmp(const void *one, const void *two)
 {
     ngx_http_claw_counters_t  *a, *b;
 
-    a = (ngx_http_claw_counters_t *) one;
-    b = (ngx_http_claw_counters_t *) two;
+    a = *(ngx_http_claw_counters_t **) one;
+    b = *(ngx_http_claw_counters_t **) two;
 
     return (int) ngx_memn2cmp(a->id, b->id, a->id_len, b->id_len);
 }

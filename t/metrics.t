@@ -162,3 +162,30 @@ GET /metrics
 --- request
 POST /metrics
 --- error_code: 405
+
+
+
+=== TEST 6: a page of thousands of tenants comes whole, made a buffer at a time
+6,000 tenants make some 3 MB, about fifty buffers: every line is there,
+in order, and the page ends with the totals.
+--- http_config
+    claw_zone claw:16m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+--- user_files eval
+">>> tenants.conf\n" . CORE::join("", map { sprintf "tenant%04d 127.0.0.1:19911\n", $_ } 1 .. 6000)
+--- request
+GET /metrics
+--- response_body_like eval
+my $ids = CORE::join "", map { sprintf 'claw_requests_total\{tenant="tenant%04d",code="1xx"\} 0\n(?:[^\n]+\n){4}', $_ } 1 .. 6000;
+qr/\A# HELP claw_requests_total [^\n]+\n# TYPE[^\n]+\n$ids# HELP claw_auth_failures_total.*\nclaw_bytes_sent_total\{tenant="tenant6000"\} 0\n# HELP claw_tenants[^\n]+\n# TYPE[^\n]+\nclaw_tenants 6000\n.*claw_zone_bytes_total 16777216\n\z/s
+--- no_error_log
+[error]
+
+
+
+=== TEST 7: HEAD: the headers alone
+--- request
+HEAD /metrics
+--- response_headers
+Content-Type: text/plain; version=0.0.4; charset=utf-8
+--- response_body
