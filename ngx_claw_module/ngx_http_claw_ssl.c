@@ -63,6 +63,7 @@ static void ngx_http_claw_cert_load(ngx_http_claw_srv_conf_t *cscf,
     ngx_http_claw_cert_t *cc, time_t crt_mtime, time_t key_mtime,
     ngx_log_t *log);
 static void ngx_http_claw_cert_free(ngx_http_claw_cert_t *cc);
+static void ngx_http_claw_ssl_cache_cleanup(void *data);
 static ngx_http_claw_tenant_t *ngx_http_claw_ssl_tenant(ngx_http_request_t *r,
     ngx_http_claw_loc_conf_t *clcf, u_char *host, size_t len);
 
@@ -309,18 +310,29 @@ ngx_http_claw_cert_get(ngx_http_claw_srv_conf_t *cscf, u_char *name,
     ngx_uint_t                   b;
     ngx_file_info_t              fi;
     ngx_http_claw_cert_t        *cc;
+    ngx_pool_cleanup_t          *cln;
     ngx_http_claw_cert_cache_t  *cache;
     u_char                       path[NGX_MAX_PATH];
 
     cache = cscf->cache;
 
     if (cache == NULL) {
+
+        /* the worker's own, freed with its cycle (at exit) */
+
+        cln = ngx_pool_cleanup_add(ngx_cycle->pool, 0);
+        if (cln == NULL) {
+            return NULL;
+        }
+
         cache = ngx_calloc(sizeof(ngx_http_claw_cert_cache_t), log);
         if (cache == NULL) {
             return NULL;
         }
 
         cscf->cache = cache;
+        cln->handler = ngx_http_claw_ssl_cache_cleanup;
+        cln->data = cscf;
     }
 
     b = ngx_hash_key(name, len) % NGX_HTTP_CLAW_CERT_BUCKETS;
@@ -527,9 +539,11 @@ ngx_http_claw_cert_free(ngx_http_claw_cert_t *cc)
 }
 
 
-void
-ngx_http_claw_ssl_cache_free(ngx_http_claw_srv_conf_t *cscf)
+static void
+ngx_http_claw_ssl_cache_cleanup(void *data)
 {
+    ngx_http_claw_srv_conf_t  *cscf = data;
+
     ngx_uint_t                   b;
     ngx_http_claw_cert_t        *cc, *next;
     ngx_http_claw_cert_cache_t  *cache;

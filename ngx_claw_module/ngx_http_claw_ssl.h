@@ -23,7 +23,6 @@ ngx_int_t ngx_http_claw_ssl_headers(ngx_http_request_t *r,
 char *ngx_http_claw_hsts(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 #if (NGX_HTTP_SSL)
-void ngx_http_claw_ssl_cache_free(ngx_http_claw_srv_conf_t *cscf);
 #endif
 
 

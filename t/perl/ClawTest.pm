@@ -248,12 +248,26 @@ sub sha256_hex { Digest::SHA::sha256_hex(@_) }
 
 # One HTTP/1.1 request to the nginx under test (for --- init code, which
 # cannot use the block's own request); returns the status code.
+# A connection to the nginx under test.  A refused connection is tried
+# again for a while: under valgrind nginx listens seconds after its pid
+# file is written, and the init code of a block runs before that.
+sub connect_nginx {
+    my ($who, $timeout) = @_;
+    my $port = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+    my $deadline = time + ($ENV{TEST_NGINX_USE_VALGRIND} ? 30 : 2);
+    while (1) {
+        my $sock = IO::Socket::IP->new(PeerHost => '127.0.0.1',
+                                       PeerPort => $port, Timeout => $timeout);
+        return $sock if $sock;
+        die "$who: connect to port $port: $!\n"
+            unless $!{ECONNREFUSED} && time < $deadline;
+        select(undef, undef, undef, 0.1);
+    }
+}
+
 sub http_get {
     my ($path, @headers) = @_;
-    my $port = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
-    my $sock = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $port,
-                                   Timeout => 5)
-        or die "http_get: connect to port $port: $!\n";
+    my $sock = connect_nginx('http_get', 5);
     print $sock "GET $path HTTP/1.1\r\n", map({ "$_\r\n" } @headers),
                 "Connection: close\r\n\r\n";
     my $line = <$sock> // '';
@@ -264,10 +278,7 @@ sub http_get {
 # A whole request with a method and a body; returns (status, body, head).
 sub http_request {
     my ($method, $path, $body, @headers) = @_;
-    my $port = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
-    my $sock = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $port,
-                                   Timeout => 10)
-        or die "http_request: connect to port $port: $!\n";
+    my $sock = connect_nginx('http_request', 10);
     $body //= '';
     push @headers, "Host: localhost" unless grep { /^host:/i } @headers;
     print $sock "$method $path HTTP/1.1\r\n", map({ "$_\r\n" } @headers),
