@@ -19,14 +19,19 @@
 #   BENCH_BACKENDS     backend ports B          200
 #   BENCH_ROUNDS       rounds                   3
 #   BENCH_DURATION     timed seconds per run    10
-#   BENCH_WARMUP       warm-up seconds per run  2
+#   BENCH_WARMUP       random warm-up, seconds  2 (after the warm-up pass:
+#                      every tenant once, in turn, for every contestant)
 #   BENCH_CONNECTIONS  wrk connections          64
 #   BENCH_CONTESTANTS  which, in order
 #                      "claw nginx-bare nginx-stock haproxy caddy"
 #   BENCH_PROXY_CPU    CPU of the contestant    0
 #   BENCH_LOAD_CPU     CPU of wrk + backends    1
 #   BENCH_CLAW_ZONE    claw_zone size           64m
-#   BENCH_CLAW_KEEPALIVE  keepalive of claw_tenant (the README's) 256
+#   BENCH_CLAW_KEEPALIVE  claw_keepalive of claw_tenant: idle
+#                      connections per worker   K + 1024 (every tenant
+#                      keeps one, and the margin covers the wrk
+#                      connections a few tenants use at once at small K)
+#   BENCH_WARM_MAX     longest warm-up pass, s  30
 #   BENCH_NOISE        a run during which other processes of the machine
 #                      used more than this share of the proxy's or the
 #                      load's CPU is done again               0.10
@@ -65,7 +70,8 @@ my %O = (
     proxy_cpu   => $ENV{BENCH_PROXY_CPU}   // 0,
     load_cpu    => $ENV{BENCH_LOAD_CPU}    // 1,
     zone        => $ENV{BENCH_CLAW_ZONE}   // '64m',
-    keepalive   => $ENV{BENCH_CLAW_KEEPALIVE} // 256,
+    keepalive   => $ENV{BENCH_CLAW_KEEPALIVE},
+    warm_max    => $ENV{BENCH_WARM_MAX}    // 30,
     doc         => $ENV{BENCH_DOC}         // 0,
     profile     => $ENV{BENCH_PROFILE}     // 0,
     noise       => $ENV{BENCH_NOISE}       // 0.10,
@@ -75,6 +81,9 @@ my %O = (
     module      => $ENV{BENCH_MODULE}
                    // "$ROOT/build/nginx/objs/ngx_http_claw_module.so",
 );
+
+# nginx reads $NGINX as inherited sockets: not ours to pass on
+delete $ENV{NGINX};
 
 my @SCALES      = split ' ', $O{scales};
 my @CONTESTANTS = split ' ', $O{contestants};
@@ -112,6 +121,30 @@ my %GEN = (
 
 my %running;    # pid => what, for the clean-up
 
+
+# claw_keepalive at scale K, and the connections the claw worker and the
+# containers must be able to hold: every pooled connection is one file
+# descriptor at both ends.  A process cannot have more descriptors than
+# its hard RLIMIT_NOFILE, which main() raises as far as it may
+# ($NOFILE): the claw pool is capped to fit in one worker, and the
+# containers get as many workers (reuseport) as their connections need.
+
+my $NOFILE = 1024;      # the hard file limit, once raised (main)
+
+sub claw_pool_want { $O{keepalive} // $_[0] + 1024 }
+# nginx closes idle client connections when fewer than 1/16 of its
+# worker_connections are free ("worker_connections are not enough,
+# reusing connections"), so the pool and the clients stay below 9/10
+sub claw_pool      { min(claw_pool_want($_[0]),
+                         int(0.9 * ($NOFILE - 100)) - 512) }
+sub proxy_conns    { min(max(8192, int((claw_pool($_[0]) + 1024) * 16 / 15)),
+                         $NOFILE - 100) }
+sub backend_need   { 4096 + max(0, map { claw_pool($_) } @SCALES) }
+sub backend_workers {
+    my $per = int(($NOFILE - 100) * 0.7);
+    return max(1, int((backend_need() + $per - 1) / $per));
+}
+
 $SIG{INT} = $SIG{TERM} = sub { cleanup(); exit 130 };
 END { cleanup() }
 
@@ -130,6 +163,22 @@ sub main {
         die "bench: caddy not found\n" if $c eq 'caddy' && !which('caddy');
     }
     die "bench: $O{module} not built (make)\n" unless -f $O{module};
+
+    # one file descriptor per pooled connection, at both ends: at
+    # K = 100,000 the claw worker and the containers' worker hold over
+    # 100,000 each.  worker_rlimit_nofile sets their limit (nginx does it
+    # as root, before it drops privileges); the hard limit of this process
+    # and its children is raised too, for the contestants that take the
+    # limit they are given
+    $NOFILE = raise_nofile(max(map { claw_pool_want($_) + 2048 } @SCALES));
+    for my $k (@SCALES) {
+        next unless grep { $_ eq 'claw' } @CONTESTANTS;
+        next if claw_pool($k) >= claw_pool_want($k);
+        printf "bench: the file limit (%d, and this process may not raise "
+               . "it) caps claw_keepalive at K=%d to %d, not %d: only that "
+               . "many tenants keep a connection\n",
+               $NOFILE, $k, claw_pool($k), claw_pool_want($k);
+    }
 
     # a copy of the module, so that a rebuild during the run changes
     # nothing under it
@@ -212,10 +261,13 @@ sub main {
                 $m->{retries} = @tries - 1;
                 push @{ $res{$k}{$c} }, $m;
                 printf "%6.0f req/s  p50 %.2f  p99 %.2f ms  %.1f us/req  "
-                       . "busy %.0f%%  new conn %.2f  start %.0f ms  "
+                       . "busy %.0f%%  new conn %.3f  open %s  "
+                       . "start %.0f ms  warm %d in %.1f s  "
                        . "others %.0f%%%s\n",
                        $m->{rps}, $m->{p50}, $m->{p99}, $m->{cpu_us},
-                       100 * $m->{busy}, $m->{newconn}, $m->{start_ms},
+                       100 * $m->{busy}, $m->{newconn},
+                       $m->{upstream_open} // '?', $m->{start_ms},
+                       $m->{warm_answers}, $m->{warm_s},
                        100 * $m->{noise},
                        $m->{bad} ? "  !! $m->{bad} failed" : '';
             }
@@ -280,19 +332,26 @@ sub generate {
 }
 
 
+# $conns: worker_connections (8192 unless more are needed: the claw
+# worker and the containers' at large K), with a file limit to match
+
 sub nginx_head {
-    my ($dir, $extra) = @_;
+    my ($dir, $extra, $conns, $workers) = @_;
     $extra //= '';
+    $conns //= 8192;
+    $workers //= 1;
+    my $nofile = min($conns + 1024, $NOFILE);
     return <<"EOF";
 $extra
-worker_processes 1;
+worker_processes $workers;
+worker_rlimit_nofile $nofile;
 daemon off;
 master_process on;
 pid $dir/nginx.pid;
 error_log $dir/logs/error.log warn;
 
 events {
-    worker_connections 8192;
+    worker_connections $conns;
 }
 
 http {
@@ -318,7 +377,8 @@ EOF
 
 
 # claw: routing, bearer auth (digests), per-tenant rate (high enough not
-# to reject) and concurrency limits, metrics; per-tenant keepalive pools
+# to reject) and concurrency limits, metrics; connections pooled per
+# tenant by claw_keepalive, large enough for every tenant to keep one
 
 sub gen_claw {
     my ($dir, $k, $t) = @_;
@@ -333,14 +393,15 @@ sub gen_claw {
     close $f or die;
 
     write_file("$dir/nginx.conf",
-        nginx_head($dir, "load_module $O{module};") . <<"EOF");
+        nginx_head($dir, "load_module $O{module};", proxy_conns($k))
+        . <<"EOF");
     claw_zone claw:$O{zone};
     claw_tenants $dir/tenants.conf;
     claw_auth_fail_limit off;
 
     upstream claw_tenant {
         claw_balancer;
-        keepalive $O{keepalive};
+        claw_keepalive ${\ claw_pool($k)};
     }
 
     server {
@@ -633,11 +694,20 @@ sub start_backends {
     remove_tree($dir);
     make_path("$dir/logs", "$dir/tmp");
 
+    # several workers (all on the load CPU) when one cannot hold all the
+    # connections (file limit); reuseport spreads the connections
+    my $workers = backend_workers();
+    my $rp = $workers > 1 ? ' reuseport' : '';
     my $listen = join '',
-        map { "        listen 127.0.0.1:" . ($BACKEND_BASE + $_) . ";\n" }
+        map { "        listen 127.0.0.1:" . ($BACKEND_BASE + $_) . "$rp;\n" }
         0 .. $B - 1;
+    my $conns = min(backend_need(), $NOFILE - 100);
+    printf "containers: one nginx, %d worker%s of %d connections, on CPU "
+           . "%d\n", $workers, $workers > 1 ? 's' : '', $conns,
+           $O{load_cpu};
 
-    write_file("$dir/nginx.conf", nginx_head($dir) . <<"EOF");
+    write_file("$dir/nginx.conf", nginx_head($dir, '', $conns, $workers)
+                                  . <<"EOF");
     server {
 $listen
         location / {
@@ -676,10 +746,16 @@ EOF
 sub stop_backends { stop($backend_pid) }
 
 
-sub backend_accepts {
+sub backend_accepts { (backend_status())[0] }
+
+# the containers' stub_status: connections accepted so far, and open now
+# (less the one asking)
+sub backend_status {
     my ($st, $body) = http_get($BACKEND_STATUS, 'status', undef);
-    return undef unless $st && $st == 200;
-    return $body =~ /\n\s*(\d+)\s+\d+\s+\d+/ ? $1 : undef;
+    return () unless $st && $st == 200;
+    my ($acc) = $body =~ /\n\s*(\d+)\s+\d+\s+\d+/;
+    my ($act) = $body =~ /^Active connections:\s*(\d+)/m;
+    return ($acc, defined $act ? $act - 1 : undef);
 }
 
 
@@ -704,9 +780,17 @@ sub measure {
 
     my @pids = ($pid, descendants($pid));
 
-    # warm-up, then the timed run
+    # warm-up, alike for all: every tenant once, in turn (what fills
+    # claw's per-tenant pool; the others pool per backend port and are
+    # warm after B requests), then the random draw of the timed run
 
-    wrk($port, $k, $O{warmup}, $round);
+    my $wp = warm_pass($port, $k, $round);
+    $m{warm_s} = $wp->{wall};
+    $m{warm_answers} = $wp->{requests};
+    $m{warm_bad} = $wp->{non2xx} + $wp->{errors};
+    # a seed of its own: with the timed run's, the timed run would start
+    # by replaying the tenants of the warm-up, which the pools still hold
+    wrk($port, $k, $O{warmup}, 1000 + $round);
 
     my @load = ($backend_pid, descendants($backend_pid));
     my $cpu0 = cpu_ticks(@pids);
@@ -719,8 +803,9 @@ sub measure {
     my $cpu1 = cpu_ticks(@pids);
     my $lcpu1 = cpu_ticks(@load);
     my $sys1 = sys_busy();
-    my $acc1 = backend_accepts();
+    my ($acc1, $open1) = backend_status();
     my $cpu_s = ($cpu1 - $cpu0) / $CLK_TCK;
+    $m{upstream_open} = $open1;
 
     # how busy each CPU was, all processes of the machine: what ours did
     # not use of it was idle or someone else's (the noise)
@@ -753,8 +838,8 @@ sub measure {
     if ($c eq 'claw') {
         my ($st, $body, $ttfb) = http_get($CLAW_METRICS_PORT, 'localhost',
                                           undef);
-        # the page is built whole before its first byte, by the worker,
-        # which serves nothing else meanwhile
+        # to the first byte: the worker's snapshot and sort of the
+        # counters (the page is then streamed)
         $m{metrics_ms} = 1000 * $ttfb;
         die "bench: claw metrics answer $st\n" unless $st && $st == 200;
         for my $name (qw(claw_zone_bytes_used claw_zone_bytes_total
@@ -772,6 +857,19 @@ sub measure {
     stop($pid);
 
     return \%m;
+}
+
+
+# every tenant once, in turn (wrk.lua's BENCH_ORDER=seq: the thread stops
+# after K answers), at most BENCH_WARM_MAX seconds: a contestant too slow
+# for that (caddy at K = 100,000) is timed after what it got through
+sub warm_pass {
+    my ($port, $k, $round) = @_;
+    local $ENV{BENCH_ORDER} = 'seq';
+    my $t = time;
+    my $w = wrk($port, $k, $O{warm_max}, $round);
+    $w->{wall} = time - $t;
+    return $w;
 }
 
 
@@ -812,7 +910,8 @@ sub profile {
     my ($worker) = descendants($pid);
     $worker //= $pid;
 
-    wrk($PORT{$c}, $k, $O{warmup}, 1);
+    warm_pass($PORT{$c}, $k, 1);
+    wrk($PORT{$c}, $k, $O{warmup}, 1001);
 
     my $data = "$OUT/perf-$c-k$k.data";
     my $perf = spawn($O{load_cpu}, "$OUT/perf-$c-k$k.log", {}, 'perf',
@@ -861,12 +960,14 @@ sub callgrind {
     check($c, $k);
 
     local $O{conns} = 8;
+    my $wp = warm_pass($PORT{$c}, $k, 1);
     my $w = wrk($PORT{$c}, $k, $O{duration}, 1);
     stop($pid);
 
     # every request answered in the event loop: the start-up probes, the
-    # checks (5 valid, 5 others) and wrk's
-    my $n = $w->{requests} + ($c eq 'nginx-bare' ? 5 : 10) + 1;
+    # checks (5 valid, 5 others), the warm-up pass and wrk's
+    my $n = $w->{requests} + $wp->{requests}
+            + ($c eq 'nginx-bare' ? 5 : 10) + 1;
 
     my $ann = `callgrind_annotate --inclusive=yes '$out' 2>/dev/null`;
     my $self = `callgrind_annotate '$out' 2>/dev/null`;
@@ -1153,18 +1254,26 @@ sub report {
     $r .= sprintf "K tenants over B = %d backend ports; %d round%s, %d s "
                 . "timed (+%d s warm-up) per contestant, scale and round; "
                 . "wrk -t1 -c%d, a random tenant per request; proxy on CPU "
-                . "%d, wrk and backends on CPU %d; claw with keepalive %d. "
-                . "The run took %.1f min.\n\n",
+                . "%d, wrk and backends on CPU %d; claw with claw_keepalive "
+                . "%s. Before the timed run, every contestant gets one "
+                . "warm-up pass over all tenants in turn (at most %d s), "
+                . "then the random warm-up. The run took %.1f min.\n\n",
                 $B, $O{rounds}, $O{rounds} == 1 ? '' : 's', $O{duration},
                 $O{warmup}, $O{conns}, $O{proxy_cpu}, $O{load_cpu},
-                $O{keepalive}, $elapsed / 60;
+                join(', ', map { commify(claw_pool($_)) . " at K="
+                                 . commify($_) } @SCALES)
+                . ($NOFILE < max(map { claw_pool_want($_) + 2048 } @SCALES)
+                   ? " (K + 1024, capped by the file limit of $NOFILE)"
+                   : ''),
+                $O{warm_max}, $elapsed / 60;
     $r .= "Medians over rounds; in parentheses the median of the ratio to "
         . "nginx-bare in the same round.\n\n";
 
     $r .= "| K | contestant | req/s | p50 ms | p99 ms | proxy CPU µs/req "
         . "| proxy CPU busy | start-up ms | PSS MiB | RSS MiB "
-        . "| new upstream conn/req | zone B/tenant | others' CPU |\n";
-    $r .= "|" . (" --- |" x 13) . "\n";
+        . "| new upstream conn/req | upstream conns open | zone B/tenant "
+        . "| others' CPU |\n";
+    $r .= "|" . (" --- |" x 14) . "\n";
 
     for my $k (@SCALES) {
         for my $c (@CONTESTANTS) {
@@ -1181,6 +1290,9 @@ sub report {
             push @cells, fmt(stat_of($res, $k, $c, 'rss_mib'), '%.1f');
             my ($nc) = stat_of($res, $k, $c, 'newconn');
             push @cells, sprintf '%.3f', $nc;
+            my ($open) = stat_of($res, $k, $c, 'upstream_open');
+            push @cells, defined $open ? commify(sprintf '%.0f', $open)
+                                       : 'n/a';
             if ($c eq 'claw') {
                 my ($z) = stat_of($res, $k, $c, 'zone_per_tenant');
                 push @cells, commify(sprintf '%.0f', $z);
@@ -1200,8 +1312,8 @@ sub report {
 
     if ($res->{$SCALES[-1]}{claw}) {
         $r .= "\nAlso measured: a scrape of `claw_metrics` after the load "
-            . "took, before its first byte (the worker builds the whole "
-            . "page first and serves nothing else meanwhile), "
+            . "took, to its first byte (the snapshot of the counters and "
+            . "the sort; the page is then sent 64 KB at a time), "
             . join(', ', map {
                   sprintf '%.0f ms at K=%s',
                       median(map { $_->{metrics_ms} } @{ $res->{$_}{claw} }),
@@ -1302,7 +1414,8 @@ sub write_raw {
     my ($res) = @_;
     my @keys = qw(rps p50 p99 cpu_us busy cpu_proxy_all cpu_load_all
                   backend_busy wrk_busy noise retries start_ms pss_mib
-                  rss_mib newconn
+                  rss_mib newconn upstream_open warm_s warm_answers
+                  warm_bad
                   bad requests metrics_ms claw_zone_bytes_used
                   claw_zone_bytes_total claw_tenants);
     my $s = join("\t", 'K', 'contestant', 'round', @keys) . "\n";
@@ -1370,6 +1483,42 @@ sub max {
     my $m = shift;
     for (@_) { $m = $_ if $_ > $m }
     return $m;
+}
+
+
+sub min {
+    my $m = shift;
+    for (@_) { $m = $_ if $_ < $m }
+    return $m;
+}
+
+
+# the soft and hard RLIMIT_NOFILE of this process (inherited by all it
+# starts), raised to $want if lower; root can go up to fs.nr_open
+# returns the hard limit then in force
+sub raise_nofile {
+    my ($want) = @_;
+    my $nr_open = (slurp('/proc/sys/fs/nr_open') // '') =~ /(\d+)/ ? $1
+                                                                    : $want;
+    $want = $nr_open if $want > $nr_open;
+    my $hard = sub {
+        my $h = `prlimit --pid $$ --nofile --output HARD --noheadings 2>&1`
+                // '';
+        $h =~ s/\s+//g;
+        return $h eq 'unlimited' ? $nr_open : $h =~ /^\d+$/ ? $h : 1024;
+    };
+    my $cur = $hard->();
+    if ($cur < $want) {
+        system("prlimit --pid $$ --nofile=$want:$want 2>/dev/null") == 0
+            or printf "bench: cannot raise the file limit from %d to %d "
+                      . "(setrlimit refused, even to root here)\n",
+                      $cur, $want;
+        $cur = $hard->();
+    }
+    # the soft limit up to the hard one, for the contestants that take
+    # the limit they are given
+    system("prlimit --pid $$ --nofile=$cur:$cur 2>/dev/null");
+    return $cur;
 }
 
 

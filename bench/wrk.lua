@@ -6,6 +6,11 @@
 --   BENCH_TENANTS  number of tenants K (ids t000000 ... t<K-1>)
 --   BENCH_DOMAIN   the claw_domain (default claw.bench)
 --   BENCH_SEED     seed of the random draw (default 1)
+--   BENCH_ORDER    "random" (the default, the timed runs) or "seq": the
+--                  warm-up pass, every tenant in turn, t000000 first, and
+--                  wrk stops after K answers, so that every
+--                  tenant has been visited once (pools filled) whatever
+--                  the contestant's speed
 --
 -- done() prints one machine-readable line for bench/bench.pl:
 --   BENCH requests=N duration_us=N p50_us=N p99_us=N non2xx=N errors=N
@@ -13,6 +18,7 @@
 local K      = tonumber(os.getenv("BENCH_TENANTS") or "10")
 local domain = os.getenv("BENCH_DOMAIN") or "claw.bench"
 local seed   = tonumber(os.getenv("BENCH_SEED") or "1")
+local order  = os.getenv("BENCH_ORDER") or "random"
 
 local reqs = {}
 
@@ -27,8 +33,30 @@ function init(args)
    end
 end
 
-function request()
-   return reqs[math.random(K)]
+if order == "seq" then
+   local pos, answers = 0, 0
+
+   function request()
+      pos = pos % K + 1
+      return reqs[pos]
+   end
+
+   -- defined only for the warm-up pass: a response() makes wrk parse
+   -- every answer for the script, a cost the timed runs do not pay
+   function response(status, headers, body)
+      answers = answers + 1
+      if answers == K then
+         wrk.thread:stop()
+         -- wrk's main thread sleeps for -d whatever its threads do; a
+         -- SIGINT ends the sleep (sent once this thread has gone, so
+         -- that the main thread is the one to take it; $PPID is wrk)
+         os.execute("(sleep 0.2; kill -INT $PPID) &")
+      end
+   end
+else
+   function request()
+      return reqs[math.random(K)]
+   end
 end
 
 function done(summary, latency, requests)

@@ -2,7 +2,7 @@
 #
 #   make bench            the table: claw against nginx-bare, nginx-stock,
 #                         haproxy and caddy at K = 10, 10,000 and 100,000
-#                         tenants (about 15 minutes on 2 cores; settings in
+#                         tenants (15-30 minutes on 2 cores; settings in
 #                         bench/bench.pl, e.g. BENCH_ROUNDS=5 make bench)
 #   BENCH_DOC=1 make bench   also writes the table into docs/benchmarks.md
 #   make bench-profile    perf profile of each contestant under the load
