@@ -321,6 +321,8 @@ ngx_http_claw_get_peer(ngx_peer_connection_t *pc, void *data)
         ngx_del_timer(c->read);
     }
 
+    ngx_reusable_connection(c, 0);
+
     c->idle = 0;
     c->sent = 0;
     c->data = NULL;
@@ -406,6 +408,15 @@ ngx_http_claw_free_peer(ngx_peer_connection_t *pc, void *data,
 
     c->data = idle;
     c->idle = 1;
+
+    /*
+     * nginx may take it back, as it takes idle client connections, when
+     * it runs short of worker_connections: a pool sized for many tenants
+     * must not starve the clients
+     */
+
+    ngx_reusable_connection(c, 1);
+
     c->log = ngx_cycle->log;
     c->read->log = ngx_cycle->log;
     c->write->log = ngx_cycle->log;

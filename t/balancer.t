@@ -517,3 +517,45 @@ GET /
 --- must_die
 --- error_log
 invalid number of connections "0"
+
+
+
+=== TEST 20: a claw_keepalive pool bigger than worker_connections gives way to clients
+Every one of 80 tenants leaves an idle container connection behind, with
+64 worker_connections: nginx takes idle connections back, the pool's
+among them, when it runs short, and every client is answered.
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
+    upstream claw {
+        claw_balancer;
+        claw_keepalive 1000;
+    }
+--- config
+    claw_domain claw.test;
+
+    location = /report.txt {
+    }
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+--- user_files eval
+">>> tenants.conf\n" . CORE::join("", map { sprintf "t%02d 127.0.0.1:19866\n", $_ } 1 .. 80)
+--- init
+my %status;
+for my $n (1 .. 80) {
+    $status{ ClawTest::http_get('/', sprintf('Host: t%02d.claw.test', $n)) }++;
+}
+ClawTest::report(map { "$_: $status{$_}" } sort keys %status);
+--- request
+GET /report.txt
+--- response_body
+200: 80
+--- no_error_log
+[alert]
+[error]
