@@ -490,8 +490,10 @@ ngx_http_claw_parse_digest(const unsigned char *p, size_t len,
         hi = ngx_http_claw_hex_value[p[2 * i]];
         lo = ngx_http_claw_hex_value[p[2 * i + 1]];
 
+        /* a non-hex digit is -1: shifted as unsigned, it is only "bad" */
+
         bad |= hi | lo;
-        digest[i] = (unsigned char) (hi << 4 | lo);
+        digest[i] = (unsigned char) ((unsigned) hi << 4 | (unsigned) lo);
     }
 
     return bad < 0 ? -1 : 0;

@@ -119,7 +119,7 @@ ngx_http_claw_registry_read(ngx_conf_t *cf, ngx_http_claw_registry_t *reg)
      * the file and reading the journal).
      */
 
-    fd = ngx_open_file(reg->journal.data, NGX_FILE_RDWR,
+    fd = ngx_open_file(reg->journal.data, NGX_FILE_RDWR|NGX_FILE_NONBLOCK,
                        NGX_FILE_CREATE_OR_OPEN, 0600);
 
     if (fd == NGX_INVALID_FILE) {
@@ -134,8 +134,8 @@ ngx_http_claw_registry_read(ngx_conf_t *cf, ngx_http_claw_registry_t *reg)
 
         /* "nginx -t" by a user who cannot write there: read what is */
 
-        fd = ngx_open_file(reg->journal.data, NGX_FILE_RDONLY, NGX_FILE_OPEN,
-                           0);
+        fd = ngx_open_file(reg->journal.data,
+                           NGX_FILE_RDONLY|NGX_FILE_NONBLOCK, NGX_FILE_OPEN, 0);
     }
 
     jsize = 0;
@@ -297,7 +297,11 @@ ngx_http_claw_read_file(ngx_conf_t *cf, ngx_str_t *path, ngx_fd_t fd,
     own = NGX_INVALID_FILE;
 
     if (fd == NGX_INVALID_FILE) {
-        fd = ngx_open_file(path->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+        /* not blocking: a FIFO must be refused below, not waited on */
+
+        fd = ngx_open_file(path->data, NGX_FILE_RDONLY|NGX_FILE_NONBLOCK,
+                           NGX_FILE_OPEN, 0);
 
         if (fd == NGX_INVALID_FILE) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,

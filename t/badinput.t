@@ -203,29 +203,25 @@ container-reached /p?x=1
 
 
 
-=== TEST 18: a claw_token in a fragment of the path is no credential
+=== TEST 18: a claw_token in a fragment of the path is no credential: the target is refused
 --- raw_request eval
 "GET /p#x?claw_token=alice-token-1 HTTP/1.1\r\nHost: alice.claw.test\r\nConnection: close\r\n\r\n"
---- error_code: 401
+--- error_code: 400
 
 
 
-=== TEST 19: a claw_token in a fragment after the query is no credential
+=== TEST 19: a claw_token in a fragment after the query is no credential: the target is refused
 --- raw_request eval
 "GET /p?x=1#claw_token=alice-token-1 HTTP/1.1\r\nHost: alice.claw.test\r\nConnection: close\r\n\r\n"
---- error_code: 401
+--- error_code: 400
 
 
 
 === TEST 20: a claw_token in a fragment of the path never reaches the container
-# BUG (fragment-token): nginx accepts a '#' in the request target (a
-# fragment no client sends) and proxy_pass forwards the target as it came;
-# the module takes claw_token off $args only, which do not include what
-# follows the '#' of the path.  With another valid credential, the
-# container gets "/p#x?claw_token=<token>": a credential of the tenant in
-# the container's hands.  A request target with a fragment should be
-# refused (400) before any container sees it.
---- SKIP
+# fragment-token (fixed): nginx accepts a '#' in the request target and
+# proxy_pass forwards the target as it came; claw_token is taken off $args
+# only, which do not include what follows the '#' of the path.  With
+# another valid credential, the container got "/p#x?claw_token=<token>".
 --- raw_request eval
 "GET /p#x?claw_token=alice-token-1 HTTP/1.1\r\nHost: alice.claw.test\r\n$::Auth" . "Connection: close\r\n\r\n"
 --- error_code: 400
@@ -235,10 +231,8 @@ claw_token
 
 
 === TEST 21: a claw_token in a fragment after the query never reaches the container
-# BUG (fragment-token), as TEST 20: "?x=1#claw_token=<token>" is the one
-# argument "x" with the value "1#claw_token=<token>" to the module, and
-# goes to the container whole.
---- SKIP
+# fragment-token (fixed), as TEST 20: "?x=1#claw_token=<token>" is the one
+# argument "x" with the value "1#claw_token=<token>" to the module.
 --- raw_request eval
 "GET /p?x=1#claw_token=alice-token-1 HTTP/1.1\r\nHost: alice.claw.test\r\n$::Auth" . "Connection: close\r\n\r\n"
 --- error_code: 400

@@ -170,12 +170,9 @@ qr/claw_tenants: open\(\) ".*loop\.conf" failed \(40: Too many levels of symboli
 
 
 === TEST 4: start: the registry is a FIFO: refused, not waited on
-# BUG (fifo-registry): the registry is opened (open(2), blocking) before it
-# is found not to be a regular file, so a FIFO (or any special file whose
-# open blocks) makes "nginx -t", start and reload wait forever for a
-# writer; on reload it is the master that blocks: no more reloads,
-# respawns or shutdowns.  Skipped so that the suite does not hang.
---- SKIP
+# fifo-registry (fixed): the registry was opened blocking before it was
+# found not to be a regular file, so a FIFO made "nginx -t", start and
+# reload (in the master) wait forever for a writer.
 --- tenants_path: $TEST_NGINX_FAULTS_DIR/fifo.conf
 --- must_die
 --- error_log eval
@@ -346,9 +343,7 @@ qr/claw_tenants: open\(\) ".*tenants\.conf" failed \(2: No such file or director
 
 
 === TEST 16: reload: the registry a FIFO: refused, the master goes on
-# BUG (fifo-registry), see TEST 4: here the master blocks in open(2) for
-# good.  Skipped so that the suite does not hang.
---- SKIP
+# fifo-registry (fixed), see TEST 4: the master blocked in open(2) for good.
 --- init
 main::bad_reload(sub { POSIX::mkfifo($_[0], 0600) or die "mkfifo: $!\n" });
 --- response_body
@@ -541,14 +536,9 @@ exited on signal 9
 
 
 === TEST 23: start: a token digest with a non-hex digit is refused cleanly
-# BUG (digest-shift-ub): since 82f1f81, ngx_http_claw_parse_digest()
-# computes (hi << 4 | lo) before it checks the digits, and a non-hex
-# digit's value is -1: a left shift of a negative value, undefined
-# behaviour (UBSan: "parse.c:494: left shift of negative value -1";
-# fuzz/crashes/line/).  The plain build refuses the line as it should;
-# under "make asan" the master aborts in UBSan before it says why.
-# Passes in "make test", fails in "make asan": skipped so both stay green.
---- SKIP
+# digest-shift-ub (fixed): ngx_http_claw_parse_digest() shifted a non-hex
+# digit's -1 left, undefined behaviour; under "make asan" the master
+# aborted in UBSan before it said why.
 --- user_files eval
 [["tenants.conf" => "alice 127.0.0.1:19960 token=sha256:g" . ("0" x 63) . "\n"]]
 --- must_die
@@ -558,13 +548,10 @@ tenants.conf:1: invalid token
 
 
 === TEST 24: the zone full for the admin API: 507 and nothing else
-# BUG (admin-double-answer): when ngx_http_claw_admin_change() refuses a
-# change (zone full 507, a domain of another tenant 409, the journal not
-# writable 500) it sends the error and returns NGX_OK, so
-# ngx_http_claw_admin_put() goes on to send the tenant as if it had been
-# changed: "[alert] header already sent" for every refused PUT, "created"
-# read uninitialised, and the keep-alive connection closed.
---- SKIP
+# admin-double-answer (fixed in 9986f53): a refused change (zone full 507,
+# a domain of another tenant 409, the journal not writable 500) was
+# answered, then answered again as if it had been made: "[alert] header
+# already sent" for every refused PUT.
 --- zone_size: 64k
 --- config
     claw_domain claw.test;
