@@ -658,33 +658,14 @@ ngx_http_claw_ssl_headers(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
 static ngx_uint_t
 ngx_http_claw_cookie_allowed(ngx_http_request_t *r, ngx_str_t *value)
 {
-    u_char  *p, *end, *semi, *eq, *name, *nend, *v, *vend;
+    u_char      *p, *end, *semi, *eq, *name, *nend, *v, *vend;
+    ngx_uint_t   first;
 
-    p = value->data;
-    end = p + value->len;
+    end = value->data + value->len;
 
-    semi = ngx_strlchr(p, end, ';');
-    if (semi == NULL) {
-        semi = end;
-    }
+    /* "name=value" first, then "attribute[=value]", separated by ';' */
 
-    eq = ngx_strlchr(p, semi, '=');
-
-    name = p;
-    nend = eq ? eq : semi;
-
-    ngx_http_claw_trim(&name, &nend);
-
-    if ((size_t) (nend - name) == sizeof("__Host-claw") - 1
-        && ngx_strncasecmp(name, (u_char *) "__Host-claw",
-                           sizeof("__Host-claw") - 1)
-           == 0)
-    {
-        return 0;
-    }
-
-    for (p = semi; p < end; p = semi) {
-        p++;
+    for (p = value->data, first = 1; p <= end; p = semi + 1, first = 0) {
 
         semi = ngx_strlchr(p, end, ';');
         if (semi == NULL) {
@@ -697,6 +678,18 @@ ngx_http_claw_cookie_allowed(ngx_http_request_t *r, ngx_str_t *value)
         nend = eq ? eq : semi;
 
         ngx_http_claw_trim(&name, &nend);
+
+        if (first) {
+            if ((size_t) (nend - name) == sizeof("__Host-claw") - 1
+                && ngx_strncasecmp(name, (u_char *) "__Host-claw",
+                                   sizeof("__Host-claw") - 1)
+                   == 0)
+            {
+                return 0;
+            }
+
+            continue;
+        }
 
         if ((size_t) (nend - name) != sizeof("domain") - 1
             || ngx_strncasecmp(name, (u_char *) "domain",

@@ -515,35 +515,10 @@ sub write_file {
 # Sends SIGHUP to the master and waits until it has either started new
 # workers or logged why the new configuration was refused.  Needs
 # master_on(); returns 1 for a reload that took effect, 0 for a refused one.
+# reload() below, giving the old workers at most 0.3 s to go.
 sub nginx_reload {
     my (%arg) = @_;
-    my $timeout = $arg{timeout} // 10;
-    my $log = servroot() . '/logs/error.log';
-    my $pid = slurp(servroot() . '/logs/nginx.pid');
-    chomp $pid;
-    die "nginx_reload: no master pid\n" unless $pid =~ /^\d+$/;
-
-    my $offset = -s $log // 0;
-    kill 'HUP', $pid or die "nginx_reload: kill HUP $pid: $!\n";
-
-    my $deadline = time + $timeout;
-    while (time < $deadline) {
-        sleep 0.05;
-        open my $fh, '<', $log or next;
-        seek $fh, $offset, 0;
-        local $/;
-        my $new = <$fh> // '';
-        next unless $new =~ /reconfiguring/;
-        if ($new =~ /\[emerg\]/) {
-            return 0;
-        }
-        if ($new =~ /start worker process/) {
-            # the old workers stop accepting as they shut down
-            sleep 0.3;
-            return 1;
-        }
-    }
-    die "nginx_reload: no reload within ${timeout}s\n";
+    return reload(timeout => $arg{timeout} // 10, settle => $arg{settle} // 0.3);
 }
 
 # ---------------------------------------------------------------------------
