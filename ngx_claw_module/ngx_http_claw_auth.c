@@ -24,14 +24,26 @@
 #define NGX_HTTP_CLAW_INVALID  2
 
 
+/* headers taken out of a request: where the elements kept go */
+
+typedef struct {
+    ngx_list_t                  *list;
+    ngx_table_elt_t             *to;
+    ngx_table_elt_t            **dropped;
+    ngx_uint_t                   ndropped;
+} ngx_http_claw_drop_t;
+
+
 static ngx_int_t ngx_http_claw_extract_cookies(ngx_http_request_t *r,
     ngx_http_claw_ctx_t *ctx, ngx_array_t *drop);
 static ngx_int_t ngx_http_claw_headers_drop(ngx_http_request_t *r,
     ngx_array_t *drop);
-static ngx_table_elt_t *ngx_http_claw_remap(ngx_table_elt_t *h,
-    ngx_table_elt_t **from, ngx_table_elt_t **to, ngx_uint_t n);
 static ngx_uint_t ngx_http_claw_listed(ngx_table_elt_t *h,
     ngx_table_elt_t **list, ngx_uint_t n);
+static ngx_int_t ngx_http_claw_header_index(ngx_list_t *l,
+    ngx_table_elt_t *h);
+static ngx_table_elt_t *ngx_http_claw_remap(ngx_http_claw_drop_t *d,
+    ngx_table_elt_t *h);
 static ngx_table_elt_t *ngx_http_claw_header_find(ngx_http_request_t *r,
     char *lowcase_name, size_t len, ngx_uint_t *count);
 static ngx_uint_t ngx_http_claw_check_token(ngx_http_claw_ctx_t *ctx,
@@ -488,6 +500,7 @@ ngx_http_claw_auth_extract(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx)
         }
 
         if (header[i].key.len > sizeof("x-claw-") - 1
+            && header[i].lowcase_key[0] == 'x'
             && ngx_strncmp(header[i].lowcase_key, "x-claw-",
                            sizeof("x-claw-") - 1)
                == 0)
@@ -587,51 +600,130 @@ ngx_http_claw_extract_cookies(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
 
 
 /*
- * Drops headers from the request.  nginx's loops over a list cannot step
- * over an empty part, and a last part shortened in place would overflow
- * on the next push, so the list is copied into one new part without the
- * dropped elements, and every pointer nginx keeps into it (the fields of
- * ngx_http_headers_in[], the Cookie and X-Forwarded-For arrays) is moved
- * to the copy.  The old elements stay in memory: a pointer kept anywhere
- * else goes stale, never dangling.
+ * Drops headers from the request.  The elements kept move down over the
+ * dropped ones, and every pointer nginx keeps into the list (the fields
+ * of ngx_http_headers_in[], the Cookie and X-Forwarded-For arrays before
+ * 1.23, the chains of repeats since) moves with its element.  A list of
+ * one part, the usual case, is compacted in place, with no allocation.
+ * nginx's loops over a list cannot step over an empty part, so a list of
+ * several parts is compacted into one new part instead, as large as a
+ * part (a smaller one would overflow on the next push).
  */
 
 static ngx_int_t
 ngx_http_claw_headers_drop(ngx_http_request_t *r, ngx_array_t *drop)
 {
-    char               *field;
-    ngx_uint_t          i, j, k, n, nalloc;
-    ngx_list_t         *l;
-    ngx_list_part_t    *part;
-    ngx_table_elt_t    *header, *elts, **from, **to, **dropped, **ph;
-    ngx_http_header_t  *hh;
+    char                  *field;
+    ngx_uint_t             i, k, n, nalloc;
+    ngx_list_t            *l;
+    ngx_list_part_t       *part;
+    ngx_table_elt_t       *header, **ph;
+    ngx_http_header_t     *hh;
+    ngx_http_claw_drop_t   d;
 #if (nginx_version < 1023000)
-    ngx_array_t        *a;
-    ngx_table_elt_t   **ah;
-    ngx_http_header_handler_pt  multi;
+    ngx_uint_t             j;
+    ngx_array_t           *a;
+    ngx_table_elt_t      **ah;
+
+    /* the handler of the headers kept in arrays: Cookie, X-Forwarded-For */
+    static ngx_http_header_handler_pt  multi;
+#else
+    ngx_table_elt_t       *next;
 #endif
 
     l = &r->headers_in.headers;
-    dropped = drop->elts;
 
-    n = 0;
+    d.list = l;
+    d.dropped = drop->elts;
+    d.ndropped = drop->nelts;
 
-    for (part = &l->part; part; part = part->next) {
-        n += part->nelts;
+    nalloc = l->nalloc;
+
+    if (l->part.next == NULL) {
+        d.to = l->part.elts;
+
+    } else {
+        n = 0;
+
+        for (part = &l->part; part; part = part->next) {
+            n += part->nelts;
+        }
+
+        nalloc = ngx_max(nalloc, n);
+
+        d.to = ngx_palloc(r->pool, nalloc * sizeof(ngx_table_elt_t));
+        if (d.to == NULL) {
+            return NGX_ERROR;
+        }
     }
 
-    nalloc = ngx_max(l->nalloc, n);
+    /* the pointers first: the chains are read through dropped elements */
 
-    elts = ngx_palloc(r->pool, nalloc * sizeof(ngx_table_elt_t));
-    from = ngx_palloc(r->pool, 2 * n * sizeof(ngx_table_elt_t *));
-    if (elts == NULL || from == NULL) {
-        return NGX_ERROR;
+#if (nginx_version < 1023000)
+    if (multi == NULL) {
+        for (hh = ngx_http_headers_in; hh->name.len; hh++) {
+            if (hh->name.len == sizeof("Cookie") - 1
+                && ngx_strcmp(hh->name.data, "Cookie") == 0)
+            {
+                multi = hh->handler;
+                break;
+            }
+        }
+    }
+#endif
+
+    for (hh = ngx_http_headers_in; hh->name.len; hh++) {
+        field = (char *) &r->headers_in + hh->offset;
+
+#if (nginx_version < 1023000)
+        if (hh->handler == multi) {
+            a = (ngx_array_t *) field;
+            ah = a->elts;
+
+            for (i = 0, j = 0; i < a->nelts; i++) {
+                ah[j] = ngx_http_claw_remap(&d, ah[i]);
+
+                if (ah[j]) {
+                    j++;
+                }
+            }
+
+            a->nelts = j;
+            continue;
+        }
+#endif
+
+        ph = (ngx_table_elt_t **) field;
+        header = *ph;
+
+        if (header == NULL) {
+            continue;
+        }
+
+#if (nginx_version >= 1023000)
+        /* a header's repeats are chained: skip the dropped ones */
+
+        while (header && ngx_http_claw_listed(header, d.dropped, d.ndropped))
+        {
+            header = header->next;
+        }
+
+        if (header == NULL) {
+            *ph = NULL;
+            continue;
+        }
+#endif
+
+        *ph = ngx_http_claw_remap(&d, header);
     }
 
-    to = from + n;
+    /*
+     * Then the elements, in list order: an element is written at or
+     * before the place it is read from, and a chain of repeats only
+     * leads to later elements, not yet moved.
+     */
+
     k = 0;
-    j = 0;
-
     part = &l->part;
     header = part->elts;
 
@@ -647,82 +739,39 @@ ngx_http_claw_headers_drop(ngx_http_request_t *r, ngx_array_t *drop)
             i = 0;
         }
 
-        from[j] = &header[i];
-        to[j] = NULL;
-
-        if (!ngx_http_claw_listed(&header[i], dropped, drop->nelts)) {
-            elts[k] = header[i];
-            to[j] = &elts[k++];
-        }
-
-        j++;
-    }
-
-#if (nginx_version < 1023000)
-    multi = NULL;
-
-    for (hh = ngx_http_headers_in; hh->name.len; hh++) {
-        if (hh->name.len == sizeof("Cookie") - 1
-            && ngx_strcmp(hh->name.data, "Cookie") == 0)
-        {
-            multi = hh->handler;
-        }
-    }
-#endif
-
-    for (hh = ngx_http_headers_in; hh->name.len; hh++) {
-        field = (char *) &r->headers_in + hh->offset;
-
-#if (nginx_version < 1023000)
-        if (hh->handler == multi) {
-            a = (ngx_array_t *) field;
-            ah = a->elts;
-
-            for (i = 0, j = 0; i < a->nelts; i++) {
-                ah[j] = ngx_http_claw_remap(ah[i], from, to, n);
-
-                if (ah[j]) {
-                    j++;
-                }
-            }
-
-            a->nelts = j;
+        if (ngx_http_claw_listed(&header[i], d.dropped, d.ndropped)) {
             continue;
         }
-#endif
-
-        ph = (ngx_table_elt_t **) field;
-        header = *ph;
 
 #if (nginx_version >= 1023000)
-        /* a header's repeats are chained: skip the dropped ones */
+        next = header[i].next;
 
-        while (header && ngx_http_claw_listed(header, dropped, drop->nelts)) {
-            header = header->next;
+        while (next && ngx_http_claw_listed(next, d.dropped, d.ndropped)) {
+            next = next->next;
+        }
+
+        if (next) {
+            next = ngx_http_claw_remap(&d, next);
         }
 #endif
 
-        *ph = header ? ngx_http_claw_remap(header, from, to, n) : NULL;
-    }
+        d.to[k] = header[i];
 
 #if (nginx_version >= 1023000)
-    for (i = 0; i < k; i++) {
-        header = elts[i].next;
-
-        while (header && ngx_http_claw_listed(header, dropped, drop->nelts)) {
-            header = header->next;
-        }
-
-        elts[i].next = header ? ngx_http_claw_remap(header, from, to, n)
-                              : NULL;
-    }
+        d.to[k].next = next;
 #endif
 
-    l->part.elts = elts;
+        k++;
+    }
+
+    if (d.to != l->part.elts) {
+        l->part.elts = d.to;
+        l->part.next = NULL;
+        l->last = &l->part;
+        l->nalloc = nalloc;
+    }
+
     l->part.nelts = k;
-    l->part.next = NULL;
-    l->last = &l->part;
-    l->nalloc = nalloc;
 
     return NGX_OK;
 }
@@ -744,21 +793,63 @@ ngx_http_claw_listed(ngx_table_elt_t *h, ngx_table_elt_t **list,
 }
 
 
-/* where the element h of "from" went in "to"; NULL when dropped */
+/* the place of an element of the list, counted over its parts; -1: none */
+
+static ngx_int_t
+ngx_http_claw_header_index(ngx_list_t *l, ngx_table_elt_t *h)
+{
+    ngx_int_t         n;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *elts;
+
+    n = 0;
+
+    for (part = &l->part; part; part = part->next) {
+        elts = part->elts;
+
+        if (h >= elts && h < elts + part->nelts) {
+            return n + (h - elts);
+        }
+
+        n += part->nelts;
+    }
+
+    return -1;
+}
+
+
+/*
+ * Where the element h goes when the dropped ones are taken out: NULL
+ * when it is dropped itself; a pointer out of the list stays as it is.
+ */
 
 static ngx_table_elt_t *
-ngx_http_claw_remap(ngx_table_elt_t *h, ngx_table_elt_t **from,
-    ngx_table_elt_t **to, ngx_uint_t n)
+ngx_http_claw_remap(ngx_http_claw_drop_t *d, ngx_table_elt_t *h)
 {
-    ngx_uint_t  i;
+    ngx_int_t   n, m;
+    ngx_uint_t  i, before;
 
-    for (i = 0; i < n; i++) {
-        if (from[i] == h) {
-            return to[i];
+    n = ngx_http_claw_header_index(d->list, h);
+
+    if (n == -1) {
+        return h;
+    }
+
+    before = 0;
+
+    for (i = 0; i < d->ndropped; i++) {
+        m = ngx_http_claw_header_index(d->list, d->dropped[i]);
+
+        if (m == n) {
+            return NULL;
+        }
+
+        if (m != -1 && m < n) {
+            before++;
         }
     }
 
-    return NULL;
+    return d->to + (n - before);
 }
 
 

@@ -1079,3 +1079,106 @@ Host: alice.claw.test
 --- response_body_like: ^public .* end$
 --- no_error_log
 claw balancer
+
+
+
+=== TEST 64: credentials taken off a list of headers in several parts: the others stay, in order
+--- config
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        add_header X-UA "$http_user_agent" always;
+        add_header X-Via "$http_via" always;
+    }
+--- request
+GET /
+--- more_headers eval
+"Host: alice.claw.test\n"
+. CORE::join("", map { sprintf "X-H%02d: %d\n", $_, $_ } 1 .. 3)
+. "Authorization: Bearer alice-token-1\n"
+. "User-Agent: ua-1\n"
+. CORE::join("", map { sprintf "X-H%02d: %d\n", $_, $_ } 4 .. 17)
+. "X-Claw-Tenant: bob\n"
+. CORE::join("", map { sprintf "X-H%02d: %d\n", $_, $_ } 18 .. 22)
+. "Via: 1.1 proxy\n"
+--- response_headers
+X-UA: ua-1
+X-Via: 1.1 proxy
+--- response_body_like eval
+"^container: alice\\n(?s:.*)"
+. "header: host: claw\\n"
+. CORE::join("", map { sprintf "header: x-h%02d: %d\\n", $_, $_ } 1 .. 3)
+. "header: user-agent: ua-1\\n"
+. CORE::join("", map { sprintf "header: x-h%02d: %d\\n", $_, $_ } 4 .. 22)
+. "header: via: 1.1 proxy\\n"
+--- response_body_unlike: (?i)authorization|alice-token|x-claw-
+--- no_error_log
+[error]
+
+
+
+=== TEST 65: ... a part left with nothing but the credential
+--- config
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        add_header X-UA "$http_user_agent" always;
+    }
+--- request
+GET /
+--- more_headers eval
+"Host: alice.claw.test\nUser-Agent: ua-2\n"
+. CORE::join("", map { sprintf "X-H%02d: %d\n", $_, $_ } 1 .. 18)
+. "Authorization: Bearer alice-token-1\n"
+--- response_headers
+X-UA: ua-2
+--- response_body_like eval
+"^container: alice\\n(?s:.*)"
+. "header: host: claw\\nheader: user-agent: ua-2\\n"
+. CORE::join("", map { sprintf "header: x-h%02d: %d\\n", $_, $_ } 1 .. 18)
+. "body-length: 0\\n"
+--- response_body_unlike: (?i)authorization|alice-token
+--- no_error_log
+[error]
+
+
+
+=== TEST 66: ... and off a list of one part, in place: the headers after it keep their values
+--- config
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        add_header X-UA "$http_user_agent" always;
+        add_header X-Cookie "$http_cookie" always;
+        add_header X-Via "$http_via" always;
+    }
+--- request
+GET /
+--- more_headers
+Host: alice.claw.test
+Cookie: a=1
+Authorization: Bearer alice-token-1
+User-Agent: ua-3
+Cookie: b=2
+X-Claw-Edge: 1
+Via: 1.1 proxy
+--- response_headers
+X-UA: ua-3
+X-Cookie: a=1; b=2
+X-Via: 1.1 proxy
+--- response_body_like: ^container: alice\n(?s:.*)header: host: claw\nheader: cookie: a=1\nheader: user-agent: ua-3\nheader: cookie: b=2\nheader: via: 1.1 proxy\n
+--- response_body_unlike: (?i)authorization|alice-token|x-claw-
+--- no_error_log
+[error]
