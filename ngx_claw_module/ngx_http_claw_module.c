@@ -428,6 +428,10 @@ ngx_http_claw_resolve(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     ngx_http_claw_tenant_t      *t;
     ngx_http_claw_main_conf_t   *cmcf;
     u_char                       host[NGX_HTTP_CLAW_HOST_MAX];
+    union {
+        ngx_http_claw_tconf_t    tconf;
+        u_char                   max[NGX_HTTP_CLAW_TCONF_HEAD_MAX];
+    } copy;
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
 
@@ -477,15 +481,10 @@ ngx_http_claw_resolve(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
         }
     }
 
-    tc = ngx_palloc(r->pool, NGX_HTTP_CLAW_TCONF_HEAD_MAX);
-    if (tc == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     hash = ngx_murmur_hash2(name, len);
 
     t = ngx_http_claw_registry_acquire(&cmcf->registry, domain, hash, name,
-                                       len, tc, &full);
+                                       len, &copy.tconf, &full);
 
     if (full) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -501,6 +500,20 @@ ngx_http_claw_resolve(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
                        domain ? "domain" : "id", len, name);
         return clcf->unknown_status;
     }
+
+    /*
+     * Copied under the lock into the largest size, kept in the size it
+     * has: a tenant with one token takes a sixth of it, and the request
+     * pool stays in one block.
+     */
+
+    tc = ngx_palloc(r->pool, copy.tconf.head);
+    if (tc == NULL) {
+        ngx_http_claw_registry_release(&cmcf->registry, t, 0);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(tc, &copy.tconf, copy.tconf.head);
 
     ctx->registry = &cmcf->registry;
     ctx->tenant = t;
