@@ -6,6 +6,11 @@
 
 #include <string.h>
 
+/* for the SHA256_Init() family, deprecated in OpenSSL 3.0: see below */
+#ifndef OPENSSL_SUPPRESS_DEPRECATED
+#define OPENSSL_SUPPRESS_DEPRECATED
+#endif
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -22,6 +27,22 @@ static const char  ngx_http_claw_b64url[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 static const char  ngx_http_claw_mac_label[] = "claw-session-v1";
+
+/* the characters of a token68 but its trailing "=": a bit per character */
+static const uint32_t  ngx_http_claw_token68[] = {
+    0x00000000, /* control characters */
+
+                /* ?>=< ;:98 7654 3210  /.-, +*)( '&%$ #"!  */
+    0x03ffe800, /* 0000 0011 1111 1111  1110 1000 0000 0000 */
+
+                /* _^]\ [ZYX WVUT SRQP  ONML KJIH GFED CBA@ */
+    0x87fffffe, /* 1000 0111 1111 1111  1111 1111 1111 1110 */
+
+                /*  ~}| {zyx wvut srqp  onml kjih gfed cba` */
+    0x47fffffe, /* 0100 0111 1111 1111  1111 1111 1111 1110 */
+
+    0x00000000, 0x00000000, 0x00000000, 0x00000000
+};
 
 
 static size_t ngx_http_claw_b64url_encode(const unsigned char *in,
@@ -101,15 +122,9 @@ ngx_http_claw_token_valid(const unsigned char *p, size_t len)
     for (i = 0; i < len; i++) {
         c = p[i];
 
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
-            || (c >= '0' && c <= '9')
-            || c == '-' || c == '.' || c == '_' || c == '~' || c == '+'
-            || c == '/')
-        {
-            continue;
+        if (!(ngx_http_claw_token68[c >> 5] & (1U << (c & 0x1f)))) {
+            break;
         }
-
-        break;
     }
 
     if (i == 0) {
@@ -125,12 +140,38 @@ ngx_http_claw_token_valid(const unsigned char *p, size_t len)
 
 
 /*
- * OpenSSL 3's one-shot SHA256() and HMAC() fetch the algorithm from a
- * provider and allocate a context on every call, which costs more than
- * the hash of a token.  The algorithm is fetched and the context made
- * once per process instead (nginx workers are single-threaded); should
- * that fail, the one-shot functions still give the right answer.
+ * OpenSSL 3's EVP digests go through a provider: a fetch, a dispatch, and
+ * in 3.0 an allocation of the provider's context on every
+ * EVP_DigestInit_ex(), which costs more than the hash of a token.  The
+ * SHA256_Init() family, deprecated in 3.0 but still there, hashes on the
+ * stack with the same code (the CPU's SHA extensions where it has them);
+ * SHA256_Final() wipes the block it kept.  An OpenSSL built without the
+ * deprecated interfaces gets an EVP context made once per process (nginx
+ * workers are single-threaded) and reused; should that fail, the one-shot
+ * functions still give the right answer.
  */
+
+#if !defined(OPENSSL_NO_DEPRECATED_3_0)
+
+static int
+ngx_http_claw_sha256(const unsigned char *a, size_t alen,
+    const unsigned char *b, size_t blen, unsigned char *out)
+{
+    SHA256_CTX  sha;
+
+    return SHA256_Init(&sha)
+           && SHA256_Update(&sha, a, alen)
+           && (blen == 0 || SHA256_Update(&sha, b, blen))
+           && SHA256_Final(out, &sha);
+}
+
+
+void
+ngx_http_claw_token_exit(void)
+{
+}
+
+#else
 
 static EVP_MD      *ngx_http_claw_sha256_md;
 static EVP_MD_CTX  *ngx_http_claw_sha256_ctx;
@@ -145,11 +186,7 @@ ngx_http_claw_sha256(const unsigned char *a, size_t alen,
     if (ngx_http_claw_sha256_ctx == NULL) {
 
         if (ngx_http_claw_sha256_md == NULL) {
-#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
             ngx_http_claw_sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-#else
-            ngx_http_claw_sha256_md = (EVP_MD *) EVP_sha256();
-#endif
             if (ngx_http_claw_sha256_md == NULL) {
                 return 0;
             }
@@ -180,14 +217,13 @@ ngx_http_claw_token_exit(void)
         ngx_http_claw_sha256_ctx = NULL;
     }
 
-#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
     if (ngx_http_claw_sha256_md) {
         EVP_MD_free(ngx_http_claw_sha256_md);
+        ngx_http_claw_sha256_md = NULL;
     }
-#endif
-
-    ngx_http_claw_sha256_md = NULL;
 }
+
+#endif
 
 
 void

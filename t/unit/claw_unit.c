@@ -204,6 +204,39 @@ test_bearer(void)
        == NGX_HTTP_CLAW_CRED_MALFORMED, "padding inside");
     ok(ngx_http_claw_bearer(S("Bearer a\xc3\xb6"), &t)
        == NGX_HTTP_CLAW_CRED_MALFORMED, "non-ASCII");
+
+    /* every byte, against RFC 9110's token68 spelled out */
+
+    {
+        int            bad;
+        unsigned       c;
+        unsigned char  tok[2];
+        const char    *set = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu"
+                             "vwxyz0123456789-._~+/";
+
+        bad = 0;
+
+        for (c = 0; c < 256; c++) {
+            tok[0] = 'a';
+            tok[1] = (unsigned char) c;
+
+            if (ngx_http_claw_token_valid(tok, 2)
+                != (c == '=' || (c != 0 && strchr(set, (int) c) != NULL)))
+            {
+                bad++;
+            }
+
+            tok[0] = (unsigned char) c;
+
+            if (ngx_http_claw_token_valid(tok, 1)
+                != (c != 0 && strchr(set, (int) c) != NULL))
+            {
+                bad++;
+            }
+        }
+
+        ok(bad == 0, "token68: each of the 256 bytes, alone and after a");
+    }
 }
 
 
