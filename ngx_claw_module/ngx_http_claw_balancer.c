@@ -78,6 +78,8 @@ static void ngx_http_claw_idle_remove(ngx_http_claw_idle_t *idle);
 static void ngx_http_claw_idle_handler(ngx_event_t *ev);
 static void ngx_http_claw_idle_dummy_handler(ngx_event_t *ev);
 static void ngx_http_claw_idle_close(ngx_connection_t *c);
+static void ngx_http_claw_idle_reusable(ngx_connection_t *c,
+    ngx_uint_t reusable);
 
 #if (NGX_HTTP_SSL)
 static ngx_int_t ngx_http_claw_set_session(ngx_peer_connection_t *pc,
@@ -321,7 +323,7 @@ ngx_http_claw_get_peer(ngx_peer_connection_t *pc, void *data)
         ngx_del_timer(c->read);
     }
 
-    ngx_reusable_connection(c, 0);
+    ngx_http_claw_idle_reusable(c, 0);
 
     c->idle = 0;
     c->sent = 0;
@@ -415,7 +417,7 @@ ngx_http_claw_free_peer(ngx_peer_connection_t *pc, void *data,
      * must not starve the clients
      */
 
-    ngx_reusable_connection(c, 1);
+    ngx_http_claw_idle_reusable(c, 1);
 
     c->log = ngx_cycle->log;
     c->read->log = ngx_cycle->log;
@@ -505,9 +507,35 @@ ngx_http_claw_idle_dummy_handler(ngx_event_t *ev)
 }
 
 
+/*
+ * stub_status counts the connections nginx may take back as clients
+ * "Waiting" for a request: an idle container connection is none.
+ */
+
+static void
+ngx_http_claw_idle_reusable(ngx_connection_t *c, ngx_uint_t reusable)
+{
+#if (NGX_STAT_STUB)
+    if (c->reusable) {
+        (void) ngx_atomic_fetch_add(ngx_stat_waiting, 1);
+    }
+#endif
+
+    ngx_reusable_connection(c, reusable);
+
+#if (NGX_STAT_STUB)
+    if (reusable) {
+        (void) ngx_atomic_fetch_add(ngx_stat_waiting, -1);
+    }
+#endif
+}
+
+
 static void
 ngx_http_claw_idle_close(ngx_connection_t *c)
 {
+    ngx_http_claw_idle_reusable(c, 0);
+
 #if (NGX_HTTP_SSL)
 
     if (c->ssl) {
