@@ -29,7 +29,7 @@
 typedef struct {
     ngx_list_t                  *list;
     ngx_table_elt_t             *to;
-    ngx_table_elt_t            **dropped;
+    ngx_int_t                   *dropped;       /* their places, sorted */
     ngx_uint_t                   ndropped;
 } ngx_http_claw_drop_t;
 
@@ -38,10 +38,16 @@ static ngx_int_t ngx_http_claw_extract_cookies(ngx_http_request_t *r,
     ngx_http_claw_ctx_t *ctx, ngx_array_t *drop);
 static ngx_int_t ngx_http_claw_headers_drop(ngx_http_request_t *r,
     ngx_array_t *drop);
-static ngx_uint_t ngx_http_claw_listed(ngx_table_elt_t *h,
-    ngx_table_elt_t **list, ngx_uint_t n);
 static ngx_int_t ngx_http_claw_header_index(ngx_list_t *l,
     ngx_table_elt_t *h);
+static int ngx_libc_cdecl ngx_http_claw_index_cmp(const void *one,
+    const void *two);
+static ngx_uint_t ngx_http_claw_dropped_before(ngx_http_claw_drop_t *d,
+    ngx_int_t n);
+#if (nginx_version >= 1023000)
+static ngx_uint_t ngx_http_claw_dropped(ngx_http_claw_drop_t *d,
+    ngx_table_elt_t *h);
+#endif
 static ngx_table_elt_t *ngx_http_claw_remap(ngx_http_claw_drop_t *d,
     ngx_table_elt_t *h);
 static ngx_table_elt_t *ngx_http_claw_header_find(ngx_http_request_t *r,
@@ -607,23 +613,26 @@ ngx_http_claw_extract_cookies(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
  * one part, the usual case, is compacted in place, with no allocation.
  * nginx's loops over a list cannot step over an empty part, so a list of
  * several parts is compacted into one new part instead, as large as a
- * part (a smaller one would overflow on the next push).
+ * part (a smaller one would overflow on the next push).  So is a list
+ * another request may share: a subrequest made before an internal
+ * redirect brought the request here has a copy of headers_in, with the
+ * same elements and its own count of them.
  */
 
 static ngx_int_t
 ngx_http_claw_headers_drop(ngx_http_request_t *r, ngx_array_t *drop)
 {
     char                  *field;
-    ngx_uint_t             i, k, n, nalloc;
+    ngx_int_t              n, m;
+    ngx_uint_t             i, j, k, nalloc, shared;
     ngx_list_t            *l;
     ngx_list_part_t       *part;
-    ngx_table_elt_t       *header, **ph;
+    ngx_table_elt_t       *header, **ph, **dropped;
     ngx_http_header_t     *hh;
     ngx_http_claw_drop_t   d;
 #if (nginx_version < 1023000)
-    ngx_uint_t             j;
     ngx_array_t           *a;
-    ngx_table_elt_t      **ah;
+    ngx_table_elt_t      **ah, **to;
 
     /* the handler of the headers kept in arrays: Cookie, X-Forwarded-For */
     static ngx_http_header_handler_pt  multi;
@@ -632,14 +641,43 @@ ngx_http_claw_headers_drop(ngx_http_request_t *r, ngx_array_t *drop)
 #endif
 
     l = &r->headers_in.headers;
+    dropped = drop->elts;
 
     d.list = l;
-    d.dropped = drop->elts;
-    d.ndropped = drop->nelts;
+    d.ndropped = 0;
+
+    d.dropped = ngx_palloc(r->pool, drop->nelts * sizeof(ngx_int_t));
+    if (d.dropped == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < drop->nelts; i++) {
+        n = ngx_http_claw_header_index(l, dropped[i]);
+
+        if (n != -1) {
+            d.dropped[d.ndropped++] = n;
+        }
+    }
+
+    if (d.ndropped > 1) {
+        ngx_qsort(d.dropped, d.ndropped, sizeof(ngx_int_t),
+                  ngx_http_claw_index_cmp);
+
+        /* each once */
+
+        for (i = 1, j = 1; i < d.ndropped; i++) {
+            if (d.dropped[i] != d.dropped[j - 1]) {
+                d.dropped[j++] = d.dropped[i];
+            }
+        }
+
+        d.ndropped = j;
+    }
 
     nalloc = l->nalloc;
+    shared = (r->main->count > 1);
 
-    if (l->part.next == NULL) {
+    if (l->part.next == NULL && !shared) {
         d.to = l->part.elts;
 
     } else {
@@ -649,7 +687,7 @@ ngx_http_claw_headers_drop(ngx_http_request_t *r, ngx_array_t *drop)
             n += part->nelts;
         }
 
-        nalloc = ngx_max(nalloc, n);
+        nalloc = ngx_max(nalloc, (ngx_uint_t) n);
 
         d.to = ngx_palloc(r->pool, nalloc * sizeof(ngx_table_elt_t));
         if (d.to == NULL) {
@@ -679,11 +717,25 @@ ngx_http_claw_headers_drop(ngx_http_request_t *r, ngx_array_t *drop)
         if (hh->handler == multi) {
             a = (ngx_array_t *) field;
             ah = a->elts;
+            to = ah;
+
+            /* a shared array of pointers is left to its other owner */
+
+            if (shared && a->nelts) {
+                to = ngx_palloc(r->pool, a->nelts * sizeof(ngx_table_elt_t *));
+                if (to == NULL) {
+                    return NGX_ERROR;
+                }
+
+                a->elts = to;
+                a->nalloc = a->nelts;
+                a->pool = r->pool;
+            }
 
             for (i = 0, j = 0; i < a->nelts; i++) {
-                ah[j] = ngx_http_claw_remap(&d, ah[i]);
+                to[j] = ngx_http_claw_remap(&d, ah[i]);
 
-                if (ah[j]) {
+                if (to[j]) {
                     j++;
                 }
             }
@@ -703,8 +755,7 @@ ngx_http_claw_headers_drop(ngx_http_request_t *r, ngx_array_t *drop)
 #if (nginx_version >= 1023000)
         /* a header's repeats are chained: skip the dropped ones */
 
-        while (header && ngx_http_claw_listed(header, d.dropped, d.ndropped))
-        {
+        while (header && ngx_http_claw_dropped(&d, header)) {
             header = header->next;
         }
 
@@ -723,11 +774,13 @@ ngx_http_claw_headers_drop(ngx_http_request_t *r, ngx_array_t *drop)
      * leads to later elements, not yet moved.
      */
 
+    j = 0;
     k = 0;
+    m = 0;
     part = &l->part;
     header = part->elts;
 
-    for (i = 0; /* void */ ; i++) {
+    for (i = 0; /* void */ ; i++, m++) {
 
         if (i >= part->nelts) {
             if (part->next == NULL) {
@@ -739,14 +792,15 @@ ngx_http_claw_headers_drop(ngx_http_request_t *r, ngx_array_t *drop)
             i = 0;
         }
 
-        if (ngx_http_claw_listed(&header[i], d.dropped, d.ndropped)) {
+        if (j < d.ndropped && d.dropped[j] == m) {
+            j++;
             continue;
         }
 
 #if (nginx_version >= 1023000)
         next = header[i].next;
 
-        while (next && ngx_http_claw_listed(next, d.dropped, d.ndropped)) {
+        while (next && ngx_http_claw_dropped(&d, next)) {
             next = next->next;
         }
 
@@ -755,7 +809,9 @@ ngx_http_claw_headers_drop(ngx_http_request_t *r, ngx_array_t *drop)
         }
 #endif
 
-        d.to[k] = header[i];
+        if (&d.to[k] != &header[i]) {
+            d.to[k] = header[i];
+        }
 
 #if (nginx_version >= 1023000)
         d.to[k].next = next;
@@ -774,22 +830,6 @@ ngx_http_claw_headers_drop(ngx_http_request_t *r, ngx_array_t *drop)
     l->part.nelts = k;
 
     return NGX_OK;
-}
-
-
-static ngx_uint_t
-ngx_http_claw_listed(ngx_table_elt_t *h, ngx_table_elt_t **list,
-    ngx_uint_t n)
-{
-    ngx_uint_t  i;
-
-    for (i = 0; i < n; i++) {
-        if (list[i] == h) {
-            return 1;
-        }
-    }
-
-    return 0;
 }
 
 
@@ -818,6 +858,63 @@ ngx_http_claw_header_index(ngx_list_t *l, ngx_table_elt_t *h)
 }
 
 
+static int ngx_libc_cdecl
+ngx_http_claw_index_cmp(const void *one, const void *two)
+{
+    ngx_int_t  a = *(ngx_int_t *) one;
+    ngx_int_t  b = *(ngx_int_t *) two;
+
+    return (a > b) - (a < b);
+}
+
+
+/* how many dropped places come before n, by bisection */
+
+static ngx_uint_t
+ngx_http_claw_dropped_before(ngx_http_claw_drop_t *d, ngx_int_t n)
+{
+    ngx_uint_t  lo, hi, mid;
+
+    lo = 0;
+    hi = d->ndropped;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+
+        if (d->dropped[mid] < n) {
+            lo = mid + 1;
+
+        } else {
+            hi = mid;
+        }
+    }
+
+    return lo;
+}
+
+
+#if (nginx_version >= 1023000)
+
+static ngx_uint_t
+ngx_http_claw_dropped(ngx_http_claw_drop_t *d, ngx_table_elt_t *h)
+{
+    ngx_int_t   n;
+    ngx_uint_t  before;
+
+    n = ngx_http_claw_header_index(d->list, h);
+
+    if (n == -1) {
+        return 0;
+    }
+
+    before = ngx_http_claw_dropped_before(d, n);
+
+    return before < d->ndropped && d->dropped[before] == n;
+}
+
+#endif
+
+
 /*
  * Where the element h goes when the dropped ones are taken out: NULL
  * when it is dropped itself; a pointer out of the list stays as it is.
@@ -826,8 +923,8 @@ ngx_http_claw_header_index(ngx_list_t *l, ngx_table_elt_t *h)
 static ngx_table_elt_t *
 ngx_http_claw_remap(ngx_http_claw_drop_t *d, ngx_table_elt_t *h)
 {
-    ngx_int_t   n, m;
-    ngx_uint_t  i, before;
+    ngx_int_t   n;
+    ngx_uint_t  before;
 
     n = ngx_http_claw_header_index(d->list, h);
 
@@ -835,18 +932,10 @@ ngx_http_claw_remap(ngx_http_claw_drop_t *d, ngx_table_elt_t *h)
         return h;
     }
 
-    before = 0;
+    before = ngx_http_claw_dropped_before(d, n);
 
-    for (i = 0; i < d->ndropped; i++) {
-        m = ngx_http_claw_header_index(d->list, d->dropped[i]);
-
-        if (m == n) {
-            return NULL;
-        }
-
-        if (m != -1 && m < n) {
-            before++;
-        }
+    if (before < d->ndropped && d->dropped[before] == n) {
+        return NULL;
     }
 
     return d->to + (n - before);

@@ -1182,3 +1182,94 @@ X-Via: 1.1 proxy
 --- response_body_unlike: (?i)authorization|alice-token|x-claw-
 --- no_error_log
 [error]
+
+
+
+=== TEST 67: a subrequest made before an internal redirect keeps its own list of headers, whole
+A mirror of a public location, then error_page into a claw location: the
+mirror's request was made with the headers as they came, and shares
+their elements; taking the credential off the main request must not
+shift them under it (it forwarded "a, b, b" when they were).
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    log_format sink '$http_x_forwarded_for|$http_user_agent';
+
+    upstream claw {
+        claw_balancer;
+        keepalive 8;
+    }
+--- config
+    claw_domain claw.test;
+
+    location /pub {
+        mirror /mirror;
+        error_page 404 = @tenant;
+        root html/nowhere;
+        log_not_found off;
+    }
+
+    location = /mirror {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/sink;
+    }
+
+    location = /sink {
+        access_log logs/sink.log sink;
+        return 204;
+    }
+
+    location = /seen {
+        default_type text/plain;
+        alias logs/sink.log;
+    }
+
+    location @tenant {
+        claw on;
+        claw_auth off;
+        proxy_pass http://claw;
+    }
+--- init
+my $sock = ClawTest::connect_nginx('init', 5);
+print $sock "GET /pub HTTP/1.1\r\nHost: alice.claw.test\r\n",
+            "Connection: close\r\nX-Forwarded-For: 192.0.2.1\r\n",
+            "Authorization: Bearer alice-token-1\r\nUser-Agent: ua-7\r\n",
+            "X-Forwarded-For: 192.0.2.2\r\n\r\n";
+my $line = <$sock> // '';
+close $sock;
+die "main request: $line\n" unless $line =~ m{^HTTP/1\.1 200 };
+select(undef, undef, undef, 0.3);
+--- request
+GET /seen
+--- response_body
+192.0.2.1, 192.0.2.2|ua-7
+--- no_error_log
+[error]
+
+
+
+=== TEST 68: a hundred and fifty edge headers over many parts: all taken off, the rest kept in order
+--- config
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        add_header X-Cookie "$http_cookie" always;
+    }
+--- request
+GET /
+--- more_headers eval
+"Host: alice.claw.test\nAuthorization: Bearer alice-token-1\n"
+. CORE::join("", map { "X-Claw-$_: 1\nX-K$_: $_\nCookie: c$_=$_\n" } 1 .. 150)
+--- response_headers eval
+"X-Cookie: " . CORE::join("; ", map { "c$_=$_" } 1 .. 150)
+--- response_body_like eval
+"^container: alice\\n(?s:.*)header: host: claw\\n"
+. CORE::join("", map { "header: x-k$_: $_\\nheader: cookie: c$_=$_\\n" } 1 .. 150)
+. "body-length: 0\\n"
+--- response_body_unlike: (?i)authorization|alice-token|x-claw-
+--- no_error_log
+[error]

@@ -523,7 +523,8 @@ invalid number of connections "0"
 === TEST 20: a claw_keepalive pool bigger than worker_connections gives way to clients
 Every one of 80 tenants leaves an idle container connection behind, with
 64 worker_connections: nginx takes idle connections back, the pool's
-among them, when it runs short, and every client is answered.
+among them, when it runs short, and every client is answered; stub_status
+counts no waiting client once it is over.
 --- http_config
     claw_zone claw:1m;
     claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
@@ -536,6 +537,10 @@ among them, when it runs short, and every client is answered.
     claw_domain claw.test;
 
     location = /report.txt {
+    }
+
+    location = /status {
+        stub_status;
     }
 
     location / {
@@ -551,11 +556,15 @@ my %status;
 for my $n (1 .. 80) {
     $status{ ClawTest::http_get('/', sprintf('Host: t%02d.claw.test', $n)) }++;
 }
-ClawTest::report(map { "$_: $status{$_}" } sort keys %status);
+my (undef, $page) = ClawTest::http_request('GET', '/status');
+my ($waiting) = $page =~ /Waiting: (\d+)/;
+ClawTest::report((map { "$_: $status{$_}" } sort keys %status),
+                 "waiting: " . ($waiting // '?'));
 --- request
 GET /report.txt
 --- response_body
 200: 80
+waiting: 0
 --- no_error_log
 [alert]
 [error]
