@@ -776,9 +776,31 @@ sub backend_status {
 
 # ------------------------------------------------------------ measurement
 
+# a run that opened connections by the thousand (claw at K = 100,000)
+# leaves as many sockets in TIME_WAIT for a minute: the next runs would
+# share the kernel's connection tables with them, and the ephemeral ports
+# of a connecting proxy run short.  Each run starts once they are gone.
+
+sub settle {
+    my $t = time;
+    my $tw;
+
+    while (1) {
+        ($tw) = (slurp('/proc/net/sockstat') // '') =~ /\btw (\d+)/;
+        last if !defined $tw || $tw < 2000 || time - $t > 90;
+        sleep 1;
+    }
+
+    printf "(%.0f s for the TIME_WAIT sockets of the last run) ", time - $t
+        if time - $t >= 1;
+}
+
+
 sub measure {
     my ($c, $k, $round) = @_;
     my $dir = kdir($k) . "/$c";
+
+    settle();
     my $port = $PORT{$c};
     my ($env, @cmd) = cmdline($c, $k);
 
@@ -885,8 +907,10 @@ sub paired {
     my ($ca, $cb, $k) = @_;
     my (%pid, %pids, @rows);
 
-    printf "paired K=%d: %s and %s, %d pairs of %d s slices\n", $k, $ca, $cb,
+    printf "paired K=%d: %s and %s, %d pairs of %d s slices ", $k, $ca, $cb,
            $O{pairs}, $O{pair_secs};
+    settle();
+    print "\n";
 
     for my $c ($ca, $cb) {
         my ($env, @cmd) = cmdline($c, $k);

@@ -3,7 +3,10 @@
 #   make bench            the table: claw against nginx-bare, nginx-stock,
 #                         haproxy and caddy at K = 10, 10,000 and 100,000
 #                         tenants (15-30 minutes on 2 cores; settings in
-#                         bench/bench.pl, e.g. BENCH_ROUNDS=5 make bench)
+#                         bench/bench.pl, e.g. BENCH_ROUNDS=5 make bench),
+#                         then the paired run of claw and nginx-bare at
+#                         K = 10 (short slices in turn, ABBA: the ratio
+#                         a drifting machine cannot give over rounds)
 #   BENCH_DOC=1 make bench   also writes the table into docs/benchmarks.md
 #   make bench-profile    perf profile of each contestant under the load
 #   make bench-callgrind  instructions per request of claw and nginx-bare
