@@ -606,3 +606,40 @@ GET /status
 --- response_body_like: Reading: 0 Writing: 1 Waiting: 0 $
 --- no_error_log
 [error]
+
+
+
+=== TEST 22: ... nor once their time is up and they are closed
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
+    upstream claw {
+        claw_balancer;
+        claw_keepalive 100 timeout=200ms;
+    }
+--- config
+    claw_domain claw.test;
+
+    location = /status {
+        stub_status;
+    }
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+--- user_files eval
+">>> tenants.conf\n" . CORE::join("", map { sprintf "t%02d 127.0.0.1:19866\n", $_ } 1 .. 5)
+--- init
+for my $n (1 .. 5) {
+    ClawTest::http_get('/', sprintf('Host: t%02d.claw.test', $n));
+}
+select(undef, undef, undef, 1);
+--- request
+GET /status
+--- response_body_like: Reading: 0 Writing: 1 Waiting: 0 $
+--- no_error_log
+[error]
