@@ -45,7 +45,7 @@ static int ngx_libc_cdecl ngx_http_claw_index_cmp(const void *one,
 static ngx_uint_t ngx_http_claw_dropped_before(ngx_http_claw_drop_t *d,
     ngx_int_t n);
 #if (nginx_version >= 1023000)
-static ngx_uint_t ngx_http_claw_dropped(ngx_http_claw_drop_t *d,
+static ngx_table_elt_t *ngx_http_claw_remap_chain(ngx_http_claw_drop_t *d,
     ngx_table_elt_t *h);
 #endif
 static ngx_table_elt_t *ngx_http_claw_remap(ngx_http_claw_drop_t *d,
@@ -623,7 +623,7 @@ static ngx_int_t
 ngx_http_claw_headers_drop(ngx_http_request_t *r, ngx_array_t *drop)
 {
     char                  *field;
-    ngx_int_t              n, m;
+    ngx_int_t              n, m, places[8];
     ngx_uint_t             i, j, k, nalloc, shared;
     ngx_list_t            *l;
     ngx_list_part_t       *part;
@@ -646,9 +646,13 @@ ngx_http_claw_headers_drop(ngx_http_request_t *r, ngx_array_t *drop)
     d.list = l;
     d.ndropped = 0;
 
-    d.dropped = ngx_palloc(r->pool, drop->nelts * sizeof(ngx_int_t));
-    if (d.dropped == NULL) {
-        return NGX_ERROR;
+    d.dropped = places;
+
+    if (drop->nelts > sizeof(places) / sizeof(places[0])) {
+        d.dropped = ngx_palloc(r->pool, drop->nelts * sizeof(ngx_int_t));
+        if (d.dropped == NULL) {
+            return NGX_ERROR;
+        }
     }
 
     for (i = 0; i < drop->nelts; i++) {
@@ -746,26 +750,14 @@ ngx_http_claw_headers_drop(ngx_http_request_t *r, ngx_array_t *drop)
 #endif
 
         ph = (ngx_table_elt_t **) field;
-        header = *ph;
 
-        if (header == NULL) {
-            continue;
-        }
-
+        if (*ph) {
 #if (nginx_version >= 1023000)
-        /* a header's repeats are chained: skip the dropped ones */
-
-        while (header && ngx_http_claw_dropped(&d, header)) {
-            header = header->next;
-        }
-
-        if (header == NULL) {
-            *ph = NULL;
-            continue;
-        }
+            *ph = ngx_http_claw_remap_chain(&d, *ph);
+#else
+            *ph = ngx_http_claw_remap(&d, *ph);
 #endif
-
-        *ph = ngx_http_claw_remap(&d, header);
+        }
     }
 
     /*
@@ -798,15 +790,7 @@ ngx_http_claw_headers_drop(ngx_http_request_t *r, ngx_array_t *drop)
         }
 
 #if (nginx_version >= 1023000)
-        next = header[i].next;
-
-        while (next && ngx_http_claw_dropped(&d, next)) {
-            next = next->next;
-        }
-
-        if (next) {
-            next = ngx_http_claw_remap(&d, next);
-        }
+        next = ngx_http_claw_remap_chain(&d, header[i].next);
 #endif
 
         if (&d.to[k] != &header[i]) {
@@ -893,26 +877,6 @@ ngx_http_claw_dropped_before(ngx_http_claw_drop_t *d, ngx_int_t n)
 }
 
 
-#if (nginx_version >= 1023000)
-
-static ngx_uint_t
-ngx_http_claw_dropped(ngx_http_claw_drop_t *d, ngx_table_elt_t *h)
-{
-    ngx_int_t   n;
-    ngx_uint_t  before;
-
-    n = ngx_http_claw_header_index(d->list, h);
-
-    if (n == -1) {
-        return 0;
-    }
-
-    before = ngx_http_claw_dropped_before(d, n);
-
-    return before < d->ndropped && d->dropped[before] == n;
-}
-
-#endif
 
 
 /*
@@ -940,6 +904,29 @@ ngx_http_claw_remap(ngx_http_claw_drop_t *d, ngx_table_elt_t *h)
 
     return d->to + (n - before);
 }
+
+
+#if (nginx_version >= 1023000)
+
+/* a header's repeats are chained: where the first one kept goes */
+
+static ngx_table_elt_t *
+ngx_http_claw_remap_chain(ngx_http_claw_drop_t *d, ngx_table_elt_t *h)
+{
+    ngx_table_elt_t  *to;
+
+    for ( /* void */ ; h; h = h->next) {
+        to = ngx_http_claw_remap(d, h);
+
+        if (to) {
+            return to;
+        }
+    }
+
+    return NULL;
+}
+
+#endif
 
 
 static ngx_table_elt_t *

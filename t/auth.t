@@ -36,6 +36,22 @@ _EOF_
 
 $Unauthorized =~ s/\n/\r\n/g;
 
+# a tenant location that echoes, besides the container's answer, headers
+# as nginx sees them after the credentials are taken off
+our $EchoConfig = <<'_EOC_';
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        add_header X-UA "$http_user_agent" always;
+        add_header X-Cookie "$http_cookie" always;
+        add_header X-Via "$http_via" always;
+    }
+_EOC_
+
 our $Config = <<'_EOC_';
     server_tokens off;
     claw_domain claw.test;
@@ -1083,17 +1099,7 @@ claw balancer
 
 
 === TEST 64: credentials taken off a list of headers in several parts: the others stay, in order
---- config
-    claw_domain claw.test;
-
-    location / {
-        claw on;
-        proxy_pass http://claw;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        add_header X-UA "$http_user_agent" always;
-        add_header X-Via "$http_via" always;
-    }
+--- config eval: $::EchoConfig
 --- request
 GET /
 --- more_headers eval
@@ -1122,16 +1128,7 @@ X-Via: 1.1 proxy
 
 
 === TEST 65: ... a part left with nothing but the credential
---- config
-    claw_domain claw.test;
-
-    location / {
-        claw on;
-        proxy_pass http://claw;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        add_header X-UA "$http_user_agent" always;
-    }
+--- config eval: $::EchoConfig
 --- request
 GET /
 --- more_headers eval
@@ -1152,18 +1149,7 @@ X-UA: ua-2
 
 
 === TEST 66: ... and off a list of one part, in place: the headers after it keep their values
---- config
-    claw_domain claw.test;
-
-    location / {
-        claw on;
-        proxy_pass http://claw;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        add_header X-UA "$http_user_agent" always;
-        add_header X-Cookie "$http_cookie" always;
-        add_header X-Via "$http_via" always;
-    }
+--- config eval: $::EchoConfig
 --- request
 GET /
 --- more_headers
@@ -1249,16 +1235,7 @@ GET /seen
 
 
 === TEST 68: a hundred and fifty edge headers over many parts: all taken off, the rest kept in order
---- config
-    claw_domain claw.test;
-
-    location / {
-        claw on;
-        proxy_pass http://claw;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        add_header X-Cookie "$http_cookie" always;
-    }
+--- config eval: $::EchoConfig
 --- request
 GET /
 --- more_headers eval
