@@ -493,14 +493,14 @@ ngx_http_claw_acme_init_main_conf(ngx_conf_t *cf, void *conf)
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_claw_module);
 
-    if (cmcf->registry.shm_zone == NULL) {
+    if (cmcf->tables.shm_zone == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "\"claw_acme\" requires \"claw_zone\" and "
                       "\"claw_tenants\" in the http block");
         return NGX_CONF_ERROR;
     }
 
-    amcf->registry = &cmcf->registry;
+    amcf->tables = &cmcf->tables;
 
     if (amcf->zone_size < 8 * ngx_pagesize) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
@@ -1179,13 +1179,13 @@ ngx_http_claw_acme_scan(ngx_http_claw_acme_main_conf_t *amcf)
      * milliseconds of this worker's time.
      */
 
-    changes = ngx_http_claw_registry_changes(amcf->registry);
+    changes = ngx_http_claw_tables_changes(amcf->tables);
 
     list = NULL;
     n = 0;
 
     if (!amcf->synced || changes != amcf->changes) {
-        list = ngx_http_claw_registry_list(amcf->registry, pool, &n);
+        list = ngx_http_claw_tables_list(amcf->tables, pool, &n);
         if (list == NULL) {
             ngx_destroy_pool(pool);
             return;
@@ -1895,7 +1895,7 @@ ngx_http_claw_acme_done(ngx_event_t *ev)
 
         /* a name taken from its tenant meanwhile is not validated */
 
-        if (ngx_http_claw_registry_peek(amcf->registry, 1,
+        if (ngx_http_claw_tables_peek(amcf->tables, 1,
                                         (u_char *) job->domain,
                                         ngx_strlen(job->domain))
             == NULL)

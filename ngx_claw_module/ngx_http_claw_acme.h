@@ -142,7 +142,7 @@ typedef struct {
     ngx_shm_zone_t              *shm_zone;
     ngx_http_claw_acme_shctx_t  *sh;
     ngx_slab_pool_t             *shpool;
-    ngx_http_claw_registry_t    *registry;
+    ngx_http_claw_tables_t      *tables;
     ngx_thread_pool_t           *thread_pool;
     ngx_path_t                  *state_path;
     ngx_path_t                  *certs_path;

@@ -3,10 +3,14 @@
  * Copyright (C) ngx_claw_module authors
  *
  * The admin API (claw_admin): tenants and their tokens, changed live,
- * with no reload.  A change is checked against the registry, written to
- * the journal and synced, then put in the zone, where every worker sees
- * it for its next request; only then is it acknowledged.  JSON is read
- * and written with jansson.
+ * with no reload.  A change takes the journal's lock, is checked and
+ * prepared against the tables as they are under that lock, is written
+ * to the journal and synced, and is committed to the tables, where every
+ * worker sees it for its next request; the answer is made from what was
+ * committed, and only then is the lock given back.  Waiting for the lock
+ * and for the disk happens on the thread pool (journal.c): the worker
+ * serves its other requests meanwhile.  JSON is read and written with
+ * jansson.
  */
 
 
@@ -19,7 +23,7 @@
 
 #include "ngx_http_claw_module.h"
 #include "ngx_http_claw_admin.h"
-#include "ngx_http_claw_store.h"
+#include "ngx_http_claw_stream.h"
 #include "ngx_http_claw_token.h"
 
 
@@ -27,32 +31,83 @@
 #define NGX_HTTP_CLAW_MINT_PREFIX  "claw_"
 #define NGX_HTTP_CLAW_MINT_BYTES   32
 
+/* a page of GET /tenants, at most; and what a streamed list copies */
+#define NGX_HTTP_CLAW_LIST_MAX     10000
+#define NGX_HTTP_CLAW_LIST_CHUNK   128
+
+#define NGX_HTTP_CLAW_PUT          0
+#define NGX_HTTP_CLAW_DELETE       1
+#define NGX_HTTP_CLAW_MINT         2
+#define NGX_HTTP_CLAW_REVOKE       3
+
 
 typedef struct {
     ngx_str_t                    id;
     ngx_str_t                    hash;          /* tokens/{hash} */
     ngx_uint_t                   tokens;        /* /tokens[/...] */
+    const char                  *invalid;       /* a 400 for the path */
+    ngx_uint_t                   none;          /* no such resource */
 } ngx_http_claw_route_t;
 
 
+/* one change, from its request to its answer */
+typedef struct {
+    ngx_http_request_t          *request;
+    ngx_http_claw_jop_t          op;
+    ngx_uint_t                   what;
+    ngx_str_t                    id;
+    ngx_http_claw_entry_t        entry;         /* PUT */
+    u_char                       digest[NGX_HTTP_CLAW_DIGEST_LEN];
+    ngx_str_t                    token;         /* minted, shown once */
+    ngx_http_claw_change_t       ch;
+    unsigned                     prepared:1;
+    unsigned                     created:1;
+    ngx_uint_t                   status;
+    json_t                      *json;          /* the answer's body */
+} ngx_http_claw_change_ctx_t;
+
+
+/* GET /tenants, streamed a chunk of tenants at a time */
+typedef struct {
+    ngx_http_claw_tables_t      *tables;
+    ngx_log_t                   *log;
+    ngx_pool_t                  *pool;          /* the chunk's */
+    ngx_http_claw_tconf_t      **list;
+    ngx_uint_t                   n;
+    ngx_uint_t                   i;
+    ngx_uint_t                   left;          /* of the page */
+    ngx_uint_t                   paged;
+    ngx_uint_t                   more;
+    ngx_uint_t                   state;         /* 0 head, 1 body, 2 end */
+    ngx_uint_t                   sent;
+    ngx_str_t                    after;
+    u_char                       last[NGX_HTTP_CLAW_ID_MAX];
+} ngx_http_claw_list_ctx_t;
+
+
 static ngx_int_t ngx_http_claw_admin_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_claw_admin_route(ngx_http_request_t *r,
+static void ngx_http_claw_admin_route(ngx_http_request_t *r,
     ngx_http_claw_route_t *route);
 static void ngx_http_claw_admin_put_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_claw_admin_list(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_claw_admin_list_fill(void *data, ngx_buf_t *b);
+static void ngx_http_claw_admin_list_cleanup(void *data);
 static ngx_int_t ngx_http_claw_admin_get(ngx_http_request_t *r,
-    ngx_str_t *id, ngx_uint_t status);
-static ngx_int_t ngx_http_claw_admin_put(ngx_http_request_t *r,
-    ngx_str_t *id, u_char *body, size_t len);
-static ngx_int_t ngx_http_claw_admin_delete(ngx_http_request_t *r,
     ngx_str_t *id);
-static ngx_int_t ngx_http_claw_admin_mint(ngx_http_request_t *r,
-    ngx_str_t *id);
-static ngx_int_t ngx_http_claw_admin_revoke(ngx_http_request_t *r,
-    ngx_str_t *id, ngx_str_t *hash);
-static ngx_int_t ngx_http_claw_admin_change(ngx_http_request_t *r,
-    ngx_http_claw_entry_t *e, ngx_uint_t locked, ngx_uint_t *created,
-    u_char **err);
+static ngx_int_t ngx_http_claw_admin_start(ngx_http_request_t *r,
+    ngx_uint_t what, ngx_str_t *id, ngx_str_t *hash, u_char *body,
+    size_t len);
+static void ngx_http_claw_admin_locked(ngx_http_claw_jop_t *op);
+static ngx_int_t ngx_http_claw_admin_prepare(ngx_http_claw_change_ctx_t *cc,
+    u_char **rec, size_t *len);
+static void ngx_http_claw_admin_written(ngx_http_claw_jop_t *op);
+static void ngx_http_claw_admin_finish(ngx_http_claw_change_ctx_t *cc);
+static ngx_int_t ngx_http_claw_admin_keep(ngx_http_request_t *r,
+    ngx_http_claw_entry_t *e);
+static ngx_int_t ngx_http_claw_admin_mint_token(
+    ngx_http_claw_change_ctx_t *cc);
+static void ngx_http_claw_admin_fail(ngx_http_claw_change_ctx_t *cc,
+    ngx_uint_t status, const char *fmt, ...);
 static char *ngx_http_claw_admin_entry(ngx_http_request_t *r, json_t *root,
     ngx_str_t *id, ngx_http_claw_entry_t *e);
 static json_t *ngx_http_claw_admin_tenant(ngx_http_claw_tconf_t *tc);
@@ -60,6 +115,8 @@ static ngx_int_t ngx_http_claw_admin_send(ngx_http_request_t *r,
     ngx_uint_t status, json_t *json);
 static ngx_int_t ngx_http_claw_admin_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *fmt, ...);
+static ngx_int_t ngx_http_claw_admin_allow(ngx_http_request_t *r,
+    char *methods);
 
 
 char *
@@ -86,14 +143,13 @@ static ngx_int_t
 ngx_http_claw_admin_handler(ngx_http_request_t *r)
 {
     ngx_int_t                   rc;
-    ngx_table_elt_t            *h;
     ngx_http_claw_ctx_t        *ctx;
     ngx_http_claw_route_t       route;
     ngx_http_claw_main_conf_t  *cmcf;
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
 
-    if (cmcf->registry.shm_zone == NULL) {
+    if (cmcf->tables.shm_zone == NULL) {
         return ngx_http_claw_admin_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                          "no claw_zone");
     }
@@ -106,18 +162,39 @@ ngx_http_claw_admin_handler(ngx_http_request_t *r)
         return NGX_HTTP_FORBIDDEN;
     }
 
-    if (ngx_http_claw_admin_route(r, &route) != NGX_OK) {
+    ngx_http_claw_admin_route(r, &route);
+
+    if (route.invalid) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_claw_admin_error(r, NGX_HTTP_BAD_REQUEST, "%s",
+                                         route.invalid);
+    }
+
+    if (route.none) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
         return ngx_http_claw_admin_error(r, NGX_HTTP_NOT_FOUND,
                                          "no such resource");
     }
 
     if (route.id.len == 0) {
         if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+            rc = ngx_http_discard_request_body(r);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+
             return ngx_http_claw_admin_list(r);
         }
 
-        ngx_str_set(&route.hash, "GET, HEAD");
-        goto not_allowed;
+        return ngx_http_claw_admin_allow(r, "GET, HEAD");
     }
 
     if (!route.tokens) {
@@ -125,10 +202,21 @@ ngx_http_claw_admin_handler(ngx_http_request_t *r)
 
         case NGX_HTTP_GET:
         case NGX_HTTP_HEAD:
-            return ngx_http_claw_admin_get(r, &route.id, NGX_HTTP_OK);
+            rc = ngx_http_discard_request_body(r);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+
+            return ngx_http_claw_admin_get(r, &route.id);
 
         case NGX_HTTP_DELETE:
-            return ngx_http_claw_admin_delete(r, &route.id);
+            rc = ngx_http_discard_request_body(r);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+
+            return ngx_http_claw_admin_start(r, NGX_HTTP_CLAW_DELETE,
+                                             &route.id, NULL, NULL, 0);
 
         case NGX_HTTP_PUT:
             r->request_body_in_single_buf = 1;
@@ -142,8 +230,7 @@ ngx_http_claw_admin_handler(ngx_http_request_t *r)
             return NGX_DONE;
         }
 
-        ngx_str_set(&route.hash, "GET, HEAD, PUT, DELETE");
-        goto not_allowed;
+        return ngx_http_claw_admin_allow(r, "GET, HEAD, PUT, DELETE");
     }
 
     if (route.hash.len == 0) {
@@ -153,20 +240,32 @@ ngx_http_claw_admin_handler(ngx_http_request_t *r)
                 return rc;
             }
 
-            return ngx_http_claw_admin_mint(r, &route.id);
+            return ngx_http_claw_admin_start(r, NGX_HTTP_CLAW_MINT,
+                                             &route.id, NULL, NULL, 0);
         }
 
-        ngx_str_set(&route.hash, "POST");
-        goto not_allowed;
+        return ngx_http_claw_admin_allow(r, "POST");
     }
 
     if (r->method == NGX_HTTP_DELETE) {
-        return ngx_http_claw_admin_revoke(r, &route.id, &route.hash);
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_claw_admin_start(r, NGX_HTTP_CLAW_REVOKE, &route.id,
+                                         &route.hash, NULL, 0);
     }
 
-    ngx_str_set(&route.hash, "DELETE");
+    return ngx_http_claw_admin_allow(r, "DELETE");
+}
 
-not_allowed:
+
+static ngx_int_t
+ngx_http_claw_admin_allow(ngx_http_request_t *r, char *methods)
+{
+    ngx_int_t         rc;
+    ngx_table_elt_t  *h;
 
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
@@ -180,7 +279,8 @@ not_allowed:
 
     h->hash = 1;
     ngx_str_set(&h->key, "Allow");
-    h->value = route.hash;
+    h->value.data = (u_char *) methods;
+    h->value.len = ngx_strlen(methods);
 
     return ngx_http_claw_admin_error(r, NGX_HTTP_NOT_ALLOWED,
                                      "method not allowed");
@@ -191,9 +291,11 @@ not_allowed:
  * The API's path is the request's past the location prefix, so the API
  * can sit at "location /" of its own server or under "/claw/":
  *   /tenants  /tenants/{id}  /tenants/{id}/tokens  /tenants/{id}/tokens/{h}
+ * A path of that shape with a bad id is a 400 that says why; any other
+ * path is no resource.
  */
 
-static ngx_int_t
+static void
 ngx_http_claw_admin_route(ngx_http_request_t *r, ngx_http_claw_route_t *route)
 {
     u_char                    *p, *end, *seg;
@@ -227,7 +329,7 @@ ngx_http_claw_admin_route(ngx_http_request_t *r, ngx_http_claw_route_t *route)
 
     while (p < end) {
         if (*p++ != '/') {
-            return NGX_DECLINED;
+            goto none;
         }
 
         seg = p;
@@ -241,11 +343,11 @@ ngx_http_claw_admin_route(ngx_http_request_t *r, ngx_http_claw_route_t *route)
                 break;          /* a trailing slash */
             }
 
-            return NGX_DECLINED;
+            goto none;
         }
 
         if (n == 5) {
-            return NGX_DECLINED;
+            goto none;
         }
 
         segs[n].data = seg;
@@ -253,26 +355,30 @@ ngx_http_claw_admin_route(ngx_http_request_t *r, ngx_http_claw_route_t *route)
         n++;
     }
 
-    if (n == 0 || segs[0].len != 7
+    if (n == 0 || n > 4 || segs[0].len != 7
         || ngx_strncmp(segs[0].data, "tenants", 7) != 0)
     {
-        return NGX_DECLINED;
+        goto none;
+    }
+
+    if (n >= 3
+        && (segs[2].len != 6 || ngx_strncmp(segs[2].data, "tokens", 6) != 0))
+    {
+        goto none;
     }
 
     if (n >= 2) {
         if (!ngx_http_claw_valid_id(segs[1].data, segs[1].len)) {
-            return NGX_DECLINED;
+            route->invalid = "invalid tenant id: a DNS label is expected "
+                             "([a-z0-9-], 1 to 63 characters, no leading or "
+                             "trailing \"-\", not starting \"xn--\")";
+            return;
         }
 
         route->id = segs[1];
     }
 
     if (n >= 3) {
-        if (segs[2].len != 6 || ngx_strncmp(segs[2].data, "tokens", 6) != 0)
-        {
-            return NGX_DECLINED;
-        }
-
         route->tokens = 1;
     }
 
@@ -280,7 +386,11 @@ ngx_http_claw_admin_route(ngx_http_request_t *r, ngx_http_claw_route_t *route)
         route->hash = segs[3];
     }
 
-    return n <= 4 ? NGX_OK : NGX_DECLINED;
+    return;
+
+none:
+
+    route->none = 1;
 }
 
 
@@ -295,7 +405,7 @@ ngx_http_claw_admin_put_body(ngx_http_request_t *r)
     ngx_chain_t            *cl;
     ngx_http_claw_route_t   route;
 
-    (void) ngx_http_claw_admin_route(r, &route);
+    ngx_http_claw_admin_route(r, &route);
 
     len = 0;
 
@@ -321,6 +431,8 @@ ngx_http_claw_admin_put_body(ngx_http_request_t *r)
         b = cl->buf;
 
         if (b->in_file) {
+            /* a body client_body_buffer_size did not hold: rare, small */
+
             n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
                               b->file_pos);
             if (n != b->file_last - b->file_pos) {
@@ -335,476 +447,784 @@ ngx_http_claw_admin_put_body(ngx_http_request_t *r)
         p = ngx_cpymem(p, b->pos, b->last - b->pos);
     }
 
-    rc = ngx_http_claw_admin_put(r, &route.id, body, p - body);
+    rc = ngx_http_claw_admin_start(r, NGX_HTTP_CLAW_PUT, &route.id, NULL,
+                                   body, p - body);
+
+    /* the body's read holds the request already: one hold is enough */
 
     ngx_http_finalize_request(r, rc);
 }
 
 
+/*
+ * GET /tenants[?limit=N[&after=id]]: every tenant, or a page of at most
+ * N tenants after the one named, with "next" naming the last when more
+ * follow.  Streamed a chunk of tenants at a time.
+ */
+
 static ngx_int_t
 ngx_http_claw_admin_list(ngx_http_request_t *r)
 {
-    json_t                     *root, *list;
-    ngx_uint_t                  i, n;
-    ngx_http_claw_tconf_t     **tcs;
+    ngx_int_t                   rc, limit;
+    ngx_str_t                   value;
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_claw_list_ctx_t   *lc;
     ngx_http_claw_main_conf_t  *cmcf;
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
 
-    tcs = ngx_http_claw_registry_list(&cmcf->registry, r->pool, &n);
-    if (tcs == NULL) {
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_claw_list_ctx_t));
+    if (cln == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    list = json_array();
-    root = json_pack("{s:o}", "tenants", list);
-    if (list == NULL || root == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    lc = cln->data;
+    ngx_memzero(lc, sizeof(ngx_http_claw_list_ctx_t));
 
-    for (i = 0; i < n; i++) {
-        if (json_array_append_new(list, ngx_http_claw_admin_tenant(tcs[i]))
-            != 0)
-        {
-            json_decref(root);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    cln->handler = ngx_http_claw_admin_list_cleanup;
+
+    lc->tables = &cmcf->tables;
+    lc->log = r->connection->log;
+    lc->after.data = lc->last;
+
+    if (ngx_http_arg(r, (u_char *) "limit", 5, &value) == NGX_OK) {
+        limit = ngx_atoi(value.data, value.len);
+
+        if (limit < 1 || limit > NGX_HTTP_CLAW_LIST_MAX) {
+            return ngx_http_claw_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                             "\"limit\" must be a number "
+                                             "from 1 to %d",
+                                             NGX_HTTP_CLAW_LIST_MAX);
         }
+
+        lc->paged = 1;
+        lc->left = limit;
     }
 
-    return ngx_http_claw_admin_send(r, NGX_HTTP_OK, root);
+    if (ngx_http_arg(r, (u_char *) "after", 5, &value) == NGX_OK) {
+        if (!ngx_http_claw_valid_id(value.data, value.len)) {
+            return ngx_http_claw_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                             "\"after\" must be a tenant "
+                                             "id");
+        }
+
+        lc->after.len = value.len;
+        ngx_memcpy(lc->last, value.data, value.len);
+    }
+
+    r->headers_out.status = NGX_HTTP_OK;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    if (r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+        return ngx_http_send_header(r);
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_claw_stream(r, ngx_http_claw_admin_list_fill, lc);
+}
+
+
+static ngx_uint_t
+ngx_http_claw_admin_list_fill(void *data, ngx_buf_t *b)
+{
+    ngx_http_claw_list_ctx_t  *lc = data;
+
+    size_t                  size;
+    json_t                 *json;
+    ngx_uint_t              want;
+    ngx_http_claw_tconf_t  *tc;
+
+    if (lc->state == 0) {
+        b->last = ngx_cpymem(b->last, "{\"tenants\":[",
+                             sizeof("{\"tenants\":[") - 1);
+        lc->state = 1;
+        lc->more = 1;
+    }
+
+    while (lc->state == 1) {
+
+        if (lc->i == lc->n) {
+
+            if (!lc->more || (lc->paged && lc->left == 0)) {
+                lc->state = 2;
+                break;
+            }
+
+            if (lc->pool) {
+                ngx_destroy_pool(lc->pool);
+            }
+
+            lc->pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, lc->log);
+            if (lc->pool == NULL) {
+                lc->state = 2;
+                break;
+            }
+
+            want = lc->paged ? ngx_min(lc->left, NGX_HTTP_CLAW_LIST_CHUNK)
+                             : NGX_HTTP_CLAW_LIST_CHUNK;
+
+            lc->list = ngx_http_claw_tables_page(lc->tables, lc->pool,
+                                                 &lc->after, want, &lc->n,
+                                                 &lc->more);
+            lc->i = 0;
+
+            if (lc->list == NULL) {
+                lc->n = 0;
+                lc->state = 2;
+                break;
+            }
+
+            if (lc->paged) {
+                lc->left -= lc->n;
+            }
+
+            continue;
+        }
+
+        tc = lc->list[lc->i];
+
+        json = ngx_http_claw_admin_tenant(tc);
+        if (json == NULL) {
+            lc->state = 2;
+            break;
+        }
+
+        size = json_dumpb(json, NULL, 0, JSON_COMPACT);
+
+        if ((size_t) (b->end - b->last) < size + 1) {
+            json_decref(json);
+            return 0;
+        }
+
+        if (lc->sent++) {
+            *b->last++ = ',';
+        }
+
+        b->last += json_dumpb(json, (char *) b->last, size, JSON_COMPACT);
+        json_decref(json);
+
+        lc->after.len = tc->id_len;
+        ngx_memcpy(lc->last, ngx_http_claw_tconf_id(tc), tc->id_len);
+
+        lc->i++;
+    }
+
+    if ((size_t) (b->end - b->last)
+        < sizeof("],\"next\":\"\"}\n") + NGX_HTTP_CLAW_ID_MAX)
+    {
+        return 0;
+    }
+
+    *b->last++ = ']';
+
+    if (lc->paged && lc->more && lc->sent) {
+        b->last = ngx_sprintf(b->last, ",\"next\":\"%V\"", &lc->after);
+    }
+
+    *b->last++ = '}';
+    *b->last++ = '\n';
+
+    return 1;
+}
+
+
+static void
+ngx_http_claw_admin_list_cleanup(void *data)
+{
+    ngx_http_claw_list_ctx_t  *lc = data;
+
+    if (lc->pool) {
+        ngx_destroy_pool(lc->pool);
+        lc->pool = NULL;
+    }
 }
 
 
 static ngx_int_t
-ngx_http_claw_admin_get(ngx_http_request_t *r, ngx_str_t *id,
-    ngx_uint_t status)
+ngx_http_claw_admin_get(ngx_http_request_t *r, ngx_str_t *id)
 {
     ngx_http_claw_tconf_t      *tc;
     ngx_http_claw_main_conf_t  *cmcf;
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
 
-    tc = ngx_http_claw_registry_get(&cmcf->registry, id->data, id->len,
-                                    r->pool);
+    tc = ngx_http_claw_tables_get(&cmcf->tables, id->data, id->len, r->pool);
     if (tc == NULL) {
         return ngx_http_claw_admin_error(r, NGX_HTTP_NOT_FOUND,
                                          "no tenant \"%V\"", id);
     }
 
-    return ngx_http_claw_admin_send(r, status,
+    return ngx_http_claw_admin_send(r, NGX_HTTP_OK,
                                     ngx_http_claw_admin_tenant(tc));
 }
 
 
-static ngx_int_t
-ngx_http_claw_admin_put(ngx_http_request_t *r, ngx_str_t *id, u_char *body,
-    size_t len)
-{
-    char                   *err;
-    u_char                 *msg;
-    json_t                 *root;
-    ngx_int_t               rc;
-    ngx_uint_t              created;
-    json_error_t            jerr;
-    ngx_http_claw_entry_t   e;
-
-    root = json_loadb((char *) body, len, JSON_REJECT_DUPLICATES, &jerr);
-
-    if (root == NULL) {
-        return ngx_http_claw_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                         "invalid JSON at line %d, column "
-                                         "%d: %s", jerr.line, jerr.column,
-                                         jerr.text);
-    }
-
-    err = ngx_http_claw_admin_entry(r, root, id, &e);
-
-    if (err) {
-        json_decref(root);
-        return ngx_http_claw_admin_error(r, NGX_HTTP_BAD_REQUEST, "%s", err);
-    }
-
-    rc = ngx_http_claw_admin_change(r, &e, 0, &created, &msg);
-
-    json_decref(root);
-
-    if (rc != NGX_OK) {
-        return msg ? ngx_http_claw_admin_error(r, rc, "%s", msg) : rc;
-    }
-
-    return ngx_http_claw_admin_get(r, id, created ? NGX_HTTP_CREATED
-                                                  : NGX_HTTP_OK);
-}
-
+/*
+ * A change starts: what can be checked without the tables is checked
+ * here (the JSON, the digest in the path), then it waits for the
+ * journal's lock on the thread pool.  The request is held (blocked, as
+ * nginx holds a request whose file a thread reads) until the answer.
+ */
 
 static ngx_int_t
-ngx_http_claw_admin_delete(ngx_http_request_t *r, ngx_str_t *id)
+ngx_http_claw_admin_start(ngx_http_request_t *r, ngx_uint_t what,
+    ngx_str_t *id, ngx_str_t *hash, u_char *body, size_t len)
 {
-    u_char                     *rec;
-    ngx_int_t                   rc;
-    ngx_http_claw_registry_t   *reg;
-    ngx_http_claw_main_conf_t  *cmcf;
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
+    char                        *err;
+    json_t                      *root;
+    json_error_t                 jerr;
+    ngx_http_claw_main_conf_t   *cmcf;
+    ngx_http_claw_change_ctx_t  *cc;
+    u_char                       text[sizeof("sha256:")
+                                      + 2 * NGX_HTTP_CLAW_DIGEST_LEN];
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
-    reg = &cmcf->registry;
 
-    rec = ngx_pnalloc(r->pool, id->len + 3);
-    if (rec == NULL) {
+    cc = ngx_pcalloc(r->pool, sizeof(ngx_http_claw_change_ctx_t));
+    if (cc == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_sprintf(rec, "- %V\n", id);
+    cc->request = r;
+    cc->what = what;
+    cc->id = *id;
 
-    if (ngx_http_claw_store_lock(reg, r->connection->log) != NGX_OK) {
-        return ngx_http_claw_admin_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                         "the journal cannot be opened");
+    switch (what) {
+
+    case NGX_HTTP_CLAW_PUT:
+        root = json_loadb((char *) body, len, JSON_REJECT_DUPLICATES, &jerr);
+
+        if (root == NULL) {
+            return ngx_http_claw_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                             "invalid JSON at line %d, "
+                                             "column %d: %s", jerr.line,
+                                             jerr.column, jerr.text);
+        }
+
+        err = ngx_http_claw_admin_entry(r, root, id, &cc->entry);
+
+        if (err) {
+            json_decref(root);
+            return ngx_http_claw_admin_error(r, NGX_HTTP_BAD_REQUEST, "%s",
+                                             err);
+        }
+
+        /* the entry's spans point into the JSON: copied where it stays */
+
+        if (ngx_http_claw_admin_keep(r, &cc->entry) != NGX_OK) {
+            json_decref(root);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        json_decref(root);
+        break;
+
+    case NGX_HTTP_CLAW_MINT:
+        if (ngx_http_claw_admin_mint_token(cc) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        break;
+
+    case NGX_HTTP_CLAW_REVOKE:
+
+        /* "{hex}" or "sha256:{hex}" */
+
+        if (hash->len == 2 * NGX_HTTP_CLAW_DIGEST_LEN) {
+            ngx_sprintf(text, "sha256:%V", hash);
+
+        } else if (hash->len == sizeof("sha256:") - 1
+                                + 2 * NGX_HTTP_CLAW_DIGEST_LEN)
+        {
+            ngx_memcpy(text, hash->data, hash->len);
+
+        } else {
+            goto bad_digest;
+        }
+
+        if (ngx_http_claw_parse_digest(text, sizeof("sha256:") - 1
+                                             + 2 * NGX_HTTP_CLAW_DIGEST_LEN,
+                                       cc->digest)
+            != 0)
+        {
+            goto bad_digest;
+        }
+
+        break;
     }
 
-    if (ngx_http_claw_registry_get(reg, id->data, id->len, r->pool) == NULL)
-    {
-        ngx_http_claw_store_unlock(reg);
-        return ngx_http_claw_admin_error(r, NGX_HTTP_NOT_FOUND,
-                                         "no tenant \"%V\"", id);
+    cc->op.handler = ngx_http_claw_admin_locked;
+    cc->op.data = cc;
+
+    r->main->count++;
+    r->main->blocked++;
+    r->aio = 1;
+
+    ngx_http_claw_journal_begin(&cmcf->journal, &cc->op);
+
+    return NGX_DONE;
+
+bad_digest:
+
+    return ngx_http_claw_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                     "invalid token digest: 64 hex digits "
+                                     "are expected, with or without "
+                                     "\"sha256:\"");
+}
+
+
+/* the PUT's strings, out of the JSON that is freed before the change */
+
+static ngx_int_t
+ngx_http_claw_admin_keep(ngx_http_request_t *r, ngx_http_claw_entry_t *e)
+{
+    u_char      *p;
+    ngx_uint_t   i;
+
+    p = ngx_pnalloc(r->pool, e->upstream.len);
+    if (p == NULL) {
+        return NGX_ERROR;
     }
 
-    if (ngx_http_claw_store_append(reg, rec, id->len + 3,
-                                   r->connection->log)
-        != NGX_OK)
-    {
-        ngx_http_claw_store_unlock(reg);
-        return ngx_http_claw_admin_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                         "writing the journal failed: %s",
-                                         strerror(ngx_errno));
+    ngx_memcpy(p, e->upstream.data, e->upstream.len);
+    e->upstream.data = p;
+
+    for (i = 0; i < e->ndomains; i++) {
+        p = ngx_pnalloc(r->pool, e->domains[i].len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(p, e->domains[i].data, e->domains[i].len);
+        e->domains[i].data = p;
     }
 
-    (void) ngx_http_claw_registry_remove(reg, id->data, id->len);
-
-    ngx_http_claw_store_unlock(reg);
-
-    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                  "claw: tenant \"%V\" deleted", id);
-
-    r->header_only = 1;
-    r->headers_out.status = NGX_HTTP_NO_CONTENT;
-    r->headers_out.content_length_n = 0;
-
-    return ngx_http_send_header(r);
+    return NGX_OK;
 }
 
 
 /* a new token, shown once; only its digest is kept */
 
 static ngx_int_t
-ngx_http_claw_admin_mint(ngx_http_request_t *r, ngx_str_t *id)
+ngx_http_claw_admin_mint_token(ngx_http_claw_change_ctx_t *cc)
 {
-    u_char                     *p, *err;
-    json_t                     *json;
-    ngx_int_t                   rc;
-    ngx_str_t                   token, raw, hash;
-    ngx_uint_t                  created;
-    ngx_http_claw_entry_t       e;
-    ngx_http_claw_tconf_t      *tc;
-    ngx_http_claw_main_conf_t  *cmcf;
-    u_char                      rnd[NGX_HTTP_CLAW_MINT_BYTES];
-    u_char                      buf[sizeof(NGX_HTTP_CLAW_MINT_PREFIX)
-                                    + 2 * NGX_HTTP_CLAW_MINT_BYTES];
-    u_char                      hex[sizeof("sha256:")
-                                    + 2 * NGX_HTTP_CLAW_DIGEST_LEN];
-
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+    u_char     *p;
+    ngx_str_t   raw, token;
+    u_char      rnd[NGX_HTTP_CLAW_MINT_BYTES];
 
     if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+        ngx_log_error(NGX_LOG_ALERT, cc->request->connection->log, 0,
                       "claw: RAND_bytes() failed");
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
-    p = ngx_cpymem(buf, NGX_HTTP_CLAW_MINT_PREFIX,
-                   sizeof(NGX_HTTP_CLAW_MINT_PREFIX) - 1);
+    p = ngx_pnalloc(cc->request->pool,
+                    sizeof(NGX_HTTP_CLAW_MINT_PREFIX)
+                    + ngx_base64_encoded_length(sizeof(rnd)));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
 
     raw.data = rnd;
     raw.len = sizeof(rnd);
-    token.data = p;
+
+    token.data = ngx_cpymem(p, NGX_HTTP_CLAW_MINT_PREFIX,
+                            sizeof(NGX_HTTP_CLAW_MINT_PREFIX) - 1);
     ngx_encode_base64url(&token, &raw);
 
-    token.data = buf;
-    token.len += sizeof(NGX_HTTP_CLAW_MINT_PREFIX) - 1;
+    cc->token.data = p;
+    cc->token.len = token.len + sizeof(NGX_HTTP_CLAW_MINT_PREFIX) - 1;
 
     ngx_explicit_memzero(rnd, sizeof(rnd));
 
-    /* the tenant as it is now, with one more digest */
+    ngx_http_claw_token_digest(cc->token.data, cc->token.len, cc->digest);
 
-    if (ngx_http_claw_store_lock(&cmcf->registry, r->connection->log)
-        != NGX_OK)
-    {
-        return ngx_http_claw_admin_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                         "the journal cannot be opened");
-    }
-
-    tc = ngx_http_claw_registry_get(&cmcf->registry, id->data, id->len,
-                                    r->pool);
-    if (tc == NULL) {
-        ngx_http_claw_store_unlock(&cmcf->registry);
-        return ngx_http_claw_admin_error(r, NGX_HTTP_NOT_FOUND,
-                                         "no tenant \"%V\"", id);
-    }
-
-    if (tc->ntokens == NGX_HTTP_CLAW_MAX_TOKENS) {
-        ngx_http_claw_store_unlock(&cmcf->registry);
-        return ngx_http_claw_admin_error(r, NGX_HTTP_CONFLICT,
-                                         "tenant \"%V\" has %d tokens "
-                                         "already; delete one first", id,
-                                         NGX_HTTP_CLAW_MAX_TOKENS);
-    }
-
-    ngx_http_claw_tconf_entry(tc, &e);
-
-    ngx_http_claw_token_digest(token.data, token.len, e.tokens[e.ntokens++]);
-
-    rc = ngx_http_claw_admin_change(r, &e, 1, &created, &err);
-
-    ngx_http_claw_store_unlock(&cmcf->registry);
-
-    if (rc != NGX_OK) {
-        return err ? ngx_http_claw_admin_error(r, rc, "%s", err) : rc;
-    }
-
-    p = ngx_cpymem(hex, "sha256:", sizeof("sha256:") - 1);
-    p = ngx_hex_dump(p, e.tokens[e.ntokens - 1], NGX_HTTP_CLAW_DIGEST_LEN);
-
-    hash.data = hex;
-    hash.len = p - hex;
-
-    json = json_pack("{s:s%,s:s%}", "token", (char *) token.data, token.len,
-                     "hash", (char *) hash.data, hash.len);
-
-    ngx_explicit_memzero(buf, sizeof(buf));
-
-    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                  "claw: token %V minted for tenant \"%V\"", &hash, id);
-
-    return ngx_http_claw_admin_send(r, NGX_HTTP_CREATED, json);
+    return NGX_OK;
 }
 
 
-static ngx_int_t
-ngx_http_claw_admin_revoke(ngx_http_request_t *r, ngx_str_t *id,
-    ngx_str_t *hash)
+/* the lock is had (or not): the change is checked against the tables */
+
+static void
+ngx_http_claw_admin_locked(ngx_http_claw_jop_t *op)
 {
-    int                         i;
-    u_char                     *err;
-    ngx_int_t                   rc;
-    ngx_uint_t                  created;
-    ngx_http_claw_entry_t       e;
-    ngx_http_claw_tconf_t      *tc;
-    ngx_http_claw_main_conf_t  *cmcf;
-    u_char                      digest[NGX_HTTP_CLAW_DIGEST_LEN];
-    u_char                      text[sizeof("sha256:")
-                                     + 2 * NGX_HTTP_CLAW_DIGEST_LEN];
+    u_char                      *rec;
+    size_t                       len;
+    ngx_http_request_t          *r;
+    ngx_http_claw_main_conf_t   *cmcf;
+    ngx_http_claw_change_ctx_t  *cc;
 
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    /* "{hex}" or "sha256:{hex}" */
-
-    if (hash->len == 2 * NGX_HTTP_CLAW_DIGEST_LEN) {
-        ngx_sprintf(text, "sha256:%V", hash);
-
-    } else if (hash->len == sizeof("sha256:") - 1
-                            + 2 * NGX_HTTP_CLAW_DIGEST_LEN)
-    {
-        ngx_memcpy(text, hash->data, hash->len);
-
-    } else {
-        return ngx_http_claw_admin_error(r, NGX_HTTP_NOT_FOUND,
-                                         "no such token");
-    }
-
-    if (ngx_http_claw_parse_digest(text, sizeof("sha256:") - 1
-                                         + 2 * NGX_HTTP_CLAW_DIGEST_LEN,
-                                   digest)
-        != 0)
-    {
-        return ngx_http_claw_admin_error(r, NGX_HTTP_NOT_FOUND,
-                                         "no such token");
-    }
+    cc = op->data;
+    r = cc->request;
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
 
-    if (ngx_http_claw_store_lock(&cmcf->registry, r->connection->log)
-        != NGX_OK)
-    {
-        return ngx_http_claw_admin_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                         "the journal cannot be opened");
+    if (op->rc == NGX_BUSY) {
+        ngx_http_claw_admin_fail(cc, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "the journal is locked by another process "
+                                 "(a reload, a fold, another change); try "
+                                 "again");
+        (void) ngx_http_claw_retry_after(r, 1);
+        ngx_http_claw_admin_finish(cc);
+        return;
     }
 
-    tc = ngx_http_claw_registry_get(&cmcf->registry, id->data, id->len,
-                                    r->pool);
-
-    i = tc ? ngx_http_claw_digest_find(digest,
-                                       ngx_http_claw_tconf_tokens(tc),
-                                       tc->ntokens)
-           : -1;
-
-    if (i < 0) {
-        ngx_http_claw_store_unlock(&cmcf->registry);
-        return ngx_http_claw_admin_error(r, NGX_HTTP_NOT_FOUND,
-                                         tc ? "no such token"
-                                            : "no such tenant");
+    if (op->rc != NGX_OK) {
+        ngx_http_claw_admin_fail(cc, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                 "%s failed%s%s; nothing changed",
+                                 op->failed, op->err ? ": " : "",
+                                 op->err ? strerror(op->err) : "");
+        ngx_http_claw_admin_finish(cc);
+        return;
     }
 
-    ngx_http_claw_tconf_entry(tc, &e);
-
-    ngx_memmove(e.tokens[i], e.tokens[i + 1],
-                (e.ntokens - i - 1) * NGX_HTTP_CLAW_DIGEST_LEN);
-    e.ntokens--;
-
-    /* the token's sessions die with it: their MACs need its digest */
-
-    rc = ngx_http_claw_admin_change(r, &e, 1, &created, &err);
-
-    ngx_http_claw_store_unlock(&cmcf->registry);
-
-    if (rc != NGX_OK) {
-        return err ? ngx_http_claw_admin_error(r, rc, "%s", err) : rc;
+    if (ngx_http_claw_tables_retired(&cmcf->tables)) {
+        ngx_http_claw_admin_fail(cc, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "a reload moved the registry to a new "
+                                 "zone; try again");
+        (void) ngx_http_claw_retry_after(r, 1);
+        ngx_http_claw_admin_finish(cc);
+        return;
     }
 
-    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                  "claw: token sha256:%*s of tenant \"%V\" deleted",
-                  (size_t) 2 * NGX_HTTP_CLAW_DIGEST_LEN,
-                  text + sizeof("sha256:") - 1, id);
+    if (ngx_http_claw_admin_prepare(cc, &rec, &len) != NGX_OK) {
+        ngx_http_claw_admin_finish(cc);
+        return;
+    }
 
-    r->header_only = 1;
-    r->headers_out.status = NGX_HTTP_NO_CONTENT;
-    r->headers_out.content_length_n = 0;
+    op->handler = ngx_http_claw_admin_written;
 
-    return ngx_http_send_header(r);
+    ngx_http_claw_journal_write(&cmcf->journal, op, rec, len);
 }
 
 
 /*
- * Puts one tenant: checks (a domain of another tenant: 409), allocates
- * (a full zone: 507, nothing evicted), journals (a failed write: 500,
- * nothing changed), commits.  Takes the journal lock unless the caller
- * holds it (token changes read the tenant under it).
+ * Under the lock: the change as the tables are now (a token is added to
+ * or taken from the tenant as it is, not as it was when the request
+ * came), checked and allocated, and its journal record.
  */
 
 static ngx_int_t
-ngx_http_claw_admin_change(ngx_http_request_t *r, ngx_http_claw_entry_t *e,
-    ngx_uint_t locked, ngx_uint_t *created, u_char **err)
+ngx_http_claw_admin_prepare(ngx_http_claw_change_ctx_t *cc, u_char **rec,
+    size_t *len)
 {
-    u_char                     *rec, *msg;
-    size_t                      size, head, len;
+    int                         i;
+    size_t                      size, head, n;
     ngx_int_t                   rc;
     ngx_str_t                   owner;
-    ngx_http_claw_change_t      ch;
+    ngx_http_request_t         *r;
+    ngx_http_claw_entry_t      *e, cur;
     ngx_http_claw_tconf_t      *tc;
-    ngx_http_claw_registry_t   *reg;
+    ngx_http_claw_tables_t     *tb;
     ngx_http_claw_main_conf_t  *cmcf;
 
-    *err = NULL;
-
+    r = cc->request;
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
-    reg = &cmcf->registry;
+    tb = &cmcf->tables;
 
-    /* room for the longest message below */
+    if (cc->what == NGX_HTTP_CLAW_PUT) {
+        e = &cc->entry;
 
-    msg = ngx_pnalloc(r->pool, sizeof("writing the journal failed: ")
-                               + NGX_MAX_ERROR_STR);
-    if (msg == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    } else {
+        tc = ngx_http_claw_tables_get(tb, cc->id.data, cc->id.len, r->pool);
+
+        if (tc == NULL) {
+            ngx_http_claw_admin_fail(cc, NGX_HTTP_NOT_FOUND,
+                                     "no tenant \"%V\"", &cc->id);
+            return NGX_ERROR;
+        }
+
+        if (cc->what == NGX_HTTP_CLAW_DELETE) {
+            *rec = ngx_pnalloc(r->pool, cc->id.len + 3);
+            if (*rec == NULL) {
+                goto nomem;
+            }
+
+            *len = ngx_sprintf(*rec, "- %V\n", &cc->id) - *rec;
+
+            return NGX_OK;
+        }
+
+        e = &cur;
+        ngx_http_claw_tconf_entry(tc, e);
+
+        i = ngx_http_claw_digest_find(cc->digest, (u_char *) e->tokens,
+                                      e->ntokens);
+
+        if (cc->what == NGX_HTTP_CLAW_MINT) {
+            if (e->ntokens == NGX_HTTP_CLAW_MAX_TOKENS) {
+                ngx_http_claw_admin_fail(cc, NGX_HTTP_CONFLICT,
+                                         "tenant \"%V\" has %d tokens "
+                                         "already; delete one first",
+                                         &cc->id, NGX_HTTP_CLAW_MAX_TOKENS);
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(e->tokens[e->ntokens++], cc->digest,
+                       NGX_HTTP_CLAW_DIGEST_LEN);
+
+        } else { /* NGX_HTTP_CLAW_REVOKE */
+
+            if (i < 0) {
+                ngx_http_claw_admin_fail(cc, NGX_HTTP_NOT_FOUND,
+                                         "no such token");
+                return NGX_ERROR;
+            }
+
+            /* the token's sessions die with it: their MACs need it */
+
+            ngx_memmove(e->tokens[i], e->tokens[i + 1],
+                        (e->ntokens - i - 1) * NGX_HTTP_CLAW_DIGEST_LEN);
+            e->ntokens--;
+        }
     }
 
     size = ngx_http_claw_tconf_size(e, &head);
 
     tc = ngx_palloc(r->pool, size);
     if (tc == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto nomem;
     }
 
     ngx_http_claw_tconf_build(tc, e);
 
-    len = ngx_http_claw_tconf_line(tc, NULL);
-
-    rec = ngx_pnalloc(r->pool, len + 3);
-    if (rec == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rec[0] = '+';
-    rec[1] = ' ';
-    ngx_http_claw_tconf_line(tc, rec + 2);
-    rec[len + 2] = '\n';
-
-    if (!locked && ngx_http_claw_store_lock(reg, r->connection->log) != NGX_OK)
-    {
-        *err = (u_char *) "the journal cannot be opened";
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     ngx_str_null(&owner);
 
-    rc = ngx_http_claw_registry_prepare(reg, tc, &ch, &owner, r->pool);
+    rc = ngx_http_claw_tables_prepare(tb, tc, &cc->ch, &owner, r->pool);
 
     if (rc == NGX_BUSY) {
-        if (!locked) {
-            ngx_http_claw_store_unlock(reg);
-        }
-
-        *ngx_snprintf(msg, NGX_MAX_ERROR_STR,
-                      "a domain belongs to tenant \"%V\"", &owner) = '\0';
-        *err = msg;
-        return NGX_HTTP_CONFLICT;
+        ngx_http_claw_admin_fail(cc, NGX_HTTP_CONFLICT,
+                                 "a domain belongs to tenant \"%V\"",
+                                 &owner);
+        return NGX_ERROR;
     }
 
     if (rc != NGX_OK) {
-        if (!locked) {
-            ngx_http_claw_store_unlock(reg);
-        }
-
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "claw zone \"%V\" is full, tenant \"%*s\" not changed",
-                      &reg->shm_zone->shm.name, (size_t) tc->id_len,
-                      ngx_http_claw_tconf_id(tc));
+                      "claw zone \"%V\" is full, tenant \"%V\" not changed",
+                      &tb->shm_zone->shm.name, &cc->id);
 
-        *err = (u_char *) "the claw zone is full";
-        return 507;
+        ngx_http_claw_admin_fail(cc, 507, "the claw zone is full");
+        return NGX_ERROR;
     }
 
-    if (ngx_http_claw_store_append(reg, rec, len + 3, r->connection->log)
-        != NGX_OK)
-    {
-        *ngx_snprintf(msg, NGX_MAX_ERROR_STR, "writing the journal failed: %s",
-                      strerror(ngx_errno)) = '\0';
+    cc->prepared = 1;
 
-        ngx_http_claw_registry_abort(reg, &ch);
+    n = ngx_http_claw_tconf_line(tc, NULL);
 
-        if (!locked) {
-            ngx_http_claw_store_unlock(reg);
-        }
-
-        *err = msg;
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    *rec = ngx_pnalloc(r->pool, n + 3);
+    if (*rec == NULL) {
+        goto nomem;
     }
 
-    *created = ngx_http_claw_registry_commit(reg, &ch);
+    (*rec)[0] = '+';
+    (*rec)[1] = ' ';
+    ngx_http_claw_tconf_line(tc, *rec + 2);
+    (*rec)[n + 2] = '\n';
 
-    if (!locked) {
-        ngx_http_claw_store_unlock(reg);
-    }
-
-    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                  "claw: tenant \"%*s\" %s", (size_t) tc->id_len,
-                  ngx_http_claw_tconf_id(tc), *created ? "added" : "changed");
+    *len = n + 3;
 
     return NGX_OK;
+
+nomem:
+
+    ngx_http_claw_admin_fail(cc, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                             "out of memory");
+    return NGX_ERROR;
+}
+
+
+/*
+ * The record is synced (or not): the change is committed, and its answer
+ * made from what the tables hold now, both still under the lock, so that
+ * no other change comes between the two.
+ */
+
+static void
+ngx_http_claw_admin_written(ngx_http_claw_jop_t *op)
+{
+    u_char                      *p;
+    ngx_http_request_t          *r;
+    ngx_http_claw_tconf_t       *tc;
+    ngx_http_claw_tables_t      *tb;
+    ngx_http_claw_main_conf_t   *cmcf;
+    ngx_http_claw_change_ctx_t  *cc;
+    u_char                       hex[sizeof("sha256:")
+                                     + 2 * NGX_HTTP_CLAW_DIGEST_LEN];
+
+    cc = op->data;
+    r = cc->request;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+    tb = &cmcf->tables;
+
+    if (op->rc != NGX_OK) {
+        if (cc->prepared) {
+            ngx_http_claw_tables_abort(tb, &cc->ch);
+            cc->prepared = 0;
+        }
+
+        if (op->rc == NGX_ABORT) {
+            ngx_http_claw_admin_fail(cc, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                     "%s failed%s%s, and undoing it failed "
+                                     "too: the change may or may not have "
+                                     "been written (the outcome is "
+                                     "unknown); changes are refused until "
+                                     "the journal is repaired", op->failed,
+                                     op->err ? ": " : "",
+                                     op->err ? strerror(op->err) : "");
+
+        } else {
+            ngx_http_claw_admin_fail(cc, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                     "%s failed%s%s; nothing changed",
+                                     op->failed, op->err ? ": " : "",
+                                     op->err ? strerror(op->err) : "");
+        }
+
+        ngx_http_claw_admin_finish(cc);
+        return;
+    }
+
+    switch (cc->what) {
+
+    case NGX_HTTP_CLAW_DELETE:
+        (void) ngx_http_claw_tables_remove(tb, cc->id.data, cc->id.len);
+        cc->status = NGX_HTTP_NO_CONTENT;
+
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "claw: tenant \"%V\" deleted", &cc->id);
+        break;
+
+    case NGX_HTTP_CLAW_PUT:
+        cc->created = ngx_http_claw_tables_commit(tb, &cc->ch);
+        cc->prepared = 0;
+
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "claw: tenant \"%V\" %s", &cc->id,
+                      cc->created ? "added" : "changed");
+
+        tc = ngx_http_claw_tables_get(tb, cc->id.data, cc->id.len, r->pool);
+
+        cc->status = cc->created ? NGX_HTTP_CREATED : NGX_HTTP_OK;
+        cc->json = tc ? ngx_http_claw_admin_tenant(tc) : NULL;
+
+        if (cc->json == NULL) {
+            cc->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        break;
+
+    default: /* NGX_HTTP_CLAW_MINT, NGX_HTTP_CLAW_REVOKE */
+        (void) ngx_http_claw_tables_commit(tb, &cc->ch);
+        cc->prepared = 0;
+
+        p = ngx_cpymem(hex, "sha256:", sizeof("sha256:") - 1);
+        p = ngx_hex_dump(p, cc->digest, NGX_HTTP_CLAW_DIGEST_LEN);
+
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "claw: token %*s of tenant \"%V\" %s",
+                      (size_t) (p - hex), hex, &cc->id,
+                      cc->what == NGX_HTTP_CLAW_MINT ? "minted" : "deleted");
+
+        if (cc->what == NGX_HTTP_CLAW_REVOKE) {
+            cc->status = NGX_HTTP_NO_CONTENT;
+            break;
+        }
+
+        cc->status = NGX_HTTP_CREATED;
+        cc->json = json_pack("{s:s%,s:s%}", "token", (char *) cc->token.data,
+                             cc->token.len, "hash", (char *) hex,
+                             (size_t) (p - hex));
+
+        ngx_explicit_memzero(cc->token.data, cc->token.len);
+
+        if (cc->json == NULL) {
+            cc->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        break;
+    }
+
+    ngx_http_claw_admin_finish(cc);
+}
+
+
+/* the lock goes, the request is let go, and answered */
+
+static void
+ngx_http_claw_admin_finish(ngx_http_claw_change_ctx_t *cc)
+{
+    ngx_int_t                   rc;
+    ngx_connection_t           *c;
+    ngx_http_request_t         *r;
+    ngx_http_claw_main_conf_t  *cmcf;
+
+    r = cc->request;
+    c = r->connection;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+
+    if (cc->prepared) {
+        ngx_http_claw_tables_abort(&cmcf->tables, &cc->ch);
+        cc->prepared = 0;
+    }
+
+    ngx_http_claw_journal_end(&cmcf->journal);
+
+    r->main->blocked--;
+    r->aio = 0;
+
+    if (c->error) {
+        if (cc->json) {
+            json_decref(cc->json);
+        }
+
+        ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    if (cc->status == NGX_HTTP_NO_CONTENT) {
+        r->header_only = 1;
+        r->headers_out.status = NGX_HTTP_NO_CONTENT;
+        r->headers_out.content_length_n = 0;
+
+        rc = ngx_http_send_header(r);
+
+    } else if (cc->json == NULL) {
+        rc = cc->status;
+
+    } else {
+        rc = ngx_http_claw_admin_send(r, cc->status, cc->json);
+    }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_claw_admin_fail(ngx_http_claw_change_ctx_t *cc, ngx_uint_t status,
+    const char *fmt, ...)
+{
+    u_char   *p;
+    va_list   args;
+    u_char    msg[512];
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
+    va_end(args);
+
+    cc->status = status;
+    cc->json = json_pack("{s:s%}", "error", (char *) msg,
+                         (size_t) (p - msg));
 }
 
 
@@ -822,9 +1242,10 @@ ngx_http_claw_admin_entry(ngx_http_request_t *r, json_t *root, ngx_str_t *id,
     size_t                      len;
     int64_t                     n;
     json_t                     *v, *item;
+    u_char                     *msg;
     ngx_str_t                  *sfx;
     ngx_uint_t                  i, j;
-    const char                 *key;
+    const char                 *key, *why;
     ngx_http_claw_main_conf_t  *cmcf;
 
     if (!json_is_object(root)) {
@@ -956,12 +1377,18 @@ ngx_http_claw_admin_entry(ngx_http_request_t *r, json_t *root, ngx_str_t *id,
                     return "\"domains\" must hold domain names";
                 }
 
-                sfx = cmcf->registry.suffixes.elts;
-
-                for (j = 0; j < cmcf->registry.suffixes.nelts; j++) {
-                    if (ngx_http_claw_under_suffix(s, len, &sfx[j])) {
-                        return "\"domains\" has a name under claw_domain";
+                why = ngx_http_claw_registry_domain(&cmcf->suffixes, s, len,
+                                                    &sfx);
+                if (why) {
+                    msg = ngx_pnalloc(r->pool, sizeof("\"domains\": \"\"  \"\"")
+                                               + len + 64 + sfx->len);
+                    if (msg == NULL) {
+                        return "out of memory";
                     }
+
+                    ngx_sprintf(msg, "\"domains\": \"%*s\" %s \"%V\"%Z", len,
+                                s, why, sfx);
+                    return (char *) msg;
                 }
 
                 for (j = 0; j < e->ndomains; j++) {

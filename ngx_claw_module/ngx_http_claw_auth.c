@@ -55,7 +55,7 @@ static ngx_table_elt_t *ngx_http_claw_header_find(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_claw_check_token(ngx_http_claw_ctx_t *ctx,
     ngx_str_t *token, u_char *digest);
 static ngx_uint_t ngx_http_claw_check_cookie(ngx_http_request_t *r,
-    ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx);
+    ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx, u_char *digest);
 static ngx_uint_t ngx_http_claw_is_websocket(ngx_http_request_t *r);
 static ngx_int_t ngx_http_claw_origin(ngx_http_request_t *r,
     ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx);
@@ -101,7 +101,7 @@ ngx_http_claw_auth_post_read(ngx_http_request_t *r)
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
 
-    if (cmcf->registry.shm_zone == NULL || r != r->main || r->args.len == 0)
+    if (cmcf->tables.shm_zone == NULL || r != r->main || r->args.len == 0)
     {
         return NGX_DECLINED;
     }
@@ -217,6 +217,7 @@ ngx_http_claw_auth(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     ngx_http_claw_main_conf_t  *cmcf;
     u_char                      key[NGX_HTTP_CLAW_FAIL_KEY];
     u_char                      digest[NGX_HTTP_CLAW_DIGEST_LEN];
+    u_char                      cdigest[NGX_HTTP_CLAW_DIGEST_LEN];
 
     if (ctx->auth != NGX_HTTP_CLAW_AUTH_NONE
         && ctx->auth != NGX_HTTP_CLAW_AUTH_OFF)
@@ -235,19 +236,24 @@ ngx_http_claw_auth(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
 
     /*
-     * An address over the limit gets 429 before any check, a good
-     * credential included: the answer must not tell a guesser which
-     * guess was right.
+     * An address over the limit gets 429 for any token before it is
+     * checked, a good one included, on every tenant: the answer must not
+     * tell a guesser which guess was right.  A session cookie is still
+     * honoured: its HMAC cannot be guessed, so it tells a guesser
+     * nothing, and a page that makes its visitors fail (an <img> with a
+     * bogus claw_token) cannot lock them out of their sessions.
      */
 
-    if (clcf->fail_limit) {
-        retry = ngx_http_claw_registry_fail_wait(ctx->registry, key,
-                                           ngx_http_claw_fail_key(r, key),
-                                           clcf->fail_limit);
+    if (clcf->fail_limit && (ctx->has_bearer || ctx->has_query)) {
+        retry = ngx_http_claw_fail_wait(&cmcf->fails, key,
+                                        ngx_http_claw_fail_key(r, key),
+                                        clcf->fail_limit);
         if (retry) {
+            (void) ngx_atomic_fetch_add(&ctx->tenant->lockouts, 1);
+
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                          "claw: too many failed credentials from this "
-                          "address, tenant \"%V\"", &ctx->id);
+                          "claw: address locked out after too many failed "
+                          "credentials, tenant \"%V\"", &ctx->id);
 
             if (ngx_http_claw_retry_after(r, retry) != NGX_OK) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -304,7 +310,7 @@ ngx_http_claw_auth(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
             : ngx_http_claw_check_token(ctx, token, digest);
     }
 
-    c = ngx_http_claw_check_cookie(r, clcf, ctx);
+    c = ngx_http_claw_check_cookie(r, clcf, ctx, cdigest);
 
     if (t == NGX_HTTP_CLAW_ABSENT && c == NGX_HTTP_CLAW_ABSENT) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -332,9 +338,11 @@ ngx_http_claw_auth(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     if (t == NGX_HTTP_CLAW_VALID) {
         ctx->auth = (token == &ctx->bearer) ? NGX_HTTP_CLAW_AUTH_BEARER
                                             : NGX_HTTP_CLAW_AUTH_QUERY;
+        ngx_memcpy(ctx->digest, digest, NGX_HTTP_CLAW_DIGEST_LEN);
 
     } else {
         ctx->auth = NGX_HTTP_CLAW_AUTH_COOKIE;
+        ngx_memcpy(ctx->digest, cdigest, NGX_HTTP_CLAW_DIGEST_LEN);
 
         if (!ngx_http_claw_session_request_ok(r, clcf, ctx, websocket)) {
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
@@ -389,8 +397,9 @@ ngx_http_claw_check_token(ngx_http_claw_ctx_t *ctx, ngx_str_t *token,
 
 static ngx_uint_t
 ngx_http_claw_check_cookie(ngx_http_request_t *r,
-    ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx)
+    ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx, u_char *digest)
 {
+    int                         i;
     ngx_http_claw_tconf_t      *tc;
     ngx_http_claw_session_t     s;
     ngx_http_claw_main_conf_t  *cmcf;
@@ -417,16 +426,21 @@ ngx_http_claw_check_cookie(ngx_http_request_t *r,
 
     tc = ctx->tconf;
 
-    if (ngx_http_claw_session_verify(cmcf->cookie_secret.data,
+    i = ngx_http_claw_session_verify(cmcf->cookie_secret.data,
                                      cmcf->cookie_secret.len,
                                      ctx->id.data, ctx->id.len, &s,
                                      (uint64_t) ngx_time(),
                                      ngx_http_claw_tconf_tokens(tc),
-                                     tc->ntokens)
-        < 0)
-    {
+                                     tc->ntokens);
+    if (i < 0) {
         return NGX_HTTP_CLAW_INVALID;
     }
+
+    /* the session lives as long as the token it was minted from */
+
+    ngx_memcpy(digest,
+               ngx_http_claw_tconf_tokens(tc) + i * NGX_HTTP_CLAW_DIGEST_LEN,
+               NGX_HTTP_CLAW_DIGEST_LEN);
 
     return NGX_HTTP_CLAW_VALID;
 }
@@ -1041,7 +1055,7 @@ ngx_http_claw_origin(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
         }
     }
 
-    return ngx_http_claw_registry_owns(ctx->registry, ctx->tenant, host, hlen)
+    return ngx_http_claw_tables_owns(ctx->tables, ctx->tenant, host, hlen)
            ? NGX_OK : NGX_DECLINED;
 }
 
@@ -1228,7 +1242,8 @@ static ngx_int_t
 ngx_http_claw_failed(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     ngx_http_claw_ctx_t *ctx, ngx_int_t status, char *why)
 {
-    u_char  key[NGX_HTTP_CLAW_FAIL_KEY];
+    ngx_http_claw_main_conf_t  *cmcf;
+    u_char                      key[NGX_HTTP_CLAW_FAIL_KEY];
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "claw: %s for tenant \"%V\"", why, &ctx->id);
@@ -1236,9 +1251,11 @@ ngx_http_claw_failed(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     (void) ngx_atomic_fetch_add(&ctx->tenant->auth_failures, 1);
 
     if (clcf->fail_limit) {
-        ngx_http_claw_registry_fail_add(ctx->registry, key,
-                                  ngx_http_claw_fail_key(r, key),
-                                  clcf->fail_limit, r->connection->log);
+        cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+
+        ngx_http_claw_fail_add(&cmcf->fails, key,
+                               ngx_http_claw_fail_key(r, key),
+                               clcf->fail_limit, r->connection->log);
     }
 
     if (status == NGX_HTTP_UNAUTHORIZED) {

@@ -38,11 +38,11 @@ ngx_http_claw_limit(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     ngx_http_claw_hold_t      *hold;
     ngx_http_claw_tconf_t     *tc;
     ngx_http_claw_tenant_t    *t;
-    ngx_http_claw_registry_t  *reg;
+    ngx_http_claw_tables_t    *tb;
 
     tc = ctx->tconf;
     t = ctx->tenant;
-    reg = ctx->registry;
+    tb = ctx->tables;
 
     rate = tc->rate.number ? tc->rate : clcf->rate;
     burst = tc->burst >= 0 ? tc->burst : (int64_t) clcf->burst;
@@ -55,7 +55,7 @@ ngx_http_claw_limit(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     next = 0;
     over_conn = 0;
 
-    ngx_shmtx_lock(&reg->shpool->mutex);
+    ngx_shmtx_lock(&tb->shpool->mutex);
 
     if (interval) {
         wait = ngx_http_claw_gcra(t->tat, now, interval, burst, &next);
@@ -66,13 +66,13 @@ ngx_http_claw_limit(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     }
 
     if (wait == 0 && !over_conn) {
-        hold = ngx_http_claw_hold_locked(reg, t);
+        hold = ngx_http_claw_tables_hold_locked(tb, t);
 
-        if (hold == NULL && reg->ledger) {
-            ngx_shmtx_unlock(&reg->shpool->mutex);
+        if (hold == NULL && tb->ledger) {
+            ngx_shmtx_unlock(&tb->shpool->mutex);
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "claw: zone \"%V\" full, request of tenant \"%V\" "
-                          "refused", &reg->shm_zone->shm.name, &ctx->id);
+                          "refused", &tb->shm_zone->shm.name, &ctx->id);
             return NGX_HTTP_SERVICE_UNAVAILABLE;
         }
 
@@ -88,7 +88,7 @@ ngx_http_claw_limit(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
         ctx->active = 1;
     }
 
-    ngx_shmtx_unlock(&reg->shpool->mutex);
+    ngx_shmtx_unlock(&tb->shpool->mutex);
 
     /* a refusal is remembered by the caller: it is answered again */
     ctx->limited = ctx->active;

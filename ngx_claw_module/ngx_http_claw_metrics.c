@@ -16,6 +16,7 @@
 
 #include "ngx_http_claw_module.h"
 #include "ngx_http_claw_metrics.h"
+#include "ngx_http_claw_stream.h"
 
 
 static ngx_int_t ngx_http_claw_metrics_handler(ngx_http_request_t *r);
@@ -81,16 +82,10 @@ ngx_http_claw_metrics_log(ngx_http_request_t *r)
 
 
 /*
- * With 100,000 tenants the page is some 40 MB: made whole before the
- * first byte is sent, it would keep the worker from its other clients
- * for a good part of a second.  It is made instead a buffer at a time,
- * each sent before the next is made, and between two buffers the worker
- * goes back to its event loop (ngx_posted_next_events): a scrape costs
- * other clients at most one buffer's worth of formatting.  The counters
- * are copied once, at the start, so the page is one moment's.
+ * With 100,000 tenants the page is some 40 MB: it is streamed a buffer
+ * at a time (stream.c).  The counters are copied once, at the start, so
+ * the page is one moment's.
  */
-
-#define NGX_HTTP_CLAW_METRICS_BUF    (64 * 1024)
 
 /* the longest line: name, tenant label, class label, a 20-digit number */
 #define NGX_HTTP_CLAW_METRICS_LINE                                           \
@@ -102,10 +97,8 @@ typedef struct {
     ngx_http_request_t         *request;
     ngx_http_claw_counters_t  **counters;      /* sorted by tenant id */
     ngx_uint_t                  n;
-    ngx_uint_t                  family;        /* 0-4, 5: the totals */
+    ngx_uint_t                  family;        /* then the totals */
     ngx_uint_t                  tenant;
-    ngx_buf_t                  *buf;
-    ngx_event_t                 next;
     size_t                      zone_used;
     size_t                      zone_size;
 } ngx_http_claw_metrics_ctx_t;
@@ -129,7 +122,7 @@ static ngx_http_claw_family_t  ngx_http_claw_families[] = {
       ngx_string("claw_auth_failures_total{tenant=\"") },
 
     { ngx_string("# HELP claw_rate_limited_total Requests refused by a "
-                 "tenant's rate or concurrency limit.\n"
+                 "tenant's rate or concurrency limit (not lockouts).\n"
                  "# TYPE claw_rate_limited_total counter\n"),
       ngx_string("claw_rate_limited_total{tenant=\"") },
 
@@ -140,17 +133,22 @@ static ngx_http_claw_family_t  ngx_http_claw_families[] = {
 
     { ngx_string("# HELP claw_bytes_sent_total Bytes sent to the clients "
                  "of a tenant.\n# TYPE claw_bytes_sent_total counter\n"),
-      ngx_string("claw_bytes_sent_total{tenant=\"") }
+      ngx_string("claw_bytes_sent_total{tenant=\"") },
+    { ngx_string("# HELP claw_auth_lockouts_total Requests refused with 429 "
+                 "because their address failed too many credential "
+                 "checks.\n# TYPE claw_auth_lockouts_total counter\n"),
+      ngx_string("claw_auth_lockouts_total{tenant=\"") },
+    { ngx_string("# HELP claw_revoked_total Requests in flight (tunnels, "
+                 "streams) ended because their credential was revoked.\n"
+                 "# TYPE claw_revoked_total counter\n"),
+      ngx_string("claw_revoked_total{tenant=\"") }
 };
 
 #define NGX_HTTP_CLAW_FAMILIES                                               \
     (sizeof(ngx_http_claw_families) / sizeof(ngx_http_claw_family_t))
 
 
-static void ngx_http_claw_metrics_send(ngx_http_request_t *r);
-static void ngx_http_claw_metrics_next(ngx_event_t *ev);
-static void ngx_http_claw_metrics_cleanup(void *data);
-static ngx_uint_t ngx_http_claw_metrics_fill(ngx_http_claw_metrics_ctx_t *mc);
+static ngx_uint_t ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b);
 static u_char *ngx_http_claw_metrics_line(u_char *p, ngx_str_t *name,
     ngx_http_claw_counters_t *c, const char *code, uint64_t value);
 
@@ -162,7 +160,6 @@ ngx_http_claw_metrics_handler(ngx_http_request_t *r)
     ngx_uint_t                    i, pages;
     ngx_slab_pool_t              *shpool;
     ngx_http_claw_counters_t     *counters;
-    ngx_pool_cleanup_t           *cln;
     ngx_http_claw_ctx_t          *ctx;
     ngx_http_claw_main_conf_t    *cmcf;
     ngx_http_claw_metrics_ctx_t  *mc;
@@ -186,7 +183,7 @@ ngx_http_claw_metrics_handler(ngx_http_request_t *r)
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
 
-    if (cmcf->registry.shm_zone == NULL) {
+    if (cmcf->tables.shm_zone == NULL) {
         return NGX_HTTP_NOT_FOUND;
     }
 
@@ -205,7 +202,7 @@ ngx_http_claw_metrics_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    counters = ngx_http_claw_registry_counters(&cmcf->registry, r->pool,
+    counters = ngx_http_claw_tables_counters(&cmcf->tables, r->pool,
                                                &mc->n);
     if (counters == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -226,32 +223,12 @@ ngx_http_claw_metrics_handler(ngx_http_request_t *r)
     ngx_qsort(mc->counters, mc->n, sizeof(ngx_http_claw_counters_t *),
               ngx_http_claw_counters_cmp);
 
-    shpool = cmcf->registry.shpool;
+    shpool = cmcf->tables.shpool;
     pages = (shpool->end - shpool->start) / ngx_pagesize;
 
     mc->zone_used = (size_t) ((pages - shpool->pfree) * ngx_pagesize)
                     + (size_t) (shpool->start - (u_char *) shpool);
-    mc->zone_size = cmcf->registry.shm_zone->shm.size;
-
-    mc->buf = ngx_create_temp_buf(r->pool, NGX_HTTP_CLAW_METRICS_BUF);
-    if (mc->buf == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    mc->request = r;
-    mc->next.handler = ngx_http_claw_metrics_next;
-    mc->next.data = mc;
-    mc->next.log = r->connection->log;
-
-    /* a request finalized early (an error, a timeout) takes its event */
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln->handler = ngx_http_claw_metrics_cleanup;
-    cln->data = mc;
+    mc->zone_size = cmcf->tables.shm_zone->shm.size;
 
     rc = ngx_http_send_header(r);
 
@@ -259,161 +236,24 @@ ngx_http_claw_metrics_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    r->main->count++;
-    r->write_event_handler = ngx_http_claw_metrics_send;
-
-    ngx_http_claw_metrics_send(r);
-
-    return NGX_DONE;
-}
-
-
-/* sends what is pending, then the next buffer, or waits for the socket */
-
-static void
-ngx_http_claw_metrics_send(ngx_http_request_t *r)
-{
-    ngx_int_t                     rc;
-    ngx_uint_t                    last;
-    ngx_chain_t                   out;
-    ngx_event_t                  *wev;
-    ngx_connection_t             *c;
-    ngx_pool_cleanup_t           *cln;
-    ngx_http_core_loc_conf_t     *clcf;
-    ngx_http_claw_metrics_ctx_t  *mc;
-
-    c = r->connection;
-    wev = c->write;
-
-    /* the module's context slot is the tenant's: the cleanup holds ours */
-
-    mc = NULL;
-
-    for (cln = r->pool->cleanup; cln; cln = cln->next) {
-        if (cln->handler == ngx_http_claw_metrics_cleanup) {
-            mc = cln->data;
-            break;
-        }
-    }
-
-    if (mc == NULL) {
-        ngx_http_finalize_request(r, NGX_ERROR);
-        return;
-    }
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    if (wev->timedout) {
-        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
-                      "client timed out");
-        c->timedout = 1;
-        ngx_http_finalize_request(r, NGX_HTTP_REQUEST_TIME_OUT);
-        return;
-    }
-
-    if (wev->delayed || r->aio) {
-        return;
-    }
-
-    if (r->buffered || c->buffered) {
-        rc = ngx_http_output_filter(r, NULL);
-
-    } else {
-        mc->buf->pos = mc->buf->start;
-        mc->buf->last = mc->buf->start;
-
-        last = ngx_http_claw_metrics_fill(mc);
-
-        mc->buf->last_buf = last && r == r->main;
-        mc->buf->last_in_chain = last;
-        mc->buf->flush = 1;
-
-        out.buf = mc->buf;
-        out.next = NULL;
-
-        rc = ngx_http_output_filter(r, &out);
-
-        if (rc == NGX_OK && last) {
-            ngx_http_finalize_request(r, NGX_OK);
-            return;
-        }
-    }
-
-    if (rc == NGX_ERROR) {
-        ngx_http_finalize_request(r, NGX_ERROR);
-        return;
-    }
-
-    if (r->buffered || c->buffered) {
-
-        /* the socket is full: on with the write event */
-
-        if (!wev->delayed) {
-            ngx_add_timer(wev, clcf->send_timeout);
-        }
-
-        if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
-            ngx_http_finalize_request(r, NGX_ERROR);
-        }
-
-        return;
-    }
-
-    if (wev->timer_set) {
-        ngx_del_timer(wev);
-    }
-
-    if (mc->buf->last_in_chain) {
-        ngx_http_finalize_request(r, NGX_OK);
-        return;
-    }
-
-    /* all sent: the next buffer after the worker's other events */
-
-    ngx_post_event(&mc->next, &ngx_posted_next_events);
-}
-
-
-static void
-ngx_http_claw_metrics_next(ngx_event_t *ev)
-{
-    ngx_http_request_t           *r;
-    ngx_connection_t             *c;
-    ngx_http_claw_metrics_ctx_t  *mc;
-
-    mc = ev->data;
-    r = mc->request;
-    c = r->connection;
-
-    ngx_http_claw_metrics_send(r);
-
-    ngx_http_run_posted_requests(c);
-}
-
-
-static void
-ngx_http_claw_metrics_cleanup(void *data)
-{
-    ngx_http_claw_metrics_ctx_t  *mc = data;
-
-    if (mc->next.posted) {
-        ngx_delete_posted_event(&mc->next);
-    }
+    return ngx_http_claw_stream(r, ngx_http_claw_metrics_fill, mc);
 }
 
 
 /* fills the buffer with whole lines; returns 1 when the page is done */
 
 static ngx_uint_t
-ngx_http_claw_metrics_fill(ngx_http_claw_metrics_ctx_t *mc)
+ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b)
 {
+    ngx_http_claw_metrics_ctx_t  *mc = data;
+
     u_char                    *p, *end;
     ngx_uint_t                 j;
     ngx_str_t                 *name;
     ngx_http_claw_counters_t  *c;
 
-    p = mc->buf->last;
-    end = mc->buf->end;
+    p = b->last;
+    end = b->end;
 
     while (mc->family < NGX_HTTP_CLAW_FAMILIES) {
 
@@ -462,9 +302,18 @@ ngx_http_claw_metrics_fill(ngx_http_claw_metrics_ctx_t *mc)
                 p = ngx_http_claw_metrics_line(p, name, c, NULL, c->active);
                 break;
 
-            default: /* 4 */
+            case 4:
                 p = ngx_http_claw_metrics_line(p, name, c, NULL,
                                                c->bytes_sent);
+                break;
+
+            case 5:
+                p = ngx_http_claw_metrics_line(p, name, c, NULL,
+                                               c->lockouts);
+                break;
+
+            default: /* 6 */
+                p = ngx_http_claw_metrics_line(p, name, c, NULL, c->revoked);
                 break;
             }
         }
@@ -489,13 +338,13 @@ ngx_http_claw_metrics_fill(ngx_http_claw_metrics_ctx_t *mc)
         "claw_zone_bytes_total %uz\n",
         mc->n, mc->zone_used, mc->zone_size);
 
-    mc->buf->last = p;
+    b->last = p;
 
     return 1;
 
 full:
 
-    mc->buf->last = p;
+    b->last = p;
 
     return 0;
 }

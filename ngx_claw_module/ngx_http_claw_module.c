@@ -16,7 +16,7 @@
 #include "ngx_http_claw_auth.h"
 #include "ngx_http_claw_balancer.h"
 #include "ngx_http_claw_limit.h"
-#include "ngx_http_claw_store.h"
+#include "ngx_http_claw_live.h"
 #include "ngx_http_claw_admin.h"
 #include "ngx_http_claw_metrics.h"
 #include "ngx_http_claw_token.h"
@@ -30,7 +30,12 @@ static ngx_int_t ngx_http_claw_resolve(ngx_http_request_t *r,
     ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx);
 static void ngx_http_claw_cleanup(void *data);
 
+static ngx_int_t ngx_http_claw_public(ngx_http_request_t *r);
 static ngx_int_t ngx_http_claw_tenant_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_claw_identity_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_claw_request_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 static ngx_int_t ngx_http_claw_add_variables(ngx_conf_t *cf);
@@ -53,7 +58,13 @@ static ngx_int_t ngx_http_claw_header_filter(ngx_http_request_t *r);
 static void *ngx_http_claw_create_srv_conf(ngx_conf_t *cf);
 static char *ngx_http_claw_merge_srv_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static ngx_int_t ngx_http_claw_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+#if (NGX_THREADS)
+static ngx_thread_pool_t *ngx_http_claw_thread_pool(ngx_conf_t *cf);
+#endif
 static ngx_int_t ngx_http_claw_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_claw_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_claw_init_process(ngx_cycle_t *cycle);
 static void ngx_http_claw_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_claw_exit_master(ngx_cycle_t *cycle);
@@ -235,7 +246,7 @@ ngx_module_t  ngx_http_claw_module = {
     ngx_http_claw_commands,                /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_claw_init_module,             /* init module */
     ngx_http_claw_init_process,            /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -246,6 +257,11 @@ ngx_module_t  ngx_http_claw_module = {
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+#if (NGX_THREADS)
+extern ngx_module_t  ngx_thread_pool_module;
+static ngx_str_t     ngx_http_claw_pool_name = ngx_string("claw");
+#endif
 
 
 static ngx_http_variable_t  ngx_http_claw_vars[] = {
@@ -264,6 +280,14 @@ static ngx_http_variable_t  ngx_http_claw_vars[] = {
       ngx_http_claw_auth_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("claw_identity"), NULL,
+      ngx_http_claw_identity_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("claw_request"), NULL,
+      ngx_http_claw_request_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
       ngx_http_null_variable
 };
 
@@ -276,9 +300,10 @@ static ngx_http_variable_t  ngx_http_claw_vars[] = {
 static ngx_int_t
 ngx_http_claw_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                  rc;
-    ngx_http_claw_ctx_t       *ctx;
-    ngx_http_claw_loc_conf_t  *clcf;
+    ngx_int_t                   rc;
+    ngx_http_claw_ctx_t        *ctx;
+    ngx_http_claw_loc_conf_t   *clcf;
+    ngx_http_claw_main_conf_t  *cmcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_claw_module);
 
@@ -328,6 +353,16 @@ ngx_http_claw_handler(ngx_http_request_t *r)
     }
 
     ctx->admitted = 1;
+
+    /* a revocation must reach what a credential opened */
+
+    if (!ctx->linked
+        && ctx->auth != NGX_HTTP_CLAW_AUTH_NONE
+        && ctx->auth != NGX_HTTP_CLAW_AUTH_OFF)
+    {
+        cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+        ngx_http_claw_live_add(&cmcf->live, ctx);
+    }
 
     return NGX_DECLINED;
 }
@@ -397,12 +432,111 @@ ngx_http_claw_check(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
 
     /* claw_auth off: no credential, so no tenant quota is spent either */
 
-    if (rc == NGX_OK && !ctx->limited) {
+    if (rc == NGX_DECLINED) {
+        return ngx_http_claw_public(r);
+    }
+
+    if (!ctx->limited) {
         rc = ngx_http_claw_limit(r, clcf, ctx);
         if (rc != NGX_OK) {
             return rc;
         }
     }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * claw_auth off: a public location (a health check, a shared page) is
+ * never a tunnel, whatever else the location says: GET and HEAD with no
+ * body and no upgrade, and the container gets the path as nginx
+ * normalised it (and matched the location with), not the target as the
+ * client wrote it ("/x/..%2F..%2Fhealthz" reaches it as "/healthz").
+ */
+
+static ngx_int_t
+ngx_http_claw_public(ngx_http_request_t *r)
+{
+    u_char           *p, *q, *end;
+    size_t            len;
+    uintptr_t         escape;
+    ngx_table_elt_t  *h;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "claw: method \"%V\" refused where \"claw_auth\" is "
+                      "off", &r->method_name);
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+        ngx_str_set(&h->value, "GET, HEAD");
+
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (r->headers_in.content_length_n > 0 || r->headers_in.chunked
+#if (NGX_HTTP_V2)
+        || (r->stream && !r->stream->in_closed)
+#endif
+       )
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "claw: a request body refused where \"claw_auth\" is "
+                      "off");
+        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+
+    if (r->headers_in.upgrade) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "claw: an upgrade refused where \"claw_auth\" is off");
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    end = r->unparsed_uri.data + r->unparsed_uri.len;
+    q = ngx_strlchr(r->unparsed_uri.data, end, '?');
+
+    len = (q ? q : end) - r->unparsed_uri.data;
+
+    if (len == r->uri.len
+        && ngx_memcmp(r->unparsed_uri.data, r->uri.data, len) == 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    escape = 2 * ngx_escape_uri(NULL, r->uri.data, r->uri.len,
+                                NGX_ESCAPE_URI);
+
+    p = ngx_pnalloc(r->pool, r->uri.len + escape + 1 + r->args.len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->unparsed_uri.data = p;
+
+    if (escape) {
+        p = (u_char *) ngx_escape_uri(p, r->uri.data, r->uri.len,
+                                      NGX_ESCAPE_URI);
+
+    } else {
+        p = ngx_cpymem(p, r->uri.data, r->uri.len);
+    }
+
+    if (r->args.len) {
+        *p++ = '?';
+        p = ngx_cpymem(p, r->args.data, r->args.len);
+    }
+
+    r->unparsed_uri.len = p - r->unparsed_uri.data;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "claw: public target normalised to \"%V\"",
+                   &r->unparsed_uri);
 
     return NGX_DECLINED;
 }
@@ -483,13 +617,13 @@ ngx_http_claw_resolve(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
 
     hash = ngx_murmur_hash2(name, len);
 
-    t = ngx_http_claw_registry_acquire(&cmcf->registry, domain, hash, name,
-                                       len, &copy.tconf, &full);
+    t = ngx_http_claw_tables_acquire(&cmcf->tables, domain, hash, name,
+                                     len, &copy.tconf, &ctx->revoked, &full);
 
     if (full) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "claw: zone \"%V\" full, request of %s \"%*s\" refused",
-                      &cmcf->registry.shm_zone->shm.name,
+                      &cmcf->tables.shm_zone->shm.name,
                       domain ? "domain" : "tenant", len, name);
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
@@ -509,13 +643,13 @@ ngx_http_claw_resolve(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
 
     tc = ngx_palloc(r->pool, copy.tconf.head);
     if (tc == NULL) {
-        ngx_http_claw_registry_release(&cmcf->registry, t, 0);
+        ngx_http_claw_tables_release(&cmcf->tables, t, 0);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_memcpy(tc, &copy.tconf, copy.tconf.head);
 
-    ctx->registry = &cmcf->registry;
+    ctx->tables = &cmcf->tables;
     ctx->tenant = t;
     ctx->tconf = tc;
 
@@ -545,6 +679,8 @@ ngx_http_claw_create_ctx(ngx_http_request_t *r)
 
     ctx = cln->data;
     ngx_memzero(ctx, sizeof(ngx_http_claw_ctx_t));
+
+    ctx->request = r;
 
     cln->handler = ngx_http_claw_cleanup;
 
@@ -584,9 +720,12 @@ ngx_http_claw_cleanup(void *data)
 {
     ngx_http_claw_ctx_t  *ctx = data;
 
+    if (ctx->linked) {
+        ngx_http_claw_live_remove(ctx);
+    }
+
     if (ctx->tenant) {
-        ngx_http_claw_registry_release(ctx->registry, ctx->tenant,
-                                       ctx->active);
+        ngx_http_claw_tables_release(ctx->tables, ctx->tenant, ctx->active);
         ctx->tenant = NULL;
     }
 }
@@ -675,6 +814,76 @@ ngx_http_claw_tenant_variable(ngx_http_request_t *r,
 }
 
 
+/*
+ * The tenant a request authenticated as, and nothing otherwise: what a
+ * container may take as its signed-in user.  Empty in a location with
+ * claw_auth off and for any request that did not authenticate; no
+ * client header can set it.
+ */
+
+static ngx_int_t
+ngx_http_claw_identity_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_claw_ctx_t  *ctx;
+
+    ctx = ngx_http_claw_get_ctx(r->main);
+
+    if (ctx == NULL || ctx->tenant == NULL || !ctx->admitted
+        || ctx->auth == NGX_HTTP_CLAW_AUTH_NONE
+        || ctx->auth == NGX_HTTP_CLAW_AUTH_OFF)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = ctx->id.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = ctx->id.data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The request line with every claw_token value redacted, however far
+ * the request got: $request is the line as the client sent it when nginx
+ * refuses a request while reading its headers, before this module ran.
+ */
+
+static ngx_int_t
+ngx_http_claw_request_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char  *p;
+    size_t   len;
+
+    if (r->request_line.len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    len = ngx_http_claw_arg_redact(r->request_line.data,
+                                   r->request_line.len, NULL);
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_http_claw_arg_redact(r->request_line.data,
+                                      r->request_line.len, p);
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = p;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_claw_add_variables(ngx_conf_t *cf)
 {
@@ -707,20 +916,23 @@ ngx_http_claw_create_main_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
-     *     cmcf->registry.shm_zone = NULL;
-     *     cmcf->registry.path = { 0, NULL };
+     *     cmcf->tables.shm_zone = NULL;
+     *     cmcf->journal.path = { 0, NULL };
      *     cmcf->registry.loaded = NULL;
      */
 
-    if (ngx_array_init(&cmcf->registry.suffixes, cf->pool, 4,
-                       sizeof(ngx_str_t))
+    if (ngx_array_init(&cmcf->suffixes, cf->pool, 4, sizeof(ngx_str_t))
         != NGX_OK)
     {
         return NULL;
     }
 
+    cmcf->registry.tables = &cmcf->tables;
+    cmcf->registry.journal = &cmcf->journal;
+    cmcf->registry.suffixes = &cmcf->suffixes;
     cmcf->registry.conf_jfd = NGX_INVALID_FILE;
-    cmcf->registry.jfd = NGX_INVALID_FILE;
+    cmcf->journal.fd = NGX_INVALID_FILE;
+    cmcf->live.tables = &cmcf->tables;
 
     return cmcf;
 }
@@ -731,12 +943,8 @@ ngx_http_claw_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_claw_main_conf_t  *cmcf = conf;
 
-    ngx_http_claw_registry_t  *reg;
-
-    reg = &cmcf->registry;
-
-    if (reg->shm_zone == NULL) {
-        if (reg->path.len) {
+    if (cmcf->tables.shm_zone == NULL) {
+        if (cmcf->journal.path.len) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "\"claw_tenants\" requires \"claw_zone\"");
             return NGX_CONF_ERROR;
@@ -745,21 +953,97 @@ ngx_http_claw_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_OK;
     }
 
-    if (reg->path.len == 0) {
+    if (cmcf->journal.path.len == 0) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "\"claw_zone\" \"%V\" requires \"claw_tenants\"",
-                      &reg->shm_zone->shm.name);
+                      &cmcf->tables.shm_zone->shm.name);
         return NGX_CONF_ERROR;
     }
 
+#if (NGX_THREADS)
+
+    cmcf->journal.thread_pool = ngx_http_claw_thread_pool(cf);
+    if (cmcf->journal.thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+#endif
+
     /* every claw_domain has been read by now: domains are checked too */
 
-    if (ngx_http_claw_registry_read(cf, reg) != NGX_OK) {
+    if (ngx_http_claw_registry_read(cf, &cmcf->registry) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
 }
+
+
+#if (NGX_THREADS)
+
+/*
+ * Disk work and waits for the journal's lock run on a thread pool of
+ * the module's own, "claw", so that they never queue behind other work
+ * (the default pool serves files).  Declared as "thread_pool claw
+ * threads=4;" would declare it, unless the configuration did so before.
+ */
+
+static ngx_thread_pool_t *
+ngx_http_claw_thread_pool(ngx_conf_t *cf)
+{
+    char               *rv;
+    ngx_str_t          *value;
+    ngx_array_t        *args, *saved;
+    ngx_command_t      *cmd;
+    ngx_thread_pool_t  *tp;
+
+    tp = ngx_thread_pool_get(cf->cycle, &ngx_http_claw_pool_name);
+
+    if (tp) {
+        return tp;
+    }
+
+    args = ngx_array_create(cf->temp_pool, 3, sizeof(ngx_str_t));
+    if (args == NULL) {
+        return NULL;
+    }
+
+    value = ngx_array_push_n(args, 3);
+    if (value == NULL) {
+        return NULL;
+    }
+
+    ngx_str_set(&value[0], "thread_pool");
+    value[1] = ngx_http_claw_pool_name;
+    ngx_str_set(&value[2], "threads=4");
+
+    for (cmd = ngx_thread_pool_module.commands; cmd->name.len; cmd++) {
+        if (cmd->name.len == value[0].len
+            && ngx_strcmp(cmd->name.data, value[0].data) == 0)
+        {
+            break;
+        }
+    }
+
+    if (cmd->name.len == 0) {
+        return NULL;
+    }
+
+    saved = cf->args;
+    cf->args = args;
+
+    rv = cmd->set(cf, cmd, NULL);
+
+    cf->args = saved;
+
+    if (rv != NGX_CONF_OK) {
+        return NULL;
+    }
+
+    return ngx_thread_pool_get(cf->cycle, &ngx_http_claw_pool_name);
+}
+
+#endif
 
 
 static void *
@@ -776,7 +1060,7 @@ ngx_http_claw_create_srv_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     conf->certificates = { 0, NULL };
-     *     conf->registry = NULL;
+     *     conf->tables = NULL;
      *     conf->cache = NULL;
      */
 
@@ -874,7 +1158,7 @@ ngx_http_claw_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_claw_module);
 
-    if ((conf->admin || conf->metrics) && cmcf->registry.shm_zone == NULL) {
+    if ((conf->admin || conf->metrics) && cmcf->tables.shm_zone == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%s\" requires \"claw_zone\" and "
                            "\"claw_tenants\" in the http block",
@@ -892,7 +1176,7 @@ ngx_http_claw_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (conf->enable) {
-        if (cmcf->registry.shm_zone == NULL) {
+        if (cmcf->tables.shm_zone == NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"claw on\" requires \"claw_zone\" and "
                                "\"claw_tenants\" in the http block");
@@ -913,7 +1197,7 @@ ngx_http_claw_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ssize_t     size;
     ngx_str_t  *value, name, s;
 
-    if (cmcf->registry.shm_zone) {
+    if (cmcf->tables.shm_zone) {
         return "is duplicate";
     }
 
@@ -948,20 +1232,26 @@ ngx_http_claw_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    cmcf->registry.shm_zone = ngx_shared_memory_add(cf, &name, size,
-                                                    &ngx_http_claw_module);
-    if (cmcf->registry.shm_zone == NULL) {
+    cmcf->tables.shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                                  &ngx_http_claw_module);
+    if (cmcf->tables.shm_zone == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    if (cmcf->registry.shm_zone->data) {
+    if (cmcf->tables.shm_zone->data) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "duplicate zone \"%V\"", &name);
         return NGX_CONF_ERROR;
     }
 
-    cmcf->registry.shm_zone->init = ngx_http_claw_registry_init_zone;
-    cmcf->registry.shm_zone->data = &cmcf->registry;
+    cmcf->tables.shm_zone->init = ngx_http_claw_init_zone;
+    cmcf->tables.shm_zone->data = cmcf;
+
+    /* failed credentials have a small zone of their own */
+
+    if (ngx_http_claw_fail_add_zone(cf, &cmcf->fails, &name, size) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -972,32 +1262,25 @@ ngx_http_claw_tenants(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_claw_main_conf_t  *cmcf = conf;
 
-    ngx_str_t  *value;
+    ngx_str_t  *value, path;
 
-    if (cmcf->registry.path.data) {
+    if (cmcf->journal.path.data) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
-    cmcf->registry.path = value[1];
+    path = value[1];
 
-    if (ngx_conf_full_name(cf->cycle, &cmcf->registry.path, 1) != NGX_OK) {
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
     /* admin changes are journaled beside the file, then folded into it */
 
-    cmcf->registry.journal.len = cmcf->registry.path.len
-                                 + sizeof(".journal") - 1;
-    cmcf->registry.journal.data = ngx_pnalloc(cf->pool,
-                                              cmcf->registry.journal.len + 1);
-    if (cmcf->registry.journal.data == NULL) {
+    if (ngx_http_claw_journal_init(cf, &cmcf->journal, &path) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
-
-    ngx_sprintf(cmcf->registry.journal.data, "%V.journal%Z",
-                &cmcf->registry.path);
 
     return NGX_CONF_OK;
 }
@@ -1042,7 +1325,7 @@ ngx_http_claw_domain(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_claw_module);
 
-    s = ngx_array_push(&cmcf->registry.suffixes);
+    s = ngx_array_push(&cmcf->suffixes);
     if (s == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -1143,6 +1426,94 @@ ngx_http_claw_init(ngx_conf_t *cf)
 }
 
 
+/*
+ * The zone is made or kept: the registry read from the file is prepared
+ * in it (a zone too small fails the cycle), not put in force yet.
+ */
+
+static ngx_int_t
+ngx_http_claw_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_claw_main_conf_t  *ocmcf = data;
+
+    ngx_http_claw_main_conf_t  *cmcf;
+
+    cmcf = shm_zone->data;
+
+    if (ngx_http_claw_tables_init_zone(&cmcf->tables, shm_zone,
+                                       ocmcf ? &ocmcf->tables : NULL)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_claw_registry_prepare(&cmcf->registry, ocmcf != NULL,
+                                          shm_zone->shm.log);
+}
+
+
+/*
+ * The cycle commits: every socket is bound, nothing can fail any more
+ * and the new workers are about to start.  Only now does the registry
+ * of this cycle go in force; the zones of the old cycle that this one
+ * does not keep (resized, renamed) are retired, so that the old workers,
+ * until they exit, take no change that the new zone would never see.
+ */
+
+static ngx_int_t
+ngx_http_claw_init_module(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                  i;
+    ngx_shm_zone_t             *oshm;
+    ngx_list_part_t            *part;
+    ngx_http_claw_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_claw_module);
+
+    if (cmcf == NULL || cmcf->tables.shm_zone == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_http_claw_registry_commit(&cmcf->registry, cycle->log);
+
+    if (cycle->old_cycle == NULL || ngx_is_init_cycle(cycle->old_cycle)) {
+        return NGX_OK;
+    }
+
+    part = &cycle->old_cycle->shared_memory.part;
+    oshm = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            oshm = part->elts;
+            i = 0;
+        }
+
+        if (oshm[i].tag != &ngx_http_claw_module
+            || oshm[i].shm.addr == NULL
+            || oshm[i].shm.addr == cmcf->tables.shm_zone->shm.addr)
+        {
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "claw zone \"%V\" replaced by \"%V\": the old "
+                      "workers take no more changes",
+                      &oshm[i].shm.name, &cmcf->tables.shm_zone->shm.name);
+
+        ngx_http_claw_tables_retire(&oshm[i]);
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_claw_init_process(ngx_cycle_t *cycle)
 {
@@ -1156,13 +1527,14 @@ ngx_http_claw_init_process(ngx_cycle_t *cycle)
 
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_claw_module);
 
-    if (cmcf == NULL || cmcf->registry.shm_zone == NULL) {
+    if (cmcf == NULL || cmcf->tables.shm_zone == NULL) {
         return NGX_OK;
     }
 
-    ngx_http_claw_store_init_worker(&cmcf->registry, cycle->log);
+    ngx_http_claw_journal_init_worker(&cmcf->journal, cycle->log);
+    ngx_http_claw_live_init_worker(&cmcf->live, cycle->log);
 
-    return ngx_http_claw_registry_init_worker(&cmcf->registry, cycle->log);
+    return ngx_http_claw_tables_init_worker(&cmcf->tables, cycle->log);
 }
 
 
@@ -1175,12 +1547,12 @@ ngx_http_claw_exit_process(ngx_cycle_t *cycle)
 
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_claw_module);
 
-    if (cmcf == NULL || cmcf->registry.shm_zone == NULL) {
+    if (cmcf == NULL || cmcf->tables.shm_zone == NULL) {
         return;
     }
 
-    ngx_http_claw_store_exit_worker(&cmcf->registry);
-    ngx_http_claw_registry_exit_worker(&cmcf->registry);
+    ngx_http_claw_journal_exit_worker(&cmcf->journal);
+    ngx_http_claw_tables_exit_worker(&cmcf->tables);
 }
 
 

@@ -13,7 +13,10 @@
 #include <ngx_http.h>
 
 #include "ngx_http_claw_parse.h"
+#include "ngx_http_claw_tables.h"
+#include "ngx_http_claw_journal.h"
 #include "ngx_http_claw_registry.h"
+#include "ngx_http_claw_fail.h"
 
 
 /* $claw_auth */
@@ -24,15 +27,29 @@
 #define NGX_HTTP_CLAW_AUTH_OFF     4
 
 
+/* a worker's requests that relay for a credential (see live.c) */
 typedef struct {
-    ngx_http_claw_registry_t     registry;
+    ngx_queue_t                  requests;
+    ngx_event_t                  check;
+    ngx_atomic_uint_t            revoked;       /* the zone's, as last seen */
+    ngx_http_claw_tables_t      *tables;
+} ngx_http_claw_live_t;
+
+
+typedef struct {
+    ngx_http_claw_tables_t       tables;        /* the zone */
+    ngx_http_claw_registry_t     registry;      /* the file */
+    ngx_http_claw_journal_t      journal;       /* admin changes */
+    ngx_http_claw_fails_t        fails;         /* failed credentials */
+    ngx_http_claw_live_t         live;
+    ngx_array_t                  suffixes;      /* every claw_domain */
     ngx_str_t                    cookie_secret;  /* the key itself */
 } ngx_http_claw_main_conf_t;
 
 
 typedef struct {
     ngx_str_t                    certificates;   /* claw_certificates */
-    ngx_http_claw_registry_t    *registry;
+    ngx_http_claw_tables_t      *tables;
     void                        *cache;          /* per worker */
 
     /* claw_keepalive, in an upstream{} block */
@@ -74,7 +91,8 @@ typedef struct {
  */
 
 typedef struct {
-    ngx_http_claw_registry_t    *registry;
+    ngx_http_request_t          *request;
+    ngx_http_claw_tables_t      *tables;
     ngx_http_claw_tenant_t      *tenant;         /* pinned, or NULL */
     ngx_http_claw_tconf_t       *tconf;          /* the request's copy */
 
@@ -97,6 +115,13 @@ typedef struct {
     unsigned                     has_cookie:1;
     unsigned                     has_query:1;
     unsigned                     extracted:1;
+
+    /* the token the request authenticated with (or its session's) */
+    u_char                       digest[NGX_HTTP_CLAW_DIGEST_LEN];
+    ngx_atomic_uint_t            revoked;        /* the tenant's, as seen */
+    ngx_queue_t                  live;           /* in the worker's list */
+    unsigned                     linked:1;
+    unsigned                     cut:1;          /* revoked in flight */
 
     unsigned                     auth:3;         /* $claw_auth */
     unsigned                     admitted:1;

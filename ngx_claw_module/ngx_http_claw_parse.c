@@ -196,6 +196,32 @@ ngx_http_claw_valid_domain(unsigned char *p, size_t *len)
 }
 
 
+/*
+ * How two canonical names relate: the same, the first under the second
+ * (a subdomain of it), the first a parent of the second, or apart.
+ */
+
+int
+ngx_http_claw_domain_relation(const unsigned char *name, size_t len,
+    const unsigned char *other, size_t olen)
+{
+    if (len == olen) {
+        return memcmp(name, other, len) == 0 ? NGX_HTTP_CLAW_DOMAIN_SAME
+                                             : NGX_HTTP_CLAW_DOMAIN_APART;
+    }
+
+    if (len > olen) {
+        return (name[len - olen - 1] == '.'
+                && memcmp(name + len - olen, other, olen) == 0)
+               ? NGX_HTTP_CLAW_DOMAIN_UNDER : NGX_HTTP_CLAW_DOMAIN_APART;
+    }
+
+    return (other[olen - len - 1] == '.'
+            && memcmp(other + olen - len, name, len) == 0)
+           ? NGX_HTTP_CLAW_DOMAIN_PARENT : NGX_HTTP_CLAW_DOMAIN_APART;
+}
+
+
 /* a claw_domain suffix: like a domain, but one label will do */
 
 int

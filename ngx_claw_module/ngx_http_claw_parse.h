@@ -44,6 +44,12 @@
 #define NGX_HTTP_CLAW_UPSTREAM_MAX    (5 + NGX_HTTP_CLAW_UNIX_PATH_MAX)
 
 
+/* results of ngx_http_claw_domain_relation() */
+#define NGX_HTTP_CLAW_DOMAIN_APART    0
+#define NGX_HTTP_CLAW_DOMAIN_SAME     1
+#define NGX_HTTP_CLAW_DOMAIN_UNDER    2
+#define NGX_HTTP_CLAW_DOMAIN_PARENT   3
+
 /* results of ngx_http_claw_host_canon() */
 #define NGX_HTTP_CLAW_HOST_NAME       0
 #define NGX_HTTP_CLAW_HOST_IP         1
@@ -106,6 +112,8 @@ int ngx_http_claw_host_label(const unsigned char *host, size_t len,
 int ngx_http_claw_valid_id(const unsigned char *p, size_t len);
 int ngx_http_claw_valid_domain(unsigned char *p, size_t *len);
 int ngx_http_claw_valid_suffix(unsigned char *p, size_t *len);
+int ngx_http_claw_domain_relation(const unsigned char *name, size_t len,
+    const unsigned char *other, size_t olen);
 
 int ngx_http_claw_parse_upstream(const unsigned char *p, size_t len,
     ngx_http_claw_addr_t *addr, socklen_t *socklen);

@@ -10,274 +10,46 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <ngx_event.h>
 
 #include "ngx_http_claw_parse.h"
+#include "ngx_http_claw_tables.h"
+#include "ngx_http_claw_journal.h"
 
 
 /*
- * A tenant's configuration, as one position-independent block: the same
- * bytes are built from a registry line or an admin request, stored in the
- * zone, compared on reload and copied (up to "head") by every request.
- *
- *   ngx_http_claw_tconf_t
- *   address             socklen, aligned to 8
- *   tokens              ntokens * 32
- *   id                  id_len
- *   upstream            upstream_len
- *   ---- head ----
- *   domains             ndomains * (1 length byte + name)
+ * The registry file and its journal, read at configuration time into
+ * process memory, prepared in the zone while the cycle is made, and put
+ * in force only when the cycle commits.
  */
 
 typedef struct {
-    uint32_t                     size;
-    uint32_t                     head;
-    ngx_http_claw_rate_t         rate;          /* number 0: server default */
-    int32_t                      burst;         /* -1: server default */
-    int32_t                      conn;          /* -1: server default */
-    uint16_t                     socklen;
-    u_char                       id_len;
-    u_char                       upstream_len;
-    u_char                       ntokens;
-    u_char                       ndomains;
-    u_char                       reserved[2];
-} ngx_http_claw_tconf_t;
+    ngx_http_claw_tables_t      *tables;
+    ngx_http_claw_journal_t     *journal;
+    ngx_array_t                 *suffixes;      /* every claw_domain */
 
-#define NGX_HTTP_CLAW_TCONF_HEAD_MAX                                          \
-    (sizeof(ngx_http_claw_tconf_t) + ngx_align(sizeof(ngx_http_claw_addr_t), 8)\
-     + NGX_HTTP_CLAW_MAX_TOKENS * NGX_HTTP_CLAW_DIGEST_LEN                    \
-     + NGX_HTTP_CLAW_ID_MAX + NGX_HTTP_CLAW_UPSTREAM_MAX)
-
-/* the whole block, custom domains included */
-#define NGX_HTTP_CLAW_TCONF_MAX                                               \
-    (NGX_HTTP_CLAW_TCONF_HEAD_MAX                                             \
-     + NGX_HTTP_CLAW_MAX_DOMAINS * (1 + NGX_HTTP_CLAW_HOST_MAX))
-
-#define ngx_http_claw_tconf_addr(tc)                                          \
-    ((ngx_http_claw_addr_t *) ((u_char *) (tc)                                \
-                               + sizeof(ngx_http_claw_tconf_t)))
-#define ngx_http_claw_tconf_tokens(tc)                                        \
-    ((u_char *) ngx_http_claw_tconf_addr(tc) + ngx_align((tc)->socklen, 8))
-#define ngx_http_claw_tconf_id(tc)                                            \
-    (ngx_http_claw_tconf_tokens(tc)                                           \
-     + (tc)->ntokens * NGX_HTTP_CLAW_DIGEST_LEN)
-#define ngx_http_claw_tconf_upstream(tc)                                      \
-    (ngx_http_claw_tconf_id(tc) + (tc)->id_len)
-#define ngx_http_claw_tconf_domains(tc)                                       \
-    (ngx_http_claw_tconf_upstream(tc) + (tc)->upstream_len)
-
-
-typedef struct ngx_http_claw_tenant_s  ngx_http_claw_tenant_t;
-typedef struct ngx_http_claw_name_s    ngx_http_claw_name_t;
-
-
-/* a change of one tenant, allocated up front, then committed */
-typedef struct {
-    ngx_http_claw_tconf_t       *src;           /* process memory */
-    uint32_t                     hash;
-    unsigned                     same:1;
-    ngx_http_claw_tconf_t       *conf;          /* new copy in the zone */
-    ngx_http_claw_tenant_t      *slot;          /* for a new tenant */
-    ngx_http_claw_name_t        *names;         /* via tnext */
-} ngx_http_claw_change_t;
-
-
-/* a tenant's counters as the metrics read them */
-typedef struct {
-    u_char                       id[NGX_HTTP_CLAW_ID_MAX];
-    u_char                       id_len;
-    uint64_t                     requests[5];
-    uint64_t                     auth_failures;
-    uint64_t                     rate_limited;
-    uint64_t                     bytes_sent;
-    uint64_t                     active;
-} ngx_http_claw_counters_t;
-
-
-/* a custom domain in the zone's name table */
-struct ngx_http_claw_name_s {
-    ngx_http_claw_name_t        *next;          /* hash chain */
-    ngx_http_claw_name_t        *tnext;         /* the tenant's list */
-    ngx_http_claw_tenant_t      *tenant;
-    uint32_t                     hash;
-    u_char                       len;
-    u_char                       name[1];
-};
-
-
-/*
- * A tenant's slot: stable for the tenant's whole life, so limit state
- * and counters outlive configuration changes.  Requests pin the slot
- * (refs) and may use it after the lock is released; a slot deleted
- * while pinned is unlinked, marked dead and freed by the last unpin.
- */
-
-#define NGX_HTTP_CLAW_CLASSES  5                /* 1xx ... 5xx */
-
-struct ngx_http_claw_tenant_s {
-    ngx_http_claw_tenant_t      *next;          /* hash chain */
-    ngx_http_claw_tconf_t       *conf;
-    ngx_http_claw_name_t        *names;
-    uint64_t                     uid;
-    uint32_t                     hash;
-    uint32_t                     refs;
-    uint32_t                     active;
-    uint32_t                     mark;
-    unsigned                     dead:1;
-
-    /* rate limiter state (GCRA theoretical arrival time, nanoseconds) */
-    uint64_t                     tat;
-
-    /* updated without the lock by pinned requests */
-    ngx_atomic_t                 requests[NGX_HTTP_CLAW_CLASSES];
-    ngx_atomic_t                 auth_failures;
-    ngx_atomic_t                 rate_limited;
-    ngx_atomic_t                 bytes_sent;
-};
-
-
-/*
- * Failed credential checks of one client address (an IPv6 client by its
- * /64): a leaky bucket, evicted least recently used first when the zone
- * is full.  Tenants are never evicted.
- */
-
-#define NGX_HTTP_CLAW_FAIL_KEY  9
-
-typedef struct ngx_http_claw_fail_s  ngx_http_claw_fail_t;
-
-struct ngx_http_claw_fail_s {
-    ngx_http_claw_fail_t        *next;          /* hash chain */
-    ngx_queue_t                  queue;
-    uint64_t                     tat;           /* microseconds */
-    uint32_t                     hash;
-    u_char                       len;
-    u_char                       key[NGX_HTTP_CLAW_FAIL_KEY];
-};
-
-
-/*
- * What each worker holds: pinned slots and admitted requests per tenant.
- * A worker that dies without releasing them (kill -9, a crash) leaves
- * its ledger behind, and the next worker to start gives it all back, so
- * no concurrency count stays stuck.
- */
-
-/* a ledger fits a 512-byte slab */
-#define NGX_HTTP_CLAW_HOLD_BUCKETS  61
-
-typedef struct ngx_http_claw_hold_s    ngx_http_claw_hold_t;
-typedef struct ngx_http_claw_ledger_s  ngx_http_claw_ledger_t;
-
-struct ngx_http_claw_hold_s {
-    ngx_http_claw_hold_t        *next;
-    ngx_http_claw_tenant_t      *tenant;
-    uint32_t                     pins;
-    uint32_t                     active;
-};
-
-
-struct ngx_http_claw_ledger_s {
-    ngx_http_claw_ledger_t      *next;
-    ngx_int_t                    slot;          /* ngx_process_slot */
-    ngx_pid_t                    pid;           /* 0: free */
-    ngx_http_claw_hold_t        *holds[NGX_HTTP_CLAW_HOLD_BUCKETS];
-};
-
-
-typedef struct {
-    ngx_uint_t                   nbuckets;      /* a power of two */
-    ngx_http_claw_tenant_t     **ids;
-    ngx_http_claw_name_t       **names;
-    ngx_http_claw_fail_t       **fails;
-    ngx_queue_t                  fail_queue;
-    ngx_http_claw_ledger_t      *ledgers;       /* one per process slot */
-    ngx_uint_t                   ntenants;
-    uint64_t                     uid;
-    uint64_t                     changes;       /* of tenants and domains */
-    uint32_t                     mark;
-} ngx_http_claw_shctx_t;
-
-
-typedef struct {
-    ngx_http_claw_shctx_t       *sh;
-    ngx_slab_pool_t             *shpool;
-    ngx_shm_zone_t              *shm_zone;
-    ngx_http_claw_ledger_t      *ledger;        /* this worker's */
-
-    ngx_str_t                    path;          /* claw_tenants */
-    ngx_str_t                    journal;       /* path + ".journal" */
-
-    /* configuration time only */
+    /* configuration time only, until the cycle commits or fails */
     ngx_array_t                 *loaded;        /* ngx_http_claw_tconf_t * */
+    ngx_http_claw_change_t      *changes;       /* prepared in the zone */
+    ngx_uint_t                   nchanges;
     u_char                      *fbuf;          /* the file as read */
     size_t                       fsize;
     u_char                      *jbuf;          /* the journal as read */
     size_t                       jread;
-    ngx_fd_t                     conf_jfd;      /* locked until loaded */
-
-    /* a worker's journal */
-    ngx_fd_t                     jfd;
-    off_t                        jsize;
-    ngx_event_t                  fold_ev;
-    ngx_array_t                  suffixes;      /* every claw_domain */
+    ngx_fd_t                     conf_jfd;      /* locked until committed */
+    unsigned                     prepared:1;
+    unsigned                     reused:1;      /* the old cycle's zone */
+    unsigned                     committed:1;
 } ngx_http_claw_registry_t;
 
 
 ngx_int_t ngx_http_claw_registry_read(ngx_conf_t *cf,
     ngx_http_claw_registry_t *reg);
-ngx_uint_t ngx_http_claw_under_suffix(u_char *name, size_t len,
-    ngx_str_t *sfx);
-ngx_int_t ngx_http_claw_lock_journal(ngx_fd_t fd, ngx_log_t *log,
-    ngx_str_t *name);
-ngx_int_t ngx_http_claw_registry_init_zone(ngx_shm_zone_t *shm_zone,
-    void *data);
-
-ngx_http_claw_tenant_t *ngx_http_claw_registry_acquire(
-    ngx_http_claw_registry_t *reg, ngx_uint_t domain, uint32_t hash,
-    u_char *name, size_t len, ngx_http_claw_tconf_t *copy, ngx_uint_t *full);
-void ngx_http_claw_registry_release(ngx_http_claw_registry_t *reg,
-    ngx_http_claw_tenant_t *t, ngx_uint_t active);
-ngx_int_t ngx_http_claw_registry_init_worker(ngx_http_claw_registry_t *reg,
-    ngx_log_t *log);
-void ngx_http_claw_registry_exit_worker(ngx_http_claw_registry_t *reg);
-ngx_http_claw_hold_t *ngx_http_claw_hold_locked(
-    ngx_http_claw_registry_t *reg, ngx_http_claw_tenant_t *t);
-ngx_http_claw_tenant_t *ngx_http_claw_registry_peek(
-    ngx_http_claw_registry_t *reg, ngx_uint_t domain, u_char *name,
-    size_t len);
-ngx_int_t ngx_http_claw_registry_owns(ngx_http_claw_registry_t *reg,
-    ngx_http_claw_tenant_t *t, u_char *domain, size_t len);
-
 ngx_int_t ngx_http_claw_registry_prepare(ngx_http_claw_registry_t *reg,
-    ngx_http_claw_tconf_t *src, ngx_http_claw_change_t *ch, ngx_str_t *owner,
-    ngx_pool_t *pool);
-ngx_uint_t ngx_http_claw_registry_commit(ngx_http_claw_registry_t *reg,
-    ngx_http_claw_change_t *ch);
-void ngx_http_claw_registry_abort(ngx_http_claw_registry_t *reg,
-    ngx_http_claw_change_t *ch);
-ngx_int_t ngx_http_claw_registry_remove(ngx_http_claw_registry_t *reg,
-    u_char *id, size_t len);
-ngx_http_claw_tconf_t *ngx_http_claw_registry_get(
-    ngx_http_claw_registry_t *reg, u_char *id, size_t len, ngx_pool_t *pool);
-uint64_t ngx_http_claw_registry_changes(ngx_http_claw_registry_t *reg);
-ngx_http_claw_tconf_t **ngx_http_claw_registry_list(
-    ngx_http_claw_registry_t *reg, ngx_pool_t *pool, ngx_uint_t *n);
-ngx_http_claw_counters_t *ngx_http_claw_registry_counters(
-    ngx_http_claw_registry_t *reg, ngx_pool_t *pool, ngx_uint_t *n);
-size_t ngx_http_claw_tconf_line(ngx_http_claw_tconf_t *tc, u_char *buf);
-void ngx_http_claw_tconf_entry(ngx_http_claw_tconf_t *tc,
-    ngx_http_claw_entry_t *e);
-
-time_t ngx_http_claw_registry_fail_wait(ngx_http_claw_registry_t *reg,
-    u_char *key, size_t len, ngx_uint_t limit);
-void ngx_http_claw_registry_fail_add(ngx_http_claw_registry_t *reg,
-    u_char *key, size_t len, ngx_uint_t limit, ngx_log_t *log);
-void *ngx_http_claw_alloc_locked(ngx_http_claw_registry_t *reg, size_t size);
-
-size_t ngx_http_claw_tconf_size(ngx_http_claw_entry_t *e, size_t *head);
-void ngx_http_claw_tconf_build(ngx_http_claw_tconf_t *tc,
-    ngx_http_claw_entry_t *e);
+    ngx_uint_t reused, ngx_log_t *log);
+void ngx_http_claw_registry_commit(ngx_http_claw_registry_t *reg,
+    ngx_log_t *log);
+const char *ngx_http_claw_registry_domain(ngx_array_t *suffixes, u_char *name,
+    size_t len, ngx_str_t **sfx);
 
 
 #endif /* _NGX_HTTP_CLAW_REGISTRY_H_INCLUDED_ */

@@ -109,14 +109,14 @@ ngx_http_claw_ssl_merge(ngx_conf_t *cf, ngx_http_claw_srv_conf_t *cscf)
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_claw_module);
 
-    if (cmcf->registry.shm_zone == NULL) {
+    if (cmcf->tables.shm_zone == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"claw_certificates\" requires \"claw_zone\" and "
                            "\"claw_tenants\" in the http block");
         return NGX_CONF_ERROR;
     }
 
-    cscf->registry = &cmcf->registry;
+    cscf->tables = &cmcf->tables;
 
     SSL_CTX_set_cert_cb(sscf->ssl.ctx, ngx_http_claw_ssl_cert_cb, cscf);
 
@@ -219,14 +219,14 @@ ngx_http_claw_ssl_tenant(ngx_http_request_t *r,
             if (ngx_http_claw_host_label(host, len, sfx[i].data, sfx[i].len,
                                          &label))
             {
-                return ngx_http_claw_registry_peek(&cmcf->registry, 0,
+                return ngx_http_claw_tables_peek(&cmcf->tables, 0,
                                                    (u_char *) label.data,
                                                    label.len);
             }
         }
     }
 
-    return ngx_http_claw_registry_peek(&cmcf->registry, 1, host, len);
+    return ngx_http_claw_tables_peek(&cmcf->tables, 1, host, len);
 }
 
 
@@ -275,7 +275,7 @@ ngx_http_claw_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg)
         return 1;
     }
 
-    if (ngx_http_claw_registry_peek(cscf->registry, 1, host, len) == NULL) {
+    if (ngx_http_claw_tables_peek(cscf->tables, 1, host, len) == NULL) {
         return 1;
     }
 

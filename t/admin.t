@@ -27,6 +27,9 @@ our $Bob = '{"id":"bob","upstream":"[::1]:19902","tokens":'
     . '["sha256:da35348540eea93333fbee67961c2b02777aff29018cbbd343e7b9ac2e259122"],'
     . '"rate":null,"burst":null,"conn":null,"domains":[]}';
 
+# the list is in the table's order, not sorted: either will do
+our $List = qr/^\{"tenants":\[(?:\Q$Alice\E,\Q$Bob\E|\Q$Bob\E,\Q$Alice\E)\]\}\n\z/;
+
 sub admin { ClawTest::http_request($_[0], "/claw/tenants$_[1]", $_[2]) }
 
 add_block_preprocessor(sub {
@@ -98,8 +101,8 @@ __DATA__
 GET /claw/tenants
 --- response_headers
 Content-Type: application/json
---- response_body eval
-"{\"tenants\":[$::Alice,$::Bob]}\n"
+--- response_body_like eval
+$::List
 --- no_error_log
 [error]
 
@@ -305,7 +308,7 @@ PUT /claw/tenants/carol
 PUT /claw/tenants/carol
 {"upstream":"127.0.0.1:19901","domains":["bob.claw.test"]}
 --- error_code: 400
---- response_body_like: under claw_domain
+--- response_body_like: under the claw_domain
 
 
 
@@ -318,11 +321,12 @@ PUT /claw/tenants/carol
 
 
 
-=== TEST 19: a malformed id in the URL
+=== TEST 19: a malformed id in the URL: 400 with the reason
 --- request
 PUT /claw/tenants/Carol
 {"upstream":"127.0.0.1:19901"}
---- error_code: 404
+--- error_code: 400
+--- response_body_like: invalid tenant id: a DNS label
 
 
 
@@ -471,13 +475,16 @@ symlink "/dev/full", $j or die "symlink: $!\n";
 my ($s, $body) = main::admin(PUT => "/frank", '{"upstream":"127.0.0.1:19901"}');
 Test::More::is($s, 500, "the change is refused");
 Test::More::like($body, qr/writing the journal failed: No space left on device/, "and says why");
+# the worker whose write could not be undone (/dev/full cannot be cut
+# back) keeps the journal locked, refusing changes with 500; the other
+# worker waits for the lock, then refuses with 503
 ($s) = main::admin(DELETE => "/alice");
-Test::More::is($s, 500, "a deletion too");
+Test::More::like($s, qr/^50[03]$/, "a deletion too");
 unlink $j;
 --- request
 GET /claw/tenants
---- response_body eval
-"{\"tenants\":[$::Alice,$::Bob]}\n"
+--- response_body_like eval
+$::List
 --- error_log
 claw: writing the journal
 --- no_error_log

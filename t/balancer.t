@@ -18,7 +18,7 @@ start_containers(['alice-ws', '127.0.0.1:19866']);
 our $Tenants = <<'_EOF_';
 alice    127.0.0.1:19861
 dave     127.0.0.1:19861
-erin     127.0.0.1:19866
+erin     127.0.0.1:19866  token=sha256:28b00d1eb9c325af53158f954e515ec60dbda2cd88ef483e180bb33139e95eb1
 frank    127.0.0.1:19869
 bob      127.0.0.1:19862
 _EOF_
@@ -211,13 +211,15 @@ upstream "claw" with "claw_balancer" takes its peers from the tenant registry
 
     location / {
         claw on;
+        claw_auth on;
         proxy_pass http://claw;
         proxy_http_version 1.1;
         proxy_set_header Upgrade $http_upgrade;
         proxy_set_header Connection "upgrade";
     }
 --- raw_request eval
-ClawTest::ws_handshake_request(path => '/chat?once=1', host => 'erin.claw.test')
+ClawTest::ws_handshake_request(path => '/chat?once=1', host => 'erin.claw.test',
+                               headers => ['Authorization: Bearer erin-token-1'])
 . ClawTest::ws_frame('hi there')
 --- error_code: 101
 --- raw_response_headers_like eval

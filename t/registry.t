@@ -384,7 +384,7 @@ tenants.conf:2: duplicate domain "agent.example.org", first on line 1
 alice 127.0.0.1:19871 domain=bob.claw.test
 --- must_die
 --- error_log
-tenants.conf:1: domain "bob.claw.test" is under claw_domain "claw.test"
+tenants.conf:1: domain "bob.claw.test" is under the claw_domain "claw.test"
 
 
 

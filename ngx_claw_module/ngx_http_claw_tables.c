@@ -1,0 +1,1616 @@
+
+/*
+ * Copyright (C) ngx_claw_module authors
+ *
+ * The tenant tables in the shared zone: tenants by id, custom domains by
+ * name, and the ledgers of what each worker holds.  Requests pin a
+ * tenant's slot in one short critical section and work on a copy of its
+ * configuration; every change, from the registry file on reload or from
+ * the admin API, is prepared (allocated) first and then committed under
+ * one lock, so no request ever sees half a change.  Nothing here does
+ * I/O or knows where a change came from.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_http_claw_tables.h"
+#include "ngx_http_claw_token.h"
+
+
+static ngx_int_t ngx_http_claw_prepare(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_change_t *ch);
+static void ngx_http_claw_unprepare(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_change_t *ch);
+static ngx_int_t ngx_http_claw_alloc_change_locked(
+    ngx_http_claw_tables_t *tb, ngx_http_claw_change_t *ch,
+    ngx_uint_t slot);
+static void ngx_http_claw_unprepare_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_change_t *ch);
+static ngx_uint_t ngx_http_claw_commit_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_change_t *ch, uint32_t mark);
+static void ngx_http_claw_revoke_tokens_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_tenant_t *t, ngx_http_claw_tconf_t *conf);
+static void ngx_http_claw_revoke_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_tenant_t *t);
+static void *ngx_http_claw_snapshot(ngx_http_claw_tables_t *tb,
+    ngx_pool_t *pool, ngx_uint_t what, ngx_uint_t *n);
+static ngx_int_t ngx_http_claw_order(ngx_http_claw_tenant_t *a,
+    uint32_t hash, u_char *id, size_t len);
+
+
+static ngx_str_t  ngx_http_claw_no_id = ngx_null_string;
+static int ngx_libc_cdecl ngx_http_claw_tconf_cmp(const void *one,
+    const void *two);
+static void ngx_http_claw_unlink_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_tenant_t *t);
+static void ngx_http_claw_unlink_names_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_tenant_t *t);
+static ngx_http_claw_tenant_t *ngx_http_claw_find_id_locked(
+    ngx_http_claw_shctx_t *sh, uint32_t hash, u_char *id, size_t len);
+static ngx_http_claw_tenant_t *ngx_http_claw_find_domain_locked(
+    ngx_http_claw_shctx_t *sh, uint32_t hash, u_char *name, size_t len);
+static void ngx_http_claw_unhold_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_ledger_t *ledger, ngx_http_claw_tenant_t *t,
+    uint32_t pins, uint32_t active);
+
+
+/*
+ * A new zone gets its tables; a zone kept across a reload (same name and
+ * size) keeps them, tenants, limit state and counters included.  What
+ * the registry holds is put in later, when the cycle commits.
+ */
+
+ngx_int_t
+ngx_http_claw_tables_init_zone(ngx_http_claw_tables_t *tb,
+    ngx_shm_zone_t *shm_zone, ngx_http_claw_tables_t *otb)
+{
+    size_t                  len;
+    ngx_uint_t              n;
+    ngx_slab_pool_t        *shpool;
+    ngx_http_claw_shctx_t  *sh;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    tb->shpool = shpool;
+
+    if (otb) {
+        tb->sh = otb->sh;
+        return NGX_OK;
+    }
+
+    if (shm_zone->shm.exists) {
+        tb->sh = shpool->data;
+        return NGX_OK;
+    }
+
+    sh = ngx_slab_calloc(shpool, sizeof(ngx_http_claw_shctx_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    /*
+     * A tenant takes a few hundred bytes at least, so one bucket per
+     * 512 bytes of zone keeps chains short at any fill.
+     */
+
+    for (n = 64; n * 2 <= shm_zone->shm.size / 512; n *= 2) {
+        /* void */
+    }
+
+    sh->nbuckets = n;
+
+    sh->ids = ngx_slab_calloc(shpool, n * sizeof(ngx_http_claw_tenant_t *));
+    sh->names = ngx_slab_calloc(shpool, n * sizeof(ngx_http_claw_name_t *));
+
+    if (sh->ids == NULL || sh->names == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = sh;
+    tb->sh = sh;
+
+    len = sizeof(" in claw zone \"\"") + shm_zone->shm.name.len;
+
+    shpool->log_ctx = ngx_slab_alloc(shpool, len);
+    if (shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(shpool->log_ctx, " in claw zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* a full zone is reported by the caller, with what did not fit */
+    shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A reload put the registry in another zone (a new size or name): the
+ * old workers, still on this one until they exit, must no longer take
+ * changes (they would never reach the new zone), nor keep relaying for
+ * credentials whose revocation they could no longer see.
+ */
+
+void
+ngx_http_claw_tables_retire(ngx_shm_zone_t *shm_zone)
+{
+    ngx_slab_pool_t        *shpool;
+    ngx_http_claw_shctx_t  *sh;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    sh = shpool->data;
+
+    if (sh == NULL) {
+        return;
+    }
+
+    ngx_memory_barrier();
+    sh->retired = 1;
+    (void) ngx_atomic_fetch_add(&sh->revoked, 1);
+}
+
+
+ngx_uint_t
+ngx_http_claw_tables_retired(ngx_http_claw_tables_t *tb)
+{
+    return tb->sh->retired != 0;
+}
+
+
+/*
+ * Makes the zone hold exactly the given tenants, in two steps: every
+ * allocation first (a zone too small fails the reload with the zone as
+ * it was), then, when the cycle commits, the whole switch under one
+ * lock, so no request sees a mix of the two registries.  A tenant whose
+ * configuration did not change keeps its block, and every surviving
+ * tenant keeps its slot: limit state and counters carry over.
+ */
+
+ngx_int_t
+ngx_http_claw_tables_prepare_all(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_change_t *changes, ngx_uint_t n, ngx_log_t *log)
+{
+    ngx_uint_t               i;
+    ngx_http_claw_change_t  *ch;
+
+    for (i = 0; i < n; i++) {
+        ch = &changes[i];
+        ch->hash = ngx_murmur_hash2(ngx_http_claw_tconf_id(ch->src),
+                                    ch->src->id_len);
+
+        if (ngx_http_claw_prepare(tb, ch) != NGX_OK) {
+            ngx_log_error(NGX_LOG_EMERG, log, 0,
+                          "claw zone \"%V\" is too small for %ui tenants "
+                          "(stopped at \"%*s\")", &tb->shm_zone->shm.name,
+                          n, (size_t) ch->src->id_len,
+                          ngx_http_claw_tconf_id(ch->src));
+
+            ngx_http_claw_tables_abort_all(tb, changes, i);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* returns the number of tenants removed */
+
+ngx_uint_t
+ngx_http_claw_tables_commit_all(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_change_t *changes, ngx_uint_t n)
+{
+    uint32_t                 mark;
+    ngx_uint_t               i, removed;
+    ngx_http_claw_shctx_t   *sh;
+    ngx_http_claw_tenant_t  *t, **tp;
+
+    sh = tb->sh;
+
+    ngx_shmtx_lock(&tb->shpool->mutex);
+
+    mark = ++sh->mark;
+
+    for (i = 0; i < n; i++) {
+        ngx_http_claw_commit_locked(tb, &changes[i], mark);
+    }
+
+    removed = 0;
+
+    for (i = 0; i < sh->nbuckets; i++) {
+        tp = &sh->ids[i];
+
+        while (*tp) {
+            t = *tp;
+
+            if (t->mark == mark) {
+                tp = &t->next;
+                continue;
+            }
+
+            *tp = t->next;
+            ngx_http_claw_unlink_locked(tb, t);
+            removed++;
+        }
+    }
+
+    ngx_shmtx_unlock(&tb->shpool->mutex);
+
+    return removed;
+}
+
+
+void
+ngx_http_claw_tables_abort_all(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_change_t *changes, ngx_uint_t n)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < n; i++) {
+        ngx_http_claw_unprepare(tb, &changes[i]);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_claw_prepare(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_change_t *ch)
+{
+    ngx_int_t                rc;
+    ngx_http_claw_tenant_t  *t;
+    ngx_http_claw_tconf_t   *src;
+
+    src = ch->src;
+
+    ngx_shmtx_lock(&tb->shpool->mutex);
+
+    t = ngx_http_claw_find_id_locked(tb->sh, ch->hash,
+                                     ngx_http_claw_tconf_id(src),
+                                     src->id_len);
+
+    ch->same = (t && t->conf->size == src->size
+                && ngx_memcmp(t->conf, src, src->size) == 0);
+
+    rc = ch->same ? NGX_OK : ngx_http_claw_alloc_change_locked(tb, ch,
+                                                               t == NULL);
+
+    ngx_shmtx_unlock(&tb->shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * What a change puts in the zone: the configuration block, the custom
+ * domains' name records and, for a new tenant, its slot.  A full zone
+ * is an error; nothing is half allocated, nothing is evicted.
+ */
+
+static ngx_int_t
+ngx_http_claw_alloc_change_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_change_t *ch, ngx_uint_t slot)
+{
+    u_char                 *d;
+    size_t                  len;
+    ngx_uint_t              i;
+    ngx_http_claw_name_t   *name;
+    ngx_http_claw_tconf_t  *src;
+
+    src = ch->src;
+
+    if (slot) {
+        ch->slot = ngx_slab_alloc_locked(tb->shpool,
+                                         sizeof(ngx_http_claw_tenant_t));
+        if (ch->slot == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memzero(ch->slot, sizeof(ngx_http_claw_tenant_t));
+    }
+
+    ch->conf = ngx_slab_alloc_locked(tb->shpool, src->size);
+    if (ch->conf == NULL) {
+        goto failed;
+    }
+
+    ngx_memcpy(ch->conf, src, src->size);
+
+    d = ngx_http_claw_tconf_domains(src);
+
+    for (i = 0; i < src->ndomains; i++) {
+        len = *d++;
+
+        name = ngx_slab_alloc_locked(tb->shpool,
+                                  offsetof(ngx_http_claw_name_t, name) + len);
+        if (name == NULL) {
+            goto failed;
+        }
+
+        name->len = (u_char) len;
+        ngx_memcpy(name->name, d, len);
+        name->hash = ngx_murmur_hash2(d, len);
+        name->tenant = NULL;
+        name->next = NULL;
+        name->tnext = ch->names;
+        ch->names = name;
+
+        d += len;
+    }
+
+    return NGX_OK;
+
+failed:
+
+    ngx_http_claw_unprepare_locked(tb, ch);
+
+    return NGX_ERROR;
+}
+
+
+static void
+ngx_http_claw_unprepare(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_change_t *ch)
+{
+    ngx_shmtx_lock(&tb->shpool->mutex);
+    ngx_http_claw_unprepare_locked(tb, ch);
+    ngx_shmtx_unlock(&tb->shpool->mutex);
+}
+
+
+static void
+ngx_http_claw_unprepare_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_change_t *ch)
+{
+    ngx_http_claw_name_t  *name, *next;
+
+    for (name = ch->names; name; name = next) {
+        next = name->tnext;
+        ngx_slab_free_locked(tb->shpool, name);
+    }
+
+    if (ch->conf) {
+        ngx_slab_free_locked(tb->shpool, ch->conf);
+    }
+
+    if (ch->slot) {
+        ngx_slab_free_locked(tb->shpool, ch->slot);
+    }
+
+    ch->names = NULL;
+    ch->conf = NULL;
+    ch->slot = NULL;
+}
+
+
+static ngx_uint_t
+ngx_http_claw_commit_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_change_t *ch, uint32_t mark)
+{
+    ngx_uint_t               b, created;
+    ngx_http_claw_name_t    *name;
+    ngx_http_claw_shctx_t   *sh;
+    ngx_http_claw_tenant_t  *t;
+
+    sh = tb->sh;
+
+    t = ngx_http_claw_find_id_locked(sh, ch->hash,
+                                     ngx_http_claw_tconf_id(ch->src),
+                                     ch->src->id_len);
+
+    if (ch->same) {
+        if (t && t->conf->size == ch->src->size
+            && ngx_memcmp(t->conf, ch->src, ch->src->size) == 0)
+        {
+            t->mark = mark;
+            return 0;
+        }
+
+        /*
+         * Changed since it was judged the same: changes are serialised by
+         * the journal lock, so this is not expected; allocate here, and
+         * change nothing if that fails.
+         */
+
+        if (ngx_http_claw_alloc_change_locked(tb, ch, t == NULL) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                          "claw zone \"%V\" full: tenant \"%*s\" not "
+                          "changed", &tb->shm_zone->shm.name,
+                          (size_t) ch->src->id_len,
+                          ngx_http_claw_tconf_id(ch->src));
+            return 0;
+        }
+    }
+
+    created = (t == NULL);
+    sh->changes++;
+
+    if (t == NULL) {
+        t = ch->slot;
+        ch->slot = NULL;
+
+        t->uid = ++sh->uid;
+        t->hash = ch->hash;
+
+        b = t->hash & (sh->nbuckets - 1);
+        t->next = sh->ids[b];
+        sh->ids[b] = t;
+        sh->ntenants++;
+
+    } else {
+        ngx_http_claw_unlink_names_locked(tb, t);
+
+        if (t->conf) {
+            ngx_http_claw_revoke_tokens_locked(tb, t, ch->conf);
+            ngx_slab_free_locked(tb->shpool, t->conf);
+        }
+    }
+
+    t->conf = ch->conf;
+    t->mark = mark;
+    ch->conf = NULL;
+
+    t->names = ch->names;
+    ch->names = NULL;
+
+    for (name = t->names; name; name = name->tnext) {
+        name->tenant = t;
+        b = name->hash & (sh->nbuckets - 1);
+        name->next = sh->names[b];
+        sh->names[b] = name;
+    }
+
+    if (ch->slot) {
+        ngx_slab_free_locked(tb->shpool, ch->slot);
+        ch->slot = NULL;
+    }
+
+    return created;
+}
+
+
+/* the caller has removed t from its id chain */
+
+static void
+ngx_http_claw_unlink_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_tenant_t *t)
+{
+    ngx_http_claw_unlink_names_locked(tb, t);
+
+    ngx_slab_free_locked(tb->shpool, t->conf);
+    t->conf = NULL;
+
+    tb->sh->ntenants--;
+    tb->sh->changes++;
+
+    if (t->refs) {
+        t->dead = 1;
+        ngx_http_claw_revoke_locked(tb, t);
+        return;
+    }
+
+    ngx_slab_free_locked(tb->shpool, t);
+}
+
+
+/* takes a tenant's custom domains out of the name table, and frees them */
+
+static void
+ngx_http_claw_unlink_names_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_tenant_t *t)
+{
+    ngx_http_claw_name_t   *name, *next, **np;
+    ngx_http_claw_shctx_t  *sh;
+
+    sh = tb->sh;
+
+    for (name = t->names; name; name = next) {
+        next = name->tnext;
+
+        for (np = &sh->names[name->hash & (sh->nbuckets - 1)];
+             *np;
+             np = &(*np)->next)
+        {
+            if (*np == name) {
+                *np = name->next;
+                break;
+            }
+        }
+
+        ngx_slab_free_locked(tb->shpool, name);
+    }
+
+    t->names = NULL;
+}
+
+
+/* a token of the old configuration missing from the new one is revoked */
+
+static void
+ngx_http_claw_revoke_tokens_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_tenant_t *t, ngx_http_claw_tconf_t *conf)
+{
+    u_char      *old;
+    ngx_uint_t   i;
+
+    old = ngx_http_claw_tconf_tokens(t->conf);
+
+    for (i = 0; i < t->conf->ntokens; i++) {
+        if (ngx_http_claw_digest_find(old + i * NGX_HTTP_CLAW_DIGEST_LEN,
+                                      ngx_http_claw_tconf_tokens(conf),
+                                      conf->ntokens)
+            < 0)
+        {
+            ngx_http_claw_revoke_locked(tb, t);
+            return;
+        }
+    }
+}
+
+
+/*
+ * Workers compare both numbers with what they saw: the zone's to learn
+ * cheaply that something was revoked, the tenant's to learn for whom.
+ */
+
+static void
+ngx_http_claw_revoke_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_tenant_t *t)
+{
+    (void) ngx_atomic_fetch_add(&t->revoked, 1);
+    (void) ngx_atomic_fetch_add(&tb->sh->revoked, 1);
+}
+
+
+/*
+ * Whether a request authenticated with the token of this digest (or a
+ * session minted from it) may go on: its tenant is still there and
+ * still has the token.
+ */
+
+ngx_uint_t
+ngx_http_claw_tables_holds(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_tenant_t *t, u_char *digest)
+{
+    ngx_uint_t  ok;
+
+    ngx_shmtx_lock(&tb->shpool->mutex);
+
+    ok = !t->dead
+         && ngx_http_claw_digest_find(digest,
+                                      ngx_http_claw_tconf_tokens(t->conf),
+                                      t->conf->ntokens)
+            >= 0;
+
+    ngx_shmtx_unlock(&tb->shpool->mutex);
+
+    return ok;
+}
+
+
+/*
+ * Finds a tenant and pins its slot for the request; the request gets a
+ * copy of the tenant's configuration, so the lock is held for the lookup
+ * and a copy of a few hundred bytes, no longer.  NULL with *full set: the
+ * tenant is there, but the zone has no room for this worker's pin.
+ */
+
+ngx_http_claw_tenant_t *
+ngx_http_claw_tables_acquire(ngx_http_claw_tables_t *tb,
+    ngx_uint_t domain, uint32_t hash, u_char *name, size_t len,
+    ngx_http_claw_tconf_t *copy, ngx_atomic_uint_t *revoked,
+    ngx_uint_t *full)
+{
+    ngx_http_claw_hold_t    *hold;
+    ngx_http_claw_tenant_t  *t;
+
+    *full = 0;
+
+    ngx_shmtx_lock(&tb->shpool->mutex);
+
+    if (domain) {
+        t = ngx_http_claw_find_domain_locked(tb->sh, hash, name, len);
+
+    } else {
+        t = ngx_http_claw_find_id_locked(tb->sh, hash, name, len);
+    }
+
+    if (t) {
+        hold = ngx_http_claw_tables_hold_locked(tb, t);
+
+        if (hold == NULL && tb->ledger) {
+            /* no room for this worker's entry in its ledger */
+            *full = 1;
+            t = NULL;
+            goto done;
+        }
+
+        if (hold) {
+            hold->pins++;
+        }
+
+        t->refs++;
+        *revoked = t->revoked;
+        ngx_memcpy(copy, t->conf, t->conf->head);
+    }
+
+done:
+
+    ngx_shmtx_unlock(&tb->shpool->mutex);
+
+    return t;
+}
+
+
+void
+ngx_http_claw_tables_release(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_tenant_t *t, ngx_uint_t active)
+{
+    ngx_shmtx_lock(&tb->shpool->mutex);
+
+    ngx_http_claw_unhold_locked(tb, tb->ledger, t, 1, active ? 1 : 0);
+
+    ngx_shmtx_unlock(&tb->shpool->mutex);
+}
+
+
+/* this worker's ledger entry for t, created on first use */
+
+ngx_http_claw_hold_t *
+ngx_http_claw_tables_hold_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_tenant_t *t)
+{
+    ngx_http_claw_hold_t   *h, **hp;
+    ngx_http_claw_ledger_t *ledger;
+
+    ledger = tb->ledger;
+
+    if (ledger == NULL) {
+        return NULL;
+    }
+
+    hp = &ledger->holds[((uintptr_t) t >> 7) % NGX_HTTP_CLAW_HOLD_BUCKETS];
+
+    for (h = *hp; h; h = h->next) {
+        if (h->tenant == t) {
+            return h;
+        }
+    }
+
+    h = ngx_slab_alloc_locked(tb->shpool, sizeof(ngx_http_claw_hold_t));
+    if (h == NULL) {
+        return NULL;
+    }
+
+    h->tenant = t;
+    h->pins = 0;
+    h->active = 0;
+    h->next = *hp;
+    *hp = h;
+
+    return h;
+}
+
+
+static void
+ngx_http_claw_unhold_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_ledger_t *ledger, ngx_http_claw_tenant_t *t, uint32_t pins,
+    uint32_t active)
+{
+    ngx_http_claw_hold_t  *h, **hp;
+
+    if (ledger) {
+        hp = &ledger->holds[((uintptr_t) t >> 7)
+                            % NGX_HTTP_CLAW_HOLD_BUCKETS];
+
+        for (h = *hp; h; hp = &h->next, h = h->next) {
+            if (h->tenant != t) {
+                continue;
+            }
+
+            h->pins -= pins;
+            h->active -= active;
+
+            if (h->pins == 0) {
+                *hp = h->next;
+                ngx_slab_free_locked(tb->shpool, h);
+            }
+
+            break;
+        }
+    }
+
+    t->active -= active;
+    t->refs -= pins;
+
+    if (t->refs == 0 && t->dead) {
+        ngx_slab_free_locked(tb->shpool, t);
+    }
+}
+
+
+/*
+ * A worker starts: it gives back what dead workers still held (a worker
+ * killed with requests in flight never ran their cleanups), then takes
+ * its own ledger.  The master unlocks a mutex a dead worker held.
+ */
+
+ngx_int_t
+ngx_http_claw_tables_init_worker(ngx_http_claw_tables_t *tb,
+    ngx_log_t *log)
+{
+    ngx_int_t                n;
+    ngx_uint_t               pins, active;
+    ngx_http_claw_hold_t    *h, *next;
+    ngx_http_claw_shctx_t   *sh;
+    ngx_http_claw_ledger_t  *ledger;
+
+    sh = tb->sh;
+
+    ngx_shmtx_lock(&tb->shpool->mutex);
+
+    for (ledger = sh->ledgers; ledger; ledger = ledger->next) {
+
+        if (ledger->pid == 0 || ledger->pid == ngx_pid
+            || kill(ledger->pid, 0) == 0 || ngx_errno != NGX_ESRCH)
+        {
+            continue;
+        }
+
+        pins = 0;
+        active = 0;
+
+        for (n = 0; n < NGX_HTTP_CLAW_HOLD_BUCKETS; n++) {
+            for (h = ledger->holds[n]; h; h = next) {
+                next = h->next;
+                pins += h->pins;
+                active += h->active;
+
+                h->tenant->active -= h->active;
+                h->tenant->refs -= h->pins;
+
+                if (h->tenant->refs == 0 && h->tenant->dead) {
+                    ngx_slab_free_locked(tb->shpool, h->tenant);
+                }
+
+                ngx_slab_free_locked(tb->shpool, h);
+            }
+
+            ledger->holds[n] = NULL;
+        }
+
+        if (pins) {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "claw: worker %P exited holding %ui requests "
+                          "(%ui admitted), given back", ledger->pid, pins,
+                          active);
+        }
+
+        ledger->pid = 0;
+    }
+
+    for (ledger = sh->ledgers; ledger; ledger = ledger->next) {
+        if (ledger->slot == ngx_process_slot) {
+            break;
+        }
+    }
+
+    if (ledger == NULL) {
+        ledger = ngx_slab_alloc_locked(tb->shpool,
+                                       sizeof(ngx_http_claw_ledger_t));
+        if (ledger == NULL) {
+            ngx_shmtx_unlock(&tb->shpool->mutex);
+
+            /* the worker serves; only a crash of it could not be undone */
+
+            ngx_log_error(NGX_LOG_ALERT, log, 0,
+                          "claw zone \"%V\" has no room for the ledger of "
+                          "this worker", &tb->shm_zone->shm.name);
+            return NGX_OK;
+        }
+
+        ngx_memzero(ledger, sizeof(ngx_http_claw_ledger_t));
+        ledger->slot = ngx_process_slot;
+        ledger->next = sh->ledgers;
+        sh->ledgers = ledger;
+    }
+
+    ledger->pid = ngx_pid;
+    tb->ledger = ledger;
+
+    ngx_shmtx_unlock(&tb->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/* a worker that exits having released everything leaves no ledger */
+
+void
+ngx_http_claw_tables_exit_worker(ngx_http_claw_tables_t *tb)
+{
+    ngx_uint_t               n;
+    ngx_http_claw_ledger_t  *ledger;
+
+    ledger = tb->ledger;
+
+    if (ledger == NULL) {
+        return;
+    }
+
+    ngx_shmtx_lock(&tb->shpool->mutex);
+
+    for (n = 0; n < NGX_HTTP_CLAW_HOLD_BUCKETS; n++) {
+        if (ledger->holds[n]) {
+            break;
+        }
+    }
+
+    if (n == NGX_HTTP_CLAW_HOLD_BUCKETS) {
+        ledger->pid = 0;
+    }
+
+    ngx_shmtx_unlock(&tb->shpool->mutex);
+
+    tb->ledger = NULL;
+}
+
+
+/*
+ * One tenant put by the admin API, in three steps, all under the admin
+ * lock: prepare (checks and allocations: nothing visible changes), then
+ * the caller journals the change, then commit (cannot fail) or abort.
+ * Returns NGX_OK, NGX_BUSY with the id of the tenant owning one of the
+ * domains, or NGX_DECLINED when the zone has no room.
+ */
+
+ngx_int_t
+ngx_http_claw_tables_prepare(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_tconf_t *src, ngx_http_claw_change_t *ch, ngx_str_t *owner,
+    ngx_pool_t *pool)
+{
+    u_char                  *d, *id;
+    size_t                   len;
+    ngx_uint_t               i;
+    ngx_http_claw_tenant_t  *t;
+
+    ngx_memzero(ch, sizeof(ngx_http_claw_change_t));
+
+    ch->src = src;
+    ch->hash = ngx_murmur_hash2(ngx_http_claw_tconf_id(src), src->id_len);
+
+    d = ngx_http_claw_tconf_domains(src);
+
+    ngx_shmtx_lock(&tb->shpool->mutex);
+
+    for (i = 0; i < src->ndomains; i++) {
+        len = *d++;
+
+        t = ngx_http_claw_find_domain_locked(tb->sh,
+                                             ngx_murmur_hash2(d, len), d,
+                                             len);
+
+        if (t && (t->conf->id_len != src->id_len
+                  || ngx_memcmp(ngx_http_claw_tconf_id(t->conf),
+                                ngx_http_claw_tconf_id(src), src->id_len)
+                     != 0))
+        {
+            id = ngx_pnalloc(pool, t->conf->id_len);
+            if (id != NULL) {
+                ngx_memcpy(id, ngx_http_claw_tconf_id(t->conf),
+                           t->conf->id_len);
+                owner->data = id;
+                owner->len = t->conf->id_len;
+            }
+
+            ngx_shmtx_unlock(&tb->shpool->mutex);
+            return NGX_BUSY;
+        }
+
+        d += len;
+    }
+
+    ngx_shmtx_unlock(&tb->shpool->mutex);
+
+    if (ngx_http_claw_prepare(tb, ch) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* returns 1 when the tenant is new */
+
+ngx_uint_t
+ngx_http_claw_tables_commit(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_change_t *ch)
+{
+    ngx_uint_t  created;
+
+    ngx_shmtx_lock(&tb->shpool->mutex);
+    created = ngx_http_claw_commit_locked(tb, ch, tb->sh->mark);
+    ngx_shmtx_unlock(&tb->shpool->mutex);
+
+    ngx_http_claw_unprepare(tb, ch);
+
+    return created;
+}
+
+
+void
+ngx_http_claw_tables_abort(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_change_t *ch)
+{
+    ngx_http_claw_unprepare(tb, ch);
+}
+
+
+ngx_int_t
+ngx_http_claw_tables_remove(ngx_http_claw_tables_t *tb, u_char *id,
+    size_t len)
+{
+    uint32_t                 hash;
+    ngx_http_claw_tenant_t  *t, **tp;
+
+    hash = ngx_murmur_hash2(id, len);
+
+    ngx_shmtx_lock(&tb->shpool->mutex);
+
+    for (tp = &tb->sh->ids[hash & (tb->sh->nbuckets - 1)];
+         *tp;
+         tp = &(*tp)->next)
+    {
+        t = *tp;
+
+        if (t->hash == hash && t->conf->id_len == len
+            && ngx_memcmp(ngx_http_claw_tconf_id(t->conf), id, len) == 0)
+        {
+            *tp = t->next;
+            ngx_http_claw_unlink_locked(tb, t);
+            ngx_shmtx_unlock(&tb->shpool->mutex);
+            return NGX_OK;
+        }
+    }
+
+    ngx_shmtx_unlock(&tb->shpool->mutex);
+
+    return NGX_DECLINED;
+}
+
+
+/* a copy of one tenant's whole configuration, or NULL */
+
+ngx_http_claw_tconf_t *
+ngx_http_claw_tables_get(ngx_http_claw_tables_t *tb, u_char *id,
+    size_t len, ngx_pool_t *pool)
+{
+    ngx_http_claw_tconf_t   *tc;
+    ngx_http_claw_tenant_t  *t;
+
+    tc = ngx_palloc(pool, NGX_HTTP_CLAW_TCONF_MAX);
+    if (tc == NULL) {
+        return NULL;
+    }
+
+    ngx_shmtx_lock(&tb->shpool->mutex);
+
+    t = ngx_http_claw_find_id_locked(tb->sh, ngx_murmur_hash2(id, len), id,
+                                     len);
+    if (t) {
+        ngx_memcpy(tc, t->conf, t->conf->size);
+    }
+
+    ngx_shmtx_unlock(&tb->shpool->mutex);
+
+    return t ? tc : NULL;
+}
+
+
+/* every tenant's configuration, sorted by id */
+
+ngx_http_claw_tconf_t **
+ngx_http_claw_tables_list(ngx_http_claw_tables_t *tb, ngx_pool_t *pool,
+    ngx_uint_t *n)
+{
+    ngx_http_claw_tconf_t  **list;
+
+    list = ngx_http_claw_snapshot(tb, pool, 0, n);
+
+    if (list) {
+        ngx_qsort(list, *n, sizeof(ngx_http_claw_tconf_t *),
+                  ngx_http_claw_tconf_cmp);
+    }
+
+    return list;
+}
+
+
+/*
+ * Up to "limit" tenants that come after the one named "after" (from the
+ * first when it is empty) in an order that changes do not reshuffle: by
+ * bucket of the id table, then by hash and id within the bucket.  A
+ * listing page by page sees every tenant that exists throughout, once.
+ * *more is set when tenants remain.
+ */
+
+ngx_http_claw_tconf_t **
+ngx_http_claw_tables_page(ngx_http_claw_tables_t *tb, ngx_pool_t *pool,
+    ngx_str_t *after, ngx_uint_t limit, ngx_uint_t *n, ngx_uint_t *more)
+{
+    u_char                   *p;
+    uint32_t                  hash;
+    ngx_uint_t                b, i, k, count, nb;
+    ngx_http_claw_shctx_t    *sh;
+    ngx_http_claw_tenant_t   *t, **bucket, *small[64];
+    ngx_http_claw_tconf_t   **list, *tc;
+
+    sh = tb->sh;
+
+    list = ngx_palloc(pool, (limit + 1) * sizeof(ngx_http_claw_tconf_t *));
+    if (list == NULL) {
+        return NULL;
+    }
+
+    hash = 0;
+    b = 0;
+
+    if (after->len) {
+        hash = ngx_murmur_hash2(after->data, after->len);
+        b = hash & (sh->nbuckets - 1);
+    }
+
+    count = 0;
+    *more = 0;
+
+    for ( /* void */ ; b < sh->nbuckets; b++) {
+
+        ngx_shmtx_lock(&tb->shpool->mutex);
+
+        /* a bucket's few tenants, in order (insertion: chains are short) */
+
+        for (nb = 0, t = sh->ids[b]; t; t = t->next) {
+            nb++;
+        }
+
+        bucket = small;
+
+        if (nb > 64) {
+            bucket = ngx_palloc(pool, nb * sizeof(ngx_http_claw_tenant_t *));
+            if (bucket == NULL) {
+                ngx_shmtx_unlock(&tb->shpool->mutex);
+                return NULL;
+            }
+        }
+
+        nb = 0;
+
+        for (t = sh->ids[b]; t; t = t->next) {
+
+            if (after->len
+                && ngx_http_claw_order(t, hash, after->data, after->len) <= 0)
+            {
+                continue;
+            }
+
+            for (k = nb; k > 0; k--) {
+                if (ngx_http_claw_order(bucket[k - 1], t->hash,
+                                        ngx_http_claw_tconf_id(t->conf),
+                                        t->conf->id_len)
+                    < 0)
+                {
+                    break;
+                }
+
+                bucket[k] = bucket[k - 1];
+            }
+
+            bucket[k] = t;
+            nb++;
+        }
+
+        for (i = 0; i < nb; i++) {
+
+            if (count == limit) {
+                *more = 1;
+                break;
+            }
+
+            p = ngx_palloc(pool, bucket[i]->conf->size);
+            if (p == NULL) {
+                ngx_shmtx_unlock(&tb->shpool->mutex);
+                return NULL;
+            }
+
+            tc = (ngx_http_claw_tconf_t *) p;
+            ngx_memcpy(tc, bucket[i]->conf, bucket[i]->conf->size);
+            list[count++] = tc;
+        }
+
+        ngx_shmtx_unlock(&tb->shpool->mutex);
+
+        /* only the bucket of "after" holds tenants to skip */
+
+        after = &ngx_http_claw_no_id;
+
+        if (*more) {
+            break;
+        }
+    }
+
+    if (!*more && b < sh->nbuckets) {
+        *more = 1;
+    }
+
+    *n = count;
+
+    return list;
+}
+
+
+/* the order of pages: negative when a comes before (hash, id) */
+
+static ngx_int_t
+ngx_http_claw_order(ngx_http_claw_tenant_t *a, uint32_t hash, u_char *id,
+    size_t len)
+{
+    if (a->hash != hash) {
+        return a->hash < hash ? -1 : 1;
+    }
+
+    return ngx_memn2cmp(ngx_http_claw_tconf_id(a->conf), id,
+                        a->conf->id_len, len);
+}
+
+
+/* a number that moves whenever a tenant is added, changed or removed */
+
+uint64_t
+ngx_http_claw_tables_changes(ngx_http_claw_tables_t *tb)
+{
+    uint64_t  changes;
+
+    ngx_shmtx_lock(&tb->shpool->mutex);
+    changes = tb->sh->changes;
+    ngx_shmtx_unlock(&tb->shpool->mutex);
+
+    return changes;
+}
+
+
+ngx_uint_t
+ngx_http_claw_tables_count(ngx_http_claw_tables_t *tb)
+{
+    ngx_uint_t  n;
+
+    ngx_shmtx_lock(&tb->shpool->mutex);
+    n = tb->sh->ntenants;
+    ngx_shmtx_unlock(&tb->shpool->mutex);
+
+    return n;
+}
+
+
+/* every tenant's counters, in no particular order */
+
+ngx_http_claw_counters_t *
+ngx_http_claw_tables_counters(ngx_http_claw_tables_t *tb,
+    ngx_pool_t *pool, ngx_uint_t *n)
+{
+    return ngx_http_claw_snapshot(tb, pool, 1, n);
+}
+
+
+/*
+ * Copies the zone bucket by bucket, each under the lock only while its
+ * few entries are copied, into memory sized beforehand (and grown and
+ * retried in the rare case a bucket grew meanwhile): the lock is never
+ * held for the whole table nor across an allocation.
+ */
+
+static void *
+ngx_http_claw_snapshot(ngx_http_claw_tables_t *tb, ngx_pool_t *pool,
+    ngx_uint_t what, ngx_uint_t *n)
+{
+    u_char                    *buf, *p, *nbuf;
+    size_t                     size, need, used, esize;
+    ngx_uint_t                 b, count, cap, i;
+    ngx_http_claw_shctx_t     *sh;
+    ngx_http_claw_tenant_t    *t;
+    ngx_http_claw_tconf_t    **list;
+    ngx_http_claw_counters_t  *c;
+    void                      *elts, *nelts;
+
+    sh = tb->sh;
+    esize = what ? sizeof(ngx_http_claw_counters_t)
+                 : sizeof(ngx_http_claw_tconf_t *);
+
+    ngx_shmtx_lock(&tb->shpool->mutex);
+    cap = sh->ntenants + 16;
+    ngx_shmtx_unlock(&tb->shpool->mutex);
+
+    size = what ? 0 : cap * 256;
+    used = 0;
+    count = 0;
+    buf = NULL;
+
+    if (size) {
+        buf = ngx_palloc(pool, size);
+        if (buf == NULL) {
+            return NULL;
+        }
+    }
+
+    elts = ngx_palloc(pool, cap * esize);
+    if (elts == NULL) {
+        return NULL;
+    }
+
+    for (b = 0; b < sh->nbuckets; /* void */) {
+        ngx_shmtx_lock(&tb->shpool->mutex);
+
+        need = 0;
+        i = 0;
+
+        for (t = sh->ids[b]; t; t = t->next) {
+            need += ngx_align(t->conf->size, 8);
+            i++;
+        }
+
+        if (count + i <= cap && (what || used + need <= size)) {
+
+            for (t = sh->ids[b]; t; t = t->next, count++) {
+
+                if (what) {
+                    c = (ngx_http_claw_counters_t *) elts + count;
+
+                    c->id_len = t->conf->id_len;
+                    ngx_memcpy(c->id, ngx_http_claw_tconf_id(t->conf),
+                               c->id_len);
+
+                    for (i = 0; i < NGX_HTTP_CLAW_CLASSES; i++) {
+                        c->requests[i] = t->requests[i];
+                    }
+
+                    c->auth_failures = t->auth_failures;
+                    c->rate_limited = t->rate_limited;
+                    c->lockouts = t->lockouts;
+                    c->revoked = t->revoked_requests;
+                    c->bytes_sent = t->bytes_sent;
+                    c->active = t->active;
+                    continue;
+                }
+
+                /* offsets for now: the buffer may still move */
+
+                p = buf + used;
+                ngx_memcpy(p, t->conf, t->conf->size);
+                ((uintptr_t *) elts)[count] = used;
+                used += ngx_align(t->conf->size, 8);
+            }
+
+            ngx_shmtx_unlock(&tb->shpool->mutex);
+            b++;
+            continue;
+        }
+
+        ngx_shmtx_unlock(&tb->shpool->mutex);
+
+        /* the table grew since the sizes were taken: grow and retry */
+
+        if (count + i > cap) {
+            cap = 2 * (cap + i);
+
+            nelts = ngx_palloc(pool, cap * esize);
+            if (nelts == NULL) {
+                return NULL;
+            }
+
+            ngx_memcpy(nelts, elts, count * esize);
+            ngx_pfree(pool, elts);
+            elts = nelts;
+        }
+
+        if (!what && used + need > size) {
+            size = 2 * (used + need);
+
+            nbuf = ngx_palloc(pool, size);
+            if (nbuf == NULL) {
+                return NULL;
+            }
+
+            ngx_memcpy(nbuf, buf, used);
+            ngx_pfree(pool, buf);
+            buf = nbuf;
+        }
+    }
+
+    if (!what) {
+        list = elts;
+
+        for (i = 0; i < count; i++) {
+            list[i] = (ngx_http_claw_tconf_t *) (buf + ((uintptr_t *) elts)[i]);
+        }
+    }
+
+    *n = count;
+
+    return elts;
+}
+
+
+static int ngx_libc_cdecl
+ngx_http_claw_tconf_cmp(const void *one, const void *two)
+{
+    ngx_http_claw_tconf_t  *a, *b;
+
+    a = *(ngx_http_claw_tconf_t **) one;
+    b = *(ngx_http_claw_tconf_t **) two;
+
+    return (int) ngx_memn2cmp(ngx_http_claw_tconf_id(a),
+                              ngx_http_claw_tconf_id(b), a->id_len,
+                              b->id_len);
+}
+
+
+/*
+ * The slot a name resolves to, to be compared with another slot only:
+ * it is not pinned, so it must not be used after the lock is released.
+ */
+
+ngx_http_claw_tenant_t *
+ngx_http_claw_tables_peek(ngx_http_claw_tables_t *tb, ngx_uint_t domain,
+    u_char *name, size_t len)
+{
+    uint32_t                 hash;
+    ngx_http_claw_tenant_t  *t;
+
+    hash = ngx_murmur_hash2(name, len);
+
+    ngx_shmtx_lock(&tb->shpool->mutex);
+
+    t = domain ? ngx_http_claw_find_domain_locked(tb->sh, hash, name, len)
+               : ngx_http_claw_find_id_locked(tb->sh, hash, name, len);
+
+    ngx_shmtx_unlock(&tb->shpool->mutex);
+
+    return t;
+}
+
+
+/* whether a custom domain belongs to the (pinned) tenant t */
+
+ngx_int_t
+ngx_http_claw_tables_owns(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_tenant_t *t, u_char *domain, size_t len)
+{
+    uint32_t                 hash;
+    ngx_http_claw_tenant_t  *owner;
+
+    hash = ngx_murmur_hash2(domain, len);
+
+    ngx_shmtx_lock(&tb->shpool->mutex);
+
+    owner = ngx_http_claw_find_domain_locked(tb->sh, hash, domain, len);
+
+    ngx_shmtx_unlock(&tb->shpool->mutex);
+
+    return owner == t;
+}
+
+
+static ngx_http_claw_tenant_t *
+ngx_http_claw_find_id_locked(ngx_http_claw_shctx_t *sh, uint32_t hash,
+    u_char *id, size_t len)
+{
+    ngx_http_claw_tenant_t  *t;
+
+    for (t = sh->ids[hash & (sh->nbuckets - 1)]; t; t = t->next) {
+        if (t->hash == hash
+            && t->conf->id_len == len
+            && ngx_memcmp(ngx_http_claw_tconf_id(t->conf), id, len) == 0)
+        {
+            return t;
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_http_claw_tenant_t *
+ngx_http_claw_find_domain_locked(ngx_http_claw_shctx_t *sh, uint32_t hash,
+    u_char *name, size_t len)
+{
+    ngx_http_claw_name_t  *n;
+
+    for (n = sh->names[hash & (sh->nbuckets - 1)]; n; n = n->next) {
+        if (n->hash == hash
+            && n->len == len
+            && ngx_memcmp(n->name, name, len) == 0)
+        {
+            return n->tenant;
+        }
+    }
+
+    return NULL;
+}
+
+
+size_t
+ngx_http_claw_tconf_size(ngx_http_claw_entry_t *e, size_t *head)
+{
+    size_t      size;
+    ngx_uint_t  i;
+
+    size = sizeof(ngx_http_claw_tconf_t) + ngx_align(e->socklen, 8)
+           + e->ntokens * NGX_HTTP_CLAW_DIGEST_LEN
+           + e->id.len + e->upstream.len;
+
+    *head = size;
+
+    for (i = 0; i < e->ndomains; i++) {
+        size += 1 + e->domains[i].len;
+    }
+
+    return size;
+}
+
+
+/* every byte is set, padding included, so equal tenants compare equal */
+
+void
+ngx_http_claw_tconf_build(ngx_http_claw_tconf_t *tc, ngx_http_claw_entry_t *e)
+{
+    u_char      *p;
+    size_t       size, head;
+    ngx_uint_t   i;
+
+    size = ngx_http_claw_tconf_size(e, &head);
+
+    ngx_memzero(tc, size);
+
+    tc->size = (uint32_t) size;
+    tc->head = (uint32_t) head;
+    tc->rate = e->rate;
+    tc->burst = (int32_t) e->burst;
+    tc->conn = (int32_t) e->conn;
+    tc->socklen = (uint16_t) e->socklen;
+    tc->id_len = (u_char) e->id.len;
+    tc->upstream_len = (u_char) e->upstream.len;
+    tc->ntokens = (u_char) e->ntokens;
+    tc->ndomains = (u_char) e->ndomains;
+
+    ngx_memcpy(ngx_http_claw_tconf_addr(tc), &e->addr, e->socklen);
+
+    ngx_memcpy(ngx_http_claw_tconf_tokens(tc), e->tokens,
+               e->ntokens * NGX_HTTP_CLAW_DIGEST_LEN);
+
+    ngx_memcpy(ngx_http_claw_tconf_id(tc), e->id.data, e->id.len);
+    ngx_memcpy(ngx_http_claw_tconf_upstream(tc), e->upstream.data,
+               e->upstream.len);
+
+    p = ngx_http_claw_tconf_domains(tc);
+
+    for (i = 0; i < e->ndomains; i++) {
+        *p++ = (u_char) e->domains[i].len;
+        p = ngx_cpymem(p, e->domains[i].data, e->domains[i].len);
+    }
+}
+
+
+/*
+ * A tenant as a registry line, as the file, the journal and the admin API
+ * write it; with buf NULL, the length it needs.
+ */
+
+size_t
+ngx_http_claw_tconf_line(ngx_http_claw_tconf_t *tc, u_char *buf)
+{
+    u_char      *d, *p, *t;
+    size_t       len;
+    ngx_uint_t   i;
+    u_char       tmp[NGX_INT64_LEN + sizeof(" burst=")];
+
+    len = tc->id_len + 1 + tc->upstream_len
+          + tc->ntokens * (sizeof(" token=sha256:") - 1
+                           + 2 * NGX_HTTP_CLAW_DIGEST_LEN);
+
+    if (tc->rate.number) {
+        len += ngx_sprintf(tmp, " rate=%uDr/s", tc->rate.number) - tmp;
+    }
+
+    if (tc->burst >= 0) {
+        len += ngx_sprintf(tmp, " burst=%D", tc->burst) - tmp;
+    }
+
+    if (tc->conn >= 0) {
+        len += ngx_sprintf(tmp, " conn=%D", tc->conn) - tmp;
+    }
+
+    d = ngx_http_claw_tconf_domains(tc);
+
+    for (i = 0; i < tc->ndomains; i++) {
+        len += sizeof(" domain=") - 1 + *d;
+        d += 1 + *d;
+    }
+
+    if (buf == NULL) {
+        return len;
+    }
+
+    p = ngx_cpymem(buf, ngx_http_claw_tconf_id(tc), tc->id_len);
+    *p++ = ' ';
+    p = ngx_cpymem(p, ngx_http_claw_tconf_upstream(tc), tc->upstream_len);
+
+    t = ngx_http_claw_tconf_tokens(tc);
+
+    for (i = 0; i < tc->ntokens; i++) {
+        p = ngx_cpymem(p, " token=sha256:", sizeof(" token=sha256:") - 1);
+        p = ngx_hex_dump(p, t + i * NGX_HTTP_CLAW_DIGEST_LEN,
+                         NGX_HTTP_CLAW_DIGEST_LEN);
+    }
+
+    if (tc->rate.number) {
+        p = ngx_sprintf(p, " rate=%uDr/%c", tc->rate.number,
+                        tc->rate.period == 1 ? 's' : 'm');
+    }
+
+    if (tc->burst >= 0) {
+        p = ngx_sprintf(p, " burst=%D", tc->burst);
+    }
+
+    if (tc->conn >= 0) {
+        p = ngx_sprintf(p, " conn=%D", tc->conn);
+    }
+
+    d = ngx_http_claw_tconf_domains(tc);
+
+    for (i = 0; i < tc->ndomains; i++) {
+        p = ngx_cpymem(p, " domain=", sizeof(" domain=") - 1);
+        p = ngx_cpymem(p, d + 1, *d);
+        d += 1 + *d;
+    }
+
+    return p - buf;
+}
+
+
+/* the parsed form of a tenant block; spans point into the block */
+
+void
+ngx_http_claw_tconf_entry(ngx_http_claw_tconf_t *tc, ngx_http_claw_entry_t *e)
+{
+    u_char      *d;
+    ngx_uint_t   i;
+
+    ngx_memzero(e, sizeof(ngx_http_claw_entry_t));
+
+    e->id.data = ngx_http_claw_tconf_id(tc);
+    e->id.len = tc->id_len;
+    e->upstream.data = ngx_http_claw_tconf_upstream(tc);
+    e->upstream.len = tc->upstream_len;
+
+    ngx_memcpy(&e->addr, ngx_http_claw_tconf_addr(tc), tc->socklen);
+    e->socklen = tc->socklen;
+
+    e->rate = tc->rate;
+    e->burst = tc->burst;
+    e->conn = tc->conn;
+
+    e->ntokens = tc->ntokens;
+    ngx_memcpy(e->tokens, ngx_http_claw_tconf_tokens(tc),
+               tc->ntokens * NGX_HTTP_CLAW_DIGEST_LEN);
+
+    d = ngx_http_claw_tconf_domains(tc);
+
+    for (i = 0; i < tc->ndomains; i++) {
+        e->domains[i].len = *d;
+        e->domains[i].data = d + 1;
+        d += 1 + *d;
+    }
+
+    e->ndomains = tc->ndomains;
+}
