@@ -59,6 +59,7 @@ typedef struct {
     ngx_http_claw_ctx_t         *ctx;
     ngx_http_upstream_t         *upstream;
     ngx_http_claw_keepalive_t   *keepalive;
+    ngx_uint_t                   attempts;
 } ngx_http_claw_peer_data_t;
 
 
@@ -257,6 +258,7 @@ ngx_http_claw_init_peer(ngx_http_request_t *r,
 
     pd->ctx = ctx;
     pd->upstream = r->upstream;
+    pd->attempts = 0;
     cscf = ngx_http_conf_upstream_srv_conf(us, ngx_http_claw_module);
     pd->keepalive = cscf->pool;
 
@@ -285,6 +287,17 @@ ngx_http_claw_get_peer(ngx_peer_connection_t *pc, void *data)
     ngx_http_claw_ctx_t   *ctx;
     ngx_http_claw_idle_t  *idle;
 
+    /*
+     * As round-robin does: "cached" left from an earlier attempt on a
+     * pooled connection would make ngx_http_upstream_next() add a try
+     * after every failure of this one, and send the request for ever
+     */
+
+    pc->cached = 0;
+    pc->connection = NULL;
+
+    pd->attempts++;
+
     ctx = pd->ctx;
 
     if (ctx == NULL || ctx->peer_len == 0) {
@@ -307,7 +320,22 @@ ngx_http_claw_get_peer(ngx_peer_connection_t *pc, void *data)
         return NGX_OK;
     }
 
+    /* a retry too: free pools its new connection under this hash */
+
     ctx->peer_hash = ngx_murmur_hash2((u_char *) &ctx->peer, ctx->peer_len);
+
+    /*
+     * The only try after the first is the one nginx adds when a pooled
+     * connection failed: it goes on a new connection, as another idle one
+     * is no likelier to be alive
+     */
+
+    if (pd->attempts > 1) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->log, 0,
+                       "claw balancer: attempt %ui on a new connection",
+                       pd->attempts);
+        return NGX_OK;
+    }
 
     idle = ngx_http_claw_idle_find(pd->keepalive, &ctx->peer, ctx->peer_len,
                                    ctx->peer_hash);
@@ -355,6 +383,15 @@ ngx_http_claw_free_peer(ngx_peer_connection_t *pc, void *data,
     ngx_http_claw_keepalive_t  *ka;
 
     pc->tries = 0;
+
+    /*
+     * "keepalive" may have handed a later attempt another pooled
+     * connection after our get; its failure must not add a try again
+     */
+
+    if (pd->attempts > 1) {
+        pc->cached = 0;
+    }
 
     ka = pd->keepalive;
     c = pc->connection;

@@ -2,10 +2,15 @@
 # "keepalive" or "claw_keepalive" after it, connections are pooled per
 # container and a pooled connection never serves another tenant, even one
 # that shares the container's address.  WebSocket upgrades stay pinned to
-# the tenant.
+# the tenant.  A request that fails on a pooled connection is sent once
+# more, on a fresh one, and never again: a container that resets every
+# connection costs its client a prompt 502 and itself two copies of the
+# request, whatever proxy_next_upstream says, with either pool.
 
 use lib 't/perl';
 use ClawTest;
+use IO::Socket::IP;
+use Time::HiRes ();
 use Test::Nginx::Socket 'no_plan';
 
 repeat_each(2);
@@ -20,6 +25,7 @@ alice    127.0.0.1:19861
 dave     127.0.0.1:19861
 erin     127.0.0.1:19866  token=sha256:28b00d1eb9c325af53158f954e515ec60dbda2cd88ef483e180bb33139e95eb1
 frank    127.0.0.1:19869
+gina     127.0.0.1:19866
 bob      127.0.0.1:19862
 _EOF_
 
@@ -34,6 +40,106 @@ our $Backends = <<'_EOC_';
         return 200 "bob-container n=$connection_requests\n";
     }
 _EOC_
+
+# The upstream and the server of the retry blocks: $pool is "keepalive 8"
+# or "claw_keepalive 8"; $next a proxy_next_upstream line or nothing.
+sub retry_http_config {
+    my ($pool) = @_;
+    return <<"_EOC_";
+    claw_zone claw:1m;
+    claw_tenants \$TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
+    upstream claw {
+        claw_balancer;
+        $pool;
+    }
+_EOC_
+}
+
+sub retry_config {
+    my ($next) = @_;
+    return <<"_EOC_";
+    claw_domain claw.test;
+
+    location = /report.txt {
+    }
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        $next
+    }
+_EOC_
+}
+
+# One request to nginx, given up after 5 s: (status or "none", seconds,
+# body).
+sub timed_request {
+    my ($method, $path, $host) = @_;
+    my $t0 = Time::HiRes::time();
+    my $raw = ClawTest::http_raw("$method $path HTTP/1.1\r\nHost: $host\r\n"
+                                 . "Content-Length: 4\r\n"
+                                 . "Connection: close\r\n\r\nbody", 5);
+    my $dt = Time::HiRes::time() - $t0;
+    my ($head, $body) = split /\r\n\r\n/, $raw, 2;
+    my ($status) = ($head // '') =~ m{^HTTP/1\.1 (\d{3})};
+    return ($status // 'none', $dt, $body // '');
+}
+
+# The requests with $tag in the URI that the container on 19866 received,
+# from its own log (asked directly, not through nginx): for each, which
+# request on its connection it was (1: a new connection), in order.
+sub copies {
+    my ($tag) = @_;
+    my $sock = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => 19866,
+                                   Timeout => 5)
+        or die "copies: connect to the container: $!\n";
+    print $sock "GET /_c/log HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n";
+    local $/;
+    my $log = <$sock> // '';
+    close $sock;
+    return map { / req=(\d+) .*\Q$tag\E(?:&|$)/ ? $1 : () } split /\n/, $log;
+}
+
+# "pooled" connections of the tenant's (erin unless told) are left in the
+# pool, then its request "method" (GET) "path" goes to the container; the
+# report: its status, whether it came within 5 s, and how many copies of
+# it the container saw, on which request of their connections.
+sub after_pooled {
+    my (%arg) = @_;
+    my $host = ($arg{tenant} // 'erin') . '.claw.test';
+    my $tag = "t=$$-" . int(rand(1e9));
+    my $path = "$arg{path}&$tag";
+
+    # the others are held busy by slow requests while the last one is
+    # made, so that each is a connection of its own
+    if ($arg{pooled}) {
+        my @bg = map { ClawTest::http_status_background(
+                           "/_c/respond?sleep=1000&$tag-bg", "Host: $host") }
+                 2 .. $arg{pooled};
+        my $deadline = Time::HiRes::time() + 10;
+        while (copies("$tag-bg") < @bg && Time::HiRes::time() < $deadline) {
+            Time::HiRes::sleep(0.02);
+        }
+        ClawTest::http_get("/", "Host: $host");
+        ClawTest::background_status($_) for @bg;
+    }
+
+    my ($status, $dt, $body) = timed_request($arg{method} // 'GET', $path,
+                                             $host);
+    my @copies = copies($tag);
+    my @report = ("status: $status",
+                  "within 5 s: " . ($dt < 5 ? "yes" : "no"),
+                  "copies: " . @copies,
+                  "requests on their connections: "
+                  . (@copies > 5 ? "..." : "@copies"));
+    push @report, "answered on a fresh connection: "
+                  . ($body =~ /^request-on-connection: 1$/m ? "yes" : "no")
+        if $status eq '200';
+    return @report;
+}
 
 add_block_preprocessor(sub {
     my $block = shift;
@@ -645,3 +751,204 @@ GET /status
 --- response_body_like: Reading: 0 Writing: 1 Waiting: 0 $
 --- no_error_log
 [error]
+
+
+
+=== TEST 23: claw_keepalive: a container that resets every request once connections are pooled: 502 at once, two copies
+The request fails on a pooled connection, is sent once more on a new one
+(not the other pooled one), which is reset too, and the client gets its
+502.  gina has no pooled connection: her request is not sent again.
+--- http_config eval: main::retry_http_config('claw_keepalive 8')
+--- config eval: main::retry_config('')
+--- init
+ClawTest::report(main::after_pooled(pooled => 2,
+                                    path => '/_c/respond?action=reset'),
+                 map { "gina $_" }
+                 main::after_pooled(tenant => 'gina',
+                                    path => '/_c/respond?action=reset'));
+--- timeout: 10
+--- request
+GET /report.txt
+--- response_body
+status: 502
+within 5 s: yes
+copies: 2
+requests on their connections: 2 1
+gina status: 502
+gina within 5 s: yes
+gina copies: 1
+gina requests on their connections: 1
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 24: keepalive after claw_balancer: the same, with two pooled connections, the second one the last try
+The retry may be given the second pooled connection by the keepalive
+module; its failure ends the request.
+--- http_config eval: main::retry_http_config('keepalive 8')
+--- config eval: main::retry_config('')
+--- init
+ClawTest::report(main::after_pooled(pooled => 2,
+                                    path => '/_c/respond?action=reset'),
+                 map { "gina $_" }
+                 main::after_pooled(tenant => 'gina',
+                                    path => '/_c/respond?action=reset'));
+--- timeout: 10
+--- request
+GET /report.txt
+--- response_body
+status: 502
+within 5 s: yes
+copies: 2
+requests on their connections: 2 2
+gina status: 502
+gina within 5 s: yes
+gina copies: 1
+gina requests on their connections: 1
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 25: claw_keepalive, proxy_next_upstream off: one copy, 502
+--- http_config eval: main::retry_http_config('claw_keepalive 8')
+--- config eval: main::retry_config('proxy_next_upstream off;')
+--- init
+ClawTest::report(main::after_pooled(pooled => 1,
+                                    path => '/_c/respond?action=reset'));
+--- timeout: 10
+--- request
+GET /report.txt
+--- response_body
+status: 502
+within 5 s: yes
+copies: 1
+requests on their connections: 2
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 26: keepalive after claw_balancer, proxy_next_upstream off: one copy, 502
+--- http_config eval: main::retry_http_config('keepalive 8')
+--- config eval: main::retry_config('proxy_next_upstream off;')
+--- init
+ClawTest::report(main::after_pooled(pooled => 2,
+                                    path => '/_c/respond?action=reset'));
+--- timeout: 10
+--- request
+GET /report.txt
+--- response_body
+status: 502
+within 5 s: yes
+copies: 1
+requests on their connections: 2
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 27: claw_keepalive, a POST with non_idempotent and http_502 in proxy_next_upstream: two copies, 502
+--- http_config eval: main::retry_http_config('claw_keepalive 8')
+--- config eval
+main::retry_config('proxy_next_upstream error timeout http_502 non_idempotent;')
+--- init
+ClawTest::report(main::after_pooled(pooled => 2, method => 'POST',
+                                    path => '/_c/respond?action=reset'));
+--- timeout: 10
+--- request
+GET /report.txt
+--- response_body
+status: 502
+within 5 s: yes
+copies: 2
+requests on their connections: 2 1
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 28: keepalive after claw_balancer, the same POST: two copies, 502
+--- http_config eval: main::retry_http_config('keepalive 8')
+--- config eval
+main::retry_config('proxy_next_upstream error timeout http_502 non_idempotent;')
+--- init
+ClawTest::report(main::after_pooled(pooled => 2, method => 'POST',
+                                    path => '/_c/respond?action=reset'));
+--- timeout: 10
+--- request
+GET /report.txt
+--- response_body
+status: 502
+within 5 s: yes
+copies: 2
+requests on their connections: 2 2
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 29: claw_keepalive: a pooled connection the container dropped is retried once, on a fresh connection, and answered
+The container resets (then, for "closed", closes) a kept-alive
+connection at its next request, and answers a new one.
+--- http_config eval: main::retry_http_config('claw_keepalive 8')
+--- config eval: main::retry_config('')
+--- init
+ClawTest::report(main::after_pooled(pooled => 1,
+                     path => '/_c/respond?action=reset&when=reused'),
+                 map { "closed $_" }
+                 main::after_pooled(tenant => 'gina', pooled => 1,
+                     path => '/_c/respond?action=close&when=reused'));
+--- timeout: 10
+--- request
+GET /report.txt
+--- response_body
+status: 200
+within 5 s: yes
+copies: 2
+requests on their connections: 2 1
+answered on a fresh connection: yes
+closed status: 200
+closed within 5 s: yes
+closed copies: 2
+closed requests on their connections: 2 1
+closed answered on a fresh connection: yes
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 30: keepalive after claw_balancer: the same
+--- http_config eval: main::retry_http_config('keepalive 8')
+--- config eval: main::retry_config('')
+--- init
+ClawTest::report(main::after_pooled(pooled => 1,
+                     path => '/_c/respond?action=reset&when=reused'),
+                 map { "closed $_" }
+                 main::after_pooled(tenant => 'gina', pooled => 1,
+                     path => '/_c/respond?action=close&when=reused'));
+--- timeout: 10
+--- request
+GET /report.txt
+--- response_body
+status: 200
+within 5 s: yes
+copies: 2
+requests on their connections: 2 1
+answered on a fresh connection: yes
+closed status: 200
+closed within 5 s: yes
+closed copies: 2
+closed requests on their connections: 2 1
+closed answered on a fresh connection: yes
+--- no_error_log
+[alert]
+[crit]
