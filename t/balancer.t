@@ -25,7 +25,7 @@ alice    127.0.0.1:19861
 dave     127.0.0.1:19861
 erin     127.0.0.1:19866  token=sha256:28b00d1eb9c325af53158f954e515ec60dbda2cd88ef483e180bb33139e95eb1
 frank    127.0.0.1:19869
-gina     127.0.0.1:19866
+gina     127.0.0.1:19866  token=sha256:4568a05747d32798c530bd94b5abe7cb568967e600d6061cf24d5868a659c90d
 bob      127.0.0.1:19862
 _EOF_
 
@@ -48,7 +48,6 @@ sub retry_http_config {
     return <<"_EOC_";
     claw_zone claw:1m;
     claw_tenants \$TEST_NGINX_SERVER_ROOT/html/tenants.conf;
-    claw_auth off;
     upstream claw {
         claw_balancer;
         $pool;
@@ -110,6 +109,7 @@ sub copies {
 sub after_pooled {
     my (%arg) = @_;
     my $host = ($arg{tenant} // 'erin') . '.claw.test';
+    my $auth = 'Authorization: Bearer ' . ($arg{tenant} // 'erin') . '-token-1';
     my $tag = "t=$$-" . int(rand(1e9));
     my $path = "$arg{path}&$tag";
 
@@ -117,18 +117,19 @@ sub after_pooled {
     # made, so that each is a connection of its own
     if ($arg{pooled}) {
         my @bg = map { ClawTest::http_status_background(
-                           "/_c/respond?sleep=1000&$tag-bg", "Host: $host") }
+                           "/_c/respond?sleep=1000&$tag-bg", "Host: $host",
+                           $auth) }
                  2 .. $arg{pooled};
         my $deadline = Time::HiRes::time() + 10;
         while (copies("$tag-bg") < @bg && Time::HiRes::time() < $deadline) {
             Time::HiRes::sleep(0.02);
         }
-        ClawTest::http_get("/", "Host: $host");
+        ClawTest::http_get("/", "Host: $host", $auth);
         ClawTest::background_status($_) for @bg;
     }
 
     my ($status, $dt, $body) = timed_request($arg{method} // 'GET', $path,
-                                             $host);
+                                             "$host\r\n$auth");
     my @copies = copies($tag);
     my @report = ("status: $status",
                   "within 5 s: " . ($dt < 5 ? "yes" : "no"),
