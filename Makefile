@@ -25,6 +25,8 @@ SRCS        := $(wildcard ngx_claw_module/*.c ngx_claw_module/*.h)
 PURE        := ngx_claw_module/ngx_http_claw_parse.c \
                ngx_claw_module/ngx_http_claw_token.c
 UNIT        := $(BUILD)/unit/claw_unit
+# disk faults on demand for t/journal.t, loaded into nginx with LD_PRELOAD
+FAULT       := $(BUILD)/unit/claw_fault.so
 CFLAGS_UNIT := -g -O1 -Wall -Wextra -Werror -Ingx_claw_module
 
 # Debian packages, by what needs them
@@ -69,11 +71,15 @@ $(NGX_BUILD)/objs/Makefile: config $(NGINX_SRC)/conf_flags
 $(MODULE): $(NGX_BUILD)/objs/Makefile $(SRCS)
 	$(MAKE) -C $(NGX_BUILD) -f objs/Makefile modules
 
-unit: deps-build $(UNIT)
+unit: deps-build $(UNIT) $(FAULT)
 
 $(UNIT): t/unit/claw_unit.c $(PURE) $(wildcard ngx_claw_module/*.h)
 	mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_UNIT) -o $@ t/unit/claw_unit.c $(PURE) -lcrypto
+
+$(FAULT): t/fault/claw_fault.c
+	mkdir -p $(dir $@)
+	$(CC) -shared -fPIC -O1 -Wall -Wextra -Werror -o $@ t/fault/claw_fault.c -ldl
 
 # Installs only what is missing, so a prepared machine needs no network.
 deps: deps-build deps-test

@@ -60,6 +60,7 @@ typedef struct {
     ngx_http_upstream_t         *upstream;
     ngx_http_claw_keepalive_t   *keepalive;
     ngx_uint_t                   attempts;
+    ngx_sockaddr_t               retry;         /* see get_peer */
 } ngx_http_claw_peer_data_t;
 
 
@@ -283,6 +284,7 @@ ngx_http_claw_get_peer(ngx_peer_connection_t *pc, void *data)
 {
     ngx_http_claw_peer_data_t  *pd = data;
 
+    u_char                *tag;
     ngx_connection_t      *c;
     ngx_http_claw_ctx_t   *ctx;
     ngx_http_claw_idle_t  *idle;
@@ -317,6 +319,22 @@ ngx_http_claw_get_peer(ngx_peer_connection_t *pc, void *data)
                    &ctx->id, &ctx->upstream, ctx->tenant->uid);
 
     if (pd->keepalive == NULL) {
+
+        /*
+         * "keepalive" wraps us, and looks for an idle connection by this
+         * address after we return: a retry gets its tag with the top bit
+         * set, which no idle connection has but one a retry of the same
+         * tenant pooled, so that it goes on a new connection too (a
+         * container that restarted left every pooled one dead)
+         */
+
+        if (pd->attempts > 1) {
+            ngx_memcpy(&pd->retry, &ctx->peer, ctx->peer_len);
+            tag = (u_char *) &pd->retry + ctx->peer_len - 1;
+            *tag ^= 0x80;
+            pc->sockaddr = &pd->retry.sockaddr;
+        }
+
         return NGX_OK;
     }
 

@@ -55,6 +55,7 @@ static void ngx_http_claw_journal_done(ngx_event_t *ev);
 static void ngx_http_claw_journal_own_done(ngx_http_claw_jop_t *op);
 static void ngx_http_claw_journal_fold_handler(ngx_event_t *ev);
 static void ngx_http_claw_journal_repair_handler(ngx_event_t *ev);
+static void ngx_http_claw_journal_busy_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_claw_journal_take(ngx_http_claw_journal_t *j,
     ngx_http_claw_jop_t *op);
 static void ngx_http_claw_journal_append(ngx_http_claw_journal_t *j,
@@ -219,6 +220,15 @@ ngx_http_claw_journal_init_worker(ngx_http_claw_journal_t *j, ngx_log_t *log)
     j->repair_ev.log = log;
     j->repair_ev.cancelable = 1;
 
+    /*
+     * A worker that shuts down goes once no timer is left; a change on
+     * the thread pool has none, and its request would be cut off.
+     */
+
+    j->busy_ev.handler = ngx_http_claw_journal_busy_handler;
+    j->busy_ev.data = j;
+    j->busy_ev.log = log;
+
     j->own.journal = j;
     j->own.log = log;
     j->own.handler = ngx_http_claw_journal_own_done;
@@ -309,6 +319,15 @@ ngx_http_claw_journal_next(ngx_http_claw_journal_t *j)
 
     if (j->current) {
         return;
+    }
+
+    if (ngx_queue_empty(&j->waiting)) {
+        if (j->busy_ev.timer_set) {
+            ngx_del_timer(&j->busy_ev);
+        }
+
+    } else if (!j->busy_ev.timer_set) {
+        ngx_add_timer(&j->busy_ev, 1000);
     }
 
     if (!ngx_queue_empty(&j->waiting)) {
@@ -420,6 +439,17 @@ ngx_http_claw_journal_done(ngx_event_t *ev)
     }
 
     op->handler(op);
+}
+
+
+static void
+ngx_http_claw_journal_busy_handler(ngx_event_t *ev)
+{
+    ngx_http_claw_journal_t  *j = ev->data;
+
+    if (j->current || !ngx_queue_empty(&j->waiting)) {
+        ngx_add_timer(ev, 1000);
+    }
 }
 
 

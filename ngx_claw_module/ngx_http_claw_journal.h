@@ -71,6 +71,7 @@ struct ngx_http_claw_journal_s {
     ngx_http_claw_jop_t          own;           /* folds and repairs */
     ngx_event_t                  fold_ev;
     ngx_event_t                  repair_ev;
+    ngx_event_t                  busy_ev;       /* holds off a worker's exit */
 
     unsigned                     locked:1;
     unsigned                     broken:1;      /* a rollback failed */
