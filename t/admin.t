@@ -312,6 +312,32 @@ PUT /claw/tenants/carol
 
 
 
+=== TEST 17a: a parent of claw_domain, or a single label, as a custom domain: 400 with the reason, nothing changed
+--- init
+my @r;
+for my $d ('claw.test', 'CLAW.test.', 'localhost') {
+    my ($s, $b) = main::admin(PUT => '/carol', "{\"upstream\":\"127.0.0.1:19901\",\"domains\":[\"$d\"]}");
+    push @r, "$d: $s " . ($b =~ /"error":"((?:[^"\\]|\\.)*)"/ ? $1 : $b);
+}
+my ($g) = main::admin(GET => '/carol');
+ClawTest::report(@r, "carol: $g");
+--- config
+    location /claw/ {
+        claw_admin;
+    }
+
+    location = /report.txt {
+    }
+--- request
+GET /report.txt
+--- response_body
+claw.test: 400 \"domains\": \"claw.test\" is the claw_domain \"claw.test\"
+CLAW.test.: 400 \"domains\": \"claw.test\" is the claw_domain \"claw.test\"
+localhost: 400 \"domains\" must hold domain names
+carol: 404
+
+
+
 === TEST 18: an id in the body that is not the URL's
 --- request
 PUT /claw/tenants/carol

@@ -1250,3 +1250,172 @@ GET /
 --- response_body_unlike: (?i)authorization|alice-token|x-claw-
 --- no_error_log
 [error]
+
+
+
+=== TEST 69: a page elsewhere makes its visitors fail (31 bogus claw_token images): their sessions still work, on every tenant; their tokens are locked out, on every tenant
+The lockout keeps a guesser from learning whether a token is right; a
+session cookie cannot be guessed, so honouring it while the address is
+locked tells a guesser nothing, and a third party cannot lock a
+signed-in user out.
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_cookie_secret $TEST_NGINX_SERVER_ROOT/html/secret;
+
+    upstream claw {
+        claw_balancer;
+    }
+--- config
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+    }
+
+    location = /metrics {
+        claw_metrics;
+    }
+
+    location = /report.txt {
+    }
+--- init
+my $expiry = time + 3000;
+my $alice = main::session('alice', 'alice-token-1', $expiry);
+my $bob = main::session('bob', 'bob-token-1', $expiry);
+my @img = map { ClawTest::http_get("/logo.png?claw_token=bogus-$_", "Host: alice.claw.test") } 1 .. 31;
+my %s;
+$s{alice_session} = ClawTest::http_get("/", "Host: alice.claw.test", "Cookie: __Host-claw=$alice");
+$s{bob_session} = ClawTest::http_get("/", "Host: bob.claw.test", "Cookie: __Host-claw=$bob");
+$s{alice_bearer} = ClawTest::http_get("/", "Host: alice.claw.test", "Authorization: Bearer alice-token-1");
+$s{bob_bearer} = ClawTest::http_get("/", "Host: bob.claw.test", "Authorization: Bearer bob-token-1");
+$s{bob_link} = ClawTest::http_get("/?claw_token=bob-token-1", "Host: bob.claw.test");
+$s{bad_session} = ClawTest::http_get("/", "Host: bob.claw.test", "Cookie: __Host-claw=" . main::session('bob', 'not-a-token', $expiry));
+$s{none} = ClawTest::http_get("/", "Host: bob.claw.test");
+my (undef, $m) = ClawTest::http_request(GET => '/metrics');
+my ($lockouts) = $m =~ /^claw_auth_lockouts_total\{tenant="bob"\} (\d+)$/m;
+my ($rated) = $m =~ /^claw_rate_limited_total\{tenant="bob"\} (\d+)$/m;
+ClawTest::report("the images: " . join(' ', (sort { $a <=> $b } keys %{{ map { $_ => 1 } @img }})),
+                 map({ "$_: $s{$_}" } sort keys %s),
+                 "bob's lockouts counted: $lockouts",
+                 "bob's rate refusals: $rated",
+                 "logged as a lockout: " . (ClawTest::error_log_has(qr/address locked out after too many failed credentials, tenant "bob"/) ? "yes" : "no"));
+--- request
+GET /report.txt
+--- response_body
+the images: 401 429
+alice_bearer: 429
+alice_session: 200
+bad_session: 401
+bob_bearer: 429
+bob_link: 429
+bob_session: 200
+none: 401
+bob's lockouts counted: 2
+bob's rate refusals: 0
+logged as a lockout: yes
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 70: a rate 429 and a lockout 429 are told apart in the log and the metrics
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth_fail_limit 2/m;
+    claw_rate 1r/m;
+
+    upstream claw {
+        claw_balancer;
+    }
+--- config
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+    }
+
+    location = /metrics {
+        claw_metrics;
+    }
+
+    location = /report.txt {
+    }
+--- init
+my @s = map { ClawTest::http_get("/", "Host: alice.claw.test", "Authorization: Bearer alice-token-1") } 1 .. 2;
+my @g = map { ClawTest::http_get("/", "Host: alice.claw.test", "Authorization: Bearer guess-$_") } 1 .. 3;
+my (undef, $m) = ClawTest::http_request(GET => '/metrics');
+my ($lockouts) = $m =~ /^claw_auth_lockouts_total\{tenant="alice"\} (\d+)$/m;
+my ($rated) = $m =~ /^claw_rate_limited_total\{tenant="alice"\} (\d+)$/m;
+ClawTest::report("valid: @s", "guesses: @g", "lockouts: $lockouts", "rate refusals: $rated",
+                 "rate logged: " . (ClawTest::error_log_has(qr/tenant "alice" over its rate/) ? "yes" : "no"),
+                 "lockout logged: " . (ClawTest::error_log_has(qr/address locked out/) ? "yes" : "no"));
+--- request
+GET /report.txt
+--- response_body
+valid: 200 429
+guesses: 401 401 429
+lockouts: 1
+rate refusals: 1
+rate logged: yes
+lockout logged: yes
+
+
+
+=== TEST 71: $claw_request: the request line with claw_token redacted, even when nginx refuses the request while reading its headers, before this module runs
+$request is nginx's own: for such a request it still holds the token,
+which is why the shipped log_format uses $claw_request.  The same refusal
+is quoted by nginx core in the error log at "info", which the examples'
+"notice" level leaves out.
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_cookie_secret $TEST_NGINX_SERVER_ROOT/html/secret;
+
+    upstream claw {
+        claw_balancer;
+    }
+
+    log_format redacted '$claw_request|$status';
+    log_format core '$request|$status';
+--- config
+    claw_domain claw.test;
+    large_client_header_buffers 2 1k;
+    access_log $TEST_NGINX_SERVER_ROOT/logs/redacted.log redacted;
+    access_log $TEST_NGINX_SERVER_ROOT/logs/core.log core;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+    }
+
+    location = /report.txt {
+        access_log off;
+    }
+--- init
+my $root = ClawTest::servroot();
+ClawTest::http_raw("GET /chat?x=1&claw_token=secret-early HTTP/1.1\r\nHost: alice.claw.test\r\nCookie: " . ('c' x 2000) . "\r\nConnection: close\r\n\r\n", 5);
+ClawTest::http_get("/app?claw_token=secret-late&y=2", "Host: alice.claw.test");
+Time::HiRes::sleep(0.2);
+my $redacted = ClawTest::slurp("$root/logs/redacted.log");
+my $core = ClawTest::slurp("$root/logs/core.log");
+ClawTest::report("redacted log:", $redacted,
+                 "core log leaks the early one: " . ($core =~ /secret-early/ ? "yes" : "no"),
+                 "core log leaks the late one: " . ($core =~ /secret-late/ ? "yes" : "no"));
+--- request
+GET /report.txt
+--- response_body
+redacted log:
+GET /chat?x=1&claw_token=[redacted] HTTP/1.1|400
+GET /app?claw_token=[redacted]&y=2 HTTP/1.1|401
+
+core log leaks the early one: yes
+core log leaks the late one: no
+--- log_level: notice
+--- no_error_log
+secret-early
+secret-late

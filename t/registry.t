@@ -388,6 +388,51 @@ tenants.conf:1: domain "bob.claw.test" is under the claw_domain "claw.test"
 
 
 
+=== TEST 31a: a custom domain that is the claw_domain, or a parent of it, would capture the platform's names
+--- config
+    claw_domain apps.corp.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+    }
+--- user_files
+>>> tenants.conf
+alice 127.0.0.1:19871
+bob   127.0.0.1:19871 domain=corp.test
+--- must_die
+--- error_log
+tenants.conf:2: domain "corp.test" is a parent of the claw_domain "apps.corp.test"
+
+
+
+=== TEST 31b: ... the claw_domain itself
+--- config
+    claw_domain apps.corp.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+    }
+--- user_files
+>>> tenants.conf
+bob   127.0.0.1:19871 domain=Apps.Corp.Test.
+--- must_die
+--- error_log
+tenants.conf:1: domain "apps.corp.test" is the claw_domain "apps.corp.test"
+
+
+
+=== TEST 31c: a custom domain of a single label
+--- user_files
+>>> tenants.conf
+bob   127.0.0.1:19871 domain=localhost
+--- must_die
+--- error_log
+tenants.conf:1: invalid domain "domain=localhost"
+
+
+
 === TEST 32: a NUL byte
 --- user_files eval
 [["tenants.conf" => "alice 127.0.0.1:19871\0 token=x\n"]]

@@ -1130,7 +1130,8 @@ sub check_response {
         }
     }
 
-    # body: response_body, else response_body_like, else response_body_unlike
+    # body: response_body, else response_body_like; response_body_unlike
+    # is checked as well (the real Test::Nginx checks each one given)
     my $body = $res->{body} // '';
     if (defined(my $v = $block->response_body)) {
         my $exp = pick($v, $i, $multi, $name);
@@ -1148,7 +1149,9 @@ sub check_response {
         $pat = qr/$pat/s unless ref $pat eq 'Regexp';
         Test::More::like($body, $pat, "$name - response_body_like - response is expected ("
                          . body_summary($body) . ")");
-    } elsif (defined(my $vu = $block->response_body_unlike)) {
+    }
+
+    if (defined(my $vu = $block->response_body_unlike)) {
         my $pat = pick($vu, $i, $multi, $name);
         $pat = qr/$pat/s unless ref $pat eq 'Regexp';
         Test::More::unlike($body, $pat, "$name - response_body_unlike - response is expected ("
