@@ -310,6 +310,16 @@ ngx_http_claw_get_peer(ngx_peer_connection_t *pc, void *data)
         return NGX_BUSY;
     }
 
+    /* its credential was revoked before it reached the container */
+
+    if (ctx->cut) {
+        ngx_log_error(NGX_LOG_INFO, pc->log, 0,
+                      "claw: the credential of this request of tenant "
+                      "\"%V\" was revoked, not connecting", &ctx->id);
+        pc->name = &ctx->upstream;
+        return NGX_BUSY;
+    }
+
     pc->sockaddr = &ctx->peer.sockaddr;
     pc->socklen = ctx->peer_len;
     pc->name = &ctx->upstream;

@@ -768,7 +768,10 @@ sub reload {
         seek $fh, $offset, 0;
         local $/;
         my $new = <$fh> // '';
-        next unless $new =~ /reconfiguring/;
+        # only what follows "reconfiguring": the lines of the start itself
+        # may still be written when the offset is taken
+        next unless $new =~ /reconfiguring(.*)\z/s;
+        $new = $1;
         return 0 if $new =~ /\[emerg\]/;
         next unless $new =~ /start worker process/;
         my $settle = time + ($arg{settle} // 5);
