@@ -21,6 +21,14 @@ package ClawTest;
 # expected Sec-WebSocket-Accept is ws_accept_for_fixed_key()), and
 # ws_decode_frames($raw_response) lists the text payloads the server sent.
 #
+#   my $ws = ClawTest::ws_open(path => '/ws', host => 'alice.claw.test',
+#                              headers => ['Authorization: Bearer t']);
+#   ClawTest::ws_echo($ws, 'hi');                # "alice: hi", or undef
+#   ClawTest::watch_closed([$ws, $stream], 1.5); # sets ->{closed_at}
+#
+# hold tunnels and streams (stream_open) in the test process itself,
+# while its --- init code acts, and tell when nginx ended them.
+#
 # Test files run from the repository root; the container script is found
 # relative to this file, so the current directory does not matter here.
 
@@ -46,7 +54,8 @@ our @EXPORT = qw(
     kill_workers tunnel_background http_request nginx_restart_hard
     fresh_zone
 );
-our @EXPORT_OK = qw(ws_accept_for ws_decode_all stop_containers);
+our @EXPORT_OK = qw(ws_accept_for ws_decode_all stop_containers
+                    ws_open ws_echo stream_open watch_closed chunked_parts);
 
 my $BIN = File::Spec->rel2abs(
     File::Spec->catfile(dirname(__FILE__), '..', 'bin', 'claw-container'));
@@ -804,5 +813,139 @@ sub error_log_has {
     return 0;
 }
 
+
+
+# ---------------------------------------------------------------------------
+# Connections held by the test process itself (t/revoke.t): tunnels and
+# streams that stay open while --- init code acts (an admin API call, a
+# reload) and are then watched for how, and when, they end.  Not
+# exported: call them as ClawTest::name(...).
+# ---------------------------------------------------------------------------
+
+# seconds a wait for nginx may take: valgrind makes nginx many times slower
+sub patience { $_[0] * ($ENV{TEST_NGINX_USE_VALGRIND} ? 10 : 1) }
+
+# Reads what the socket has within $timeout seconds into $c->{buf};
+# false once the peer closed (or reset) the connection, when
+# $c->{closed_at} says when that was seen.
+sub _fill {
+    my ($c, $timeout) = @_;
+    return 0 if $c->{closed_at};
+    my $rin = '';
+    vec($rin, fileno $c->{sock}, 1) = 1;
+    my $n = select(my $rout = $rin, undef, undef, $timeout);
+    return 1 unless $n > 0;
+    my $got = sysread $c->{sock}, $c->{buf}, 65536, length $c->{buf};
+    if (!$got) {
+        $c->{closed_at} = time;
+        return 0;
+    }
+    return 1;
+}
+
+# A WebSocket tunnel opened through the nginx under test, held by this
+# process: ws_handshake_request()'s arguments.  Returns, once the answer's
+# head and (for a 101) the container's greeting are in, a hash with
+# status (0: no answer), head, pid (the answer's X-Pid header, which the
+# suite adds with $pid: the worker holding the tunnel), hello (the
+# greeting) and the socket; ws_echo() and watch_closed() take it.
+sub ws_open {
+    my (%arg) = @_;
+    my $c = { sock => connect_nginx('ws_open', 5), buf => '', status => 0,
+              seen => 0 };
+    $c->{sock}->autoflush(1);
+    syswrite $c->{sock}, ws_handshake_request(%arg);
+    my $deadline = time + patience(5);
+    while (time < $deadline) {
+        if (!defined $c->{head} && $c->{buf} =~ s/\A(.*?\r\n)\r\n//s) {
+            $c->{head} = $1;
+            ($c->{status}) = $c->{head} =~ m{^HTTP/1\.1 (\d{3})};
+            ($c->{pid}) = $c->{head} =~ /^X-Pid: (\d+)/mi;
+            last unless $c->{status} == 101;
+        }
+        if (defined $c->{head}) {
+            my @text = ws_decode_frames($c->{buf});
+            if (@text) {
+                $c->{hello} = $text[0];
+                $c->{seen} = 1;
+                last;
+            }
+        }
+        _fill($c, $deadline - time) or last;
+    }
+    return $c;
+}
+
+# Sends a text message on a tunnel of ws_open(); returns the container's
+# answer to it, or undef when the tunnel closed or no answer came within
+# $timeout seconds (default 3).
+sub ws_echo {
+    my ($c, $msg, $timeout) = @_;
+    return undef if $c->{closed_at};
+    local $SIG{PIPE} = 'IGNORE';
+    syswrite($c->{sock}, ws_frame($msg)) or return undef;
+    my $deadline = time + patience($timeout // 3);
+    while (time < $deadline) {
+        my @text = ws_decode_frames($c->{buf});
+        if (@text > $c->{seen}) {
+            $c->{seen} = @text;
+            return $text[-1];
+        }
+        _fill($c, $deadline - time) or return undef;
+    }
+    return undef;
+}
+
+# A GET through the nginx under test whose answer is read later, by
+# watch_closed(): a stream that must be in flight while the test acts.
+# Returns a hash with the socket and the time it was sent.
+sub stream_open {
+    my ($path, @headers) = @_;
+    my $c = { sock => connect_nginx('stream_open', 5), buf => '',
+              opened_at => time };
+    syswrite $c->{sock}, "GET $path HTTP/1.1\r\n"
+        . join('', map { "$_\r\n" } @headers) . "Connection: close\r\n\r\n";
+    return $c;
+}
+
+# Reads every connection of the list (of ws_open() or stream_open())
+# until each has been closed by nginx or $seconds have passed; sets
+# closed_at on those that closed.  Returns how many are still open.
+sub watch_closed {
+    my ($conns, $seconds) = @_;
+    my $deadline = time + $seconds;
+    while (1) {
+        my @open = grep { !$_->{closed_at} } @$conns;
+        return 0 unless @open;
+        my $left = $deadline - time;
+        return scalar @open if $left <= 0;
+        my $rin = '';
+        vec($rin, fileno $_->{sock}, 1) = 1 for @open;
+        my $n = select(my $rout = $rin, undef, undef,
+                       $left < 0.05 ? $left : 0.05);
+        next unless $n > 0;
+        for my $c (@open) {
+            _fill($c, 0) if vec($rout, fileno $c->{sock}, 1);
+        }
+    }
+}
+
+# An answer as read off the wire, with a chunked body: (status, the data
+# of the chunks in order, whether the last, zero-length chunk came).
+sub chunked_parts {
+    my ($raw) = @_;
+    my ($head, $body) = split /\r\n\r\n/, $raw, 2;
+    my ($status) = ($head // '') =~ m{^HTTP/1\.\d (\d{3})};
+    my (@chunks, $last);
+    $body //= '';
+    while ($body =~ s/\A([0-9a-fA-F]+)[^\r\n]*\r\n//) {
+        my $size = hex $1;
+        if ($size == 0) { $last = 1; last }
+        last if length $body < $size + 2;
+        push @chunks, substr($body, 0, $size);
+        substr($body, 0, $size + 2, '');
+    }
+    return ($status // 0, \@chunks, $last ? 1 : 0);
+}
 
 1;
