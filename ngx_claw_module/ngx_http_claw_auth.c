@@ -19,9 +19,11 @@
 #include "ngx_http_claw_token.h"
 
 
-#define NGX_HTTP_CLAW_ABSENT   0
-#define NGX_HTTP_CLAW_VALID    1
-#define NGX_HTTP_CLAW_INVALID  2
+#define NGX_HTTP_CLAW_ABSENT       0
+#define NGX_HTTP_CLAW_VALID        1
+#define NGX_HTTP_CLAW_INVALID      2
+#define NGX_HTTP_CLAW_EXPIRED      3   /* a session of ours, past its time */
+#define NGX_HTTP_CLAW_NOT_CHECKED  4
 
 
 /* headers taken out of a request: where the elements kept go */
@@ -64,7 +66,12 @@ static ngx_uint_t ngx_http_claw_session_request_ok(ngx_http_request_t *r,
     ngx_uint_t websocket);
 static ngx_int_t ngx_http_claw_bootstrap(ngx_http_request_t *r,
     ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx, u_char *digest);
-static ngx_int_t ngx_http_claw_unauthorized(ngx_http_request_t *r);
+static ngx_int_t ngx_http_claw_unauthorized(ngx_http_request_t *r,
+    ngx_http_claw_loc_conf_t *clcf);
+static ngx_uint_t ngx_http_claw_navigation(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_claw_header_char(u_char ch);
+static ngx_int_t ngx_http_claw_drop_header(ngx_http_request_t *r,
+    ngx_table_elt_t *h);
 static ngx_int_t ngx_http_claw_failed(ngx_http_request_t *r,
     ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx,
     ngx_int_t status, char *why);
@@ -235,6 +242,36 @@ ngx_http_claw_auth(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
 
+    c = NGX_HTTP_CLAW_NOT_CHECKED;
+
+    if (ctx->bearer_header) {
+
+        /*
+         * claw_session_authorization pass: with a valid session, the
+         * Bearer is the container's: not checked, not counted, left on
+         * the request; without one, it is the edge's after all, and
+         * taken off now
+         */
+
+        c = ngx_http_claw_check_cookie(r, clcf, ctx, cdigest);
+
+        if (c == NGX_HTTP_CLAW_VALID) {
+            ctx->has_bearer = 0;
+            ctx->bearer_malformed = 0;
+            ngx_str_null(&ctx->bearer);
+
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "claw: Authorization left to the container");
+
+        } else if (ngx_http_claw_drop_header(r, ctx->bearer_header)
+                   != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->bearer_header = NULL;
+    }
+
     /*
      * An address over the limit gets 429 for any token before it is
      * checked, a good one included, on every tenant: the answer must not
@@ -310,12 +347,25 @@ ngx_http_claw_auth(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
             : ngx_http_claw_check_token(ctx, token, digest);
     }
 
-    c = ngx_http_claw_check_cookie(r, clcf, ctx, cdigest);
+    if (c == NGX_HTTP_CLAW_NOT_CHECKED) {
+        c = ngx_http_claw_check_cookie(r, clcf, ctx, cdigest);
+    }
+
+    /* a genuine session past its time is no guess: not counted */
+
+    if (c == NGX_HTTP_CLAW_EXPIRED && t != NGX_HTTP_CLAW_ABSENT) {
+        c = NGX_HTTP_CLAW_INVALID;
+
+    } else if (c == NGX_HTTP_CLAW_EXPIRED) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "claw: session expired");
+        return ngx_http_claw_unauthorized(r, clcf);
+    }
 
     if (t == NGX_HTTP_CLAW_ABSENT && c == NGX_HTTP_CLAW_ABSENT) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "claw: no credential");
-        return ngx_http_claw_unauthorized(r);
+        return ngx_http_claw_unauthorized(r, clcf);
     }
 
     if (t != NGX_HTTP_CLAW_VALID && c != NGX_HTTP_CLAW_VALID) {
@@ -418,22 +468,39 @@ ngx_http_claw_check_cookie(ngx_http_request_t *r,
         return NGX_HTTP_CLAW_INVALID;
     }
 
-    /* a lowered claw_session_ttl holds for sessions minted before */
-
-    if (s.expiry > (uint64_t) (ngx_time() + clcf->session_ttl)) {
-        return NGX_HTTP_CLAW_INVALID;
-    }
-
     tc = ctx->tconf;
 
-    i = ngx_http_claw_session_verify(cmcf->cookie_secret.data,
-                                     cmcf->cookie_secret.len,
-                                     ctx->id.data, ctx->id.len, &s,
-                                     (uint64_t) ngx_time(),
-                                     ngx_http_claw_tconf_tokens(tc),
-                                     tc->ntokens);
+    /* a lowered claw_session_ttl holds for sessions minted before */
+
+    i = (s.expiry > (uint64_t) (ngx_time() + clcf->session_ttl))
+        ? -1
+        : ngx_http_claw_session_verify(cmcf->cookie_secret.data,
+                                       cmcf->cookie_secret.len,
+                                       ctx->id.data, ctx->id.len, &s,
+                                       (uint64_t) ngx_time(),
+                                       ngx_http_claw_tconf_tokens(tc),
+                                       tc->ntokens);
     if (i < 0) {
-        return NGX_HTTP_CLAW_INVALID;
+
+        /*
+         * Past its time, or beyond a lowered claw_session_ttl: a session
+         * the module did mint is no guess, and is not counted as one
+         */
+
+        if (s.expiry > (uint64_t) ngx_time()
+            && s.expiry <= (uint64_t) (ngx_time() + clcf->session_ttl))
+        {
+            return NGX_HTTP_CLAW_INVALID;
+        }
+
+        i = ngx_http_claw_session_verify(cmcf->cookie_secret.data,
+                                         cmcf->cookie_secret.len,
+                                         ctx->id.data, ctx->id.len, &s,
+                                         s.expiry - 1,
+                                         ngx_http_claw_tconf_tokens(tc),
+                                         tc->ntokens);
+
+        return (i < 0) ? NGX_HTTP_CLAW_INVALID : NGX_HTTP_CLAW_EXPIRED;
     }
 
     /* the session lives as long as the token it was minted from */
@@ -454,9 +521,10 @@ ngx_http_claw_check_cookie(ngx_http_request_t *r,
  */
 
 ngx_int_t
-ngx_http_claw_auth_extract(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx)
+ngx_http_claw_auth_extract(ngx_http_request_t *r,
+    ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx)
 {
-    ngx_uint_t             i;
+    ngx_uint_t             i, n;
     ngx_array_t            drop;
     ngx_list_part_t       *part;
     ngx_table_elt_t       *h, *header, **hp;
@@ -470,9 +538,55 @@ ngx_http_claw_auth_extract(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx)
         return NGX_ERROR;
     }
 
-    h = r->headers_in.authorization;
+    if (ngx_http_claw_extract_cookies(r, ctx, &drop) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
-    if (h) {
+    if (clcf->token_header.len) {
+
+        /*
+         * The edge's token comes in a header of its own ("X-Claw-Token:
+         * <token>", or "Bearer <token>"): Authorization is the
+         * container's, untouched.  Several of them disagree.
+         */
+
+        h = ngx_http_claw_header_find(r, (char *) clcf->token_header.data,
+                                      clcf->token_header.len, &n);
+        if (h) {
+            ctx->has_bearer = 1;
+
+            switch (ngx_http_claw_bearer(h->value.data, h->value.len,
+                                         &span))
+            {
+            case NGX_HTTP_CLAW_CRED_OK:
+                break;
+
+            case NGX_HTTP_CLAW_CRED_NONE:
+                span.data = h->value.data;
+                span.len = h->value.len;
+
+                if (ngx_http_claw_token_valid(span.data, span.len)) {
+                    break;
+                }
+
+                /* fall through */
+
+            default:
+                ctx->bearer_malformed = 1;
+                break;
+            }
+
+            if (n > 1) {
+                ctx->bearer_malformed = 1;
+            }
+
+            ctx->bearer.data = (u_char *) span.data;
+            ctx->bearer.len = span.len;
+        }
+
+    } else if (r->headers_in.authorization) {
+        h = r->headers_in.authorization;
+
         switch (ngx_http_claw_bearer(h->value.data, h->value.len, &span)) {
 
         case NGX_HTTP_CLAW_CRED_OK:
@@ -490,7 +604,18 @@ ngx_http_claw_auth_extract(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx)
             break;
         }
 
-        if (ctx->has_bearer) {
+        /*
+         * claw_session_authorization pass: beside a session, a Bearer may
+         * be the container's own (a gateway's device token); it stays on
+         * the request until the session is checked (ngx_http_claw_auth)
+         */
+
+        if (ctx->has_bearer && clcf->session_authorization
+            && ctx->has_cookie)
+        {
+            ctx->bearer_header = h;
+
+        } else if (ctx->has_bearer) {
             hp = ngx_array_push(&drop);
             if (hp == NULL) {
                 return NGX_ERROR;
@@ -498,10 +623,6 @@ ngx_http_claw_auth_extract(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx)
 
             *hp = h;
         }
-    }
-
-    if (ngx_http_claw_extract_cookies(r, ctx, &drop) != NGX_OK) {
-        return NGX_ERROR;
     }
 
     part = &r->headers_in.headers.part;
@@ -519,11 +640,17 @@ ngx_http_claw_auth_extract(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx)
             i = 0;
         }
 
-        if (header[i].key.len > sizeof("x-claw-") - 1
-            && header[i].lowcase_key[0] == 'x'
-            && ngx_strncmp(header[i].lowcase_key, "x-claw-",
-                           sizeof("x-claw-") - 1)
-               == 0)
+        if ((header[i].key.len > sizeof("x-claw-") - 1
+             && header[i].lowcase_key[0] == 'x'
+             && ngx_strncmp(header[i].lowcase_key, "x-claw-",
+                            sizeof("x-claw-") - 1)
+                == 0)
+            || (clcf->token_header.len
+                && header[i].key.len == clcf->token_header.len
+                && ngx_strncmp(header[i].lowcase_key,
+                               clcf->token_header.data,
+                               clcf->token_header.len)
+                   == 0))
         {
             ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                            "claw: client header \"%V\" removed",
@@ -1216,12 +1343,147 @@ ngx_http_claw_bootstrap(ngx_http_request_t *r,
 }
 
 
-/* one answer for every failure: nothing tells one from another */
+/*
+ * A browser's navigation to a page, by Fetch metadata, or by what an
+ * older browser accepts
+ */
+
+static ngx_uint_t
+ngx_http_claw_navigation(ngx_http_request_t *r)
+{
+    ngx_uint_t        count;
+    ngx_table_elt_t  *h;
+
+    h = ngx_http_claw_header_find(r, "sec-fetch-mode",
+                                  sizeof("sec-fetch-mode") - 1, &count);
+    if (h) {
+        return h->value.len == sizeof("navigate") - 1
+               && ngx_strncasecmp(h->value.data, (u_char *) "navigate",
+                                  h->value.len)
+                  == 0;
+    }
+
+    h = ngx_http_claw_header_find(r, "accept", sizeof("accept") - 1, &count);
+
+    return h != NULL
+           && ngx_strlcasestrn(h->value.data, h->value.data + h->value.len,
+                               (u_char *) "text/html", 9 - 1)
+              != NULL;
+}
+
+
+/* one header off the request, as ngx_http_claw_auth_extract() takes them */
 
 static ngx_int_t
-ngx_http_claw_unauthorized(ngx_http_request_t *r)
+ngx_http_claw_drop_header(ngx_http_request_t *r, ngx_table_elt_t *h)
 {
+    ngx_array_t        drop;
+    ngx_table_elt_t  **hp;
+
+    if (ngx_array_init(&drop, r->pool, 1, sizeof(ngx_table_elt_t *))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    hp = ngx_array_push(&drop);
+    if (hp == NULL) {
+        return NGX_ERROR;
+    }
+
+    *hp = h;
+
+    return ngx_http_claw_headers_drop(r, &drop);
+}
+
+
+/*
+ * One answer for every failure: nothing tells one from another.  A
+ * browser that navigates to a page (a session expired, a bookmark) is
+ * sent to claw_login_url instead, with the URL to come back to; API
+ * calls and WebSockets keep their 401.
+ */
+
+static ngx_int_t
+ngx_http_claw_unauthorized(ngx_http_request_t *r,
+    ngx_http_claw_loc_conf_t *clcf)
+{
+    u_char           *p;
+    size_t            len;
+    uintptr_t         escape;
+    ngx_str_t         scheme, back;
     ngx_table_elt_t  *h;
+
+    if (clcf->login_url.len && r->method == NGX_HTTP_GET
+        && r->headers_in.upgrade == NULL
+        && ngx_http_claw_navigation(r))
+    {
+        ngx_str_set(&scheme, "http://");
+#if (NGX_HTTP_SSL)
+        if (r->connection->ssl) {
+            ngx_str_set(&scheme, "https://");
+        }
+#endif
+
+        back.len = scheme.len + r->headers_in.server.len
+                   + r->unparsed_uri.len;
+        back.data = ngx_pnalloc(r->pool, back.len);
+        if (back.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = ngx_cpymem(back.data, scheme.data, scheme.len);
+        p = ngx_cpymem(p, r->headers_in.server.data,
+                       r->headers_in.server.len);
+        ngx_memcpy(p, r->unparsed_uri.data, r->unparsed_uri.len);
+
+        escape = 2 * ngx_escape_uri(NULL, back.data, back.len,
+                                    NGX_ESCAPE_URI_COMPONENT);
+
+        len = clcf->login_url.len + sizeof("?return=") - 1 + back.len
+              + escape;
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->value.data = ngx_pnalloc(r->pool, len);
+        if (h->value.data == NULL) {
+            h->hash = 0;
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Location");
+
+        p = ngx_cpymem(h->value.data, clcf->login_url.data,
+                       clcf->login_url.len);
+        p = ngx_cpymem(p, ngx_strlchr(clcf->login_url.data,
+                                      clcf->login_url.data
+                                      + clcf->login_url.len, '?')
+                          ? "&return=" : "?return=",
+                       sizeof("?return=") - 1);
+        p = (u_char *) ngx_escape_uri(p, back.data, back.len,
+                                      NGX_ESCAPE_URI_COMPONENT);
+
+        h->value.len = p - h->value.data;
+        r->headers_out.location = h;
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Cache-Control");
+        ngx_str_set(&h->value, "no-store");
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "claw: to the sign-in page: \"%V\"", &h->value);
+
+        return NGX_HTTP_SEE_OTHER;
+    }
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
@@ -1259,7 +1521,7 @@ ngx_http_claw_failed(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     }
 
     if (status == NGX_HTTP_UNAUTHORIZED) {
-        return ngx_http_claw_unauthorized(r);
+        return ngx_http_claw_unauthorized(r, clcf);
     }
 
     return status;
@@ -1449,4 +1711,73 @@ invalid:
                        "\"N/m\" or \"off\"", &value[1]);
 
     return NGX_CONF_ERROR;
+}
+
+
+/* claw_token_header Authorization | name */
+
+char *
+ngx_http_claw_token_header(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_loc_conf_t  *clcf = conf;
+
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (clcf->token_header.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == sizeof("authorization") - 1
+        && ngx_strncasecmp(value[1].data, (u_char *) "authorization",
+                           value[1].len)
+           == 0)
+    {
+        /* the default, set: an empty name with data */
+        ngx_str_set(&clcf->token_header, "");
+        clcf->token_header.len = 0;
+        return NGX_CONF_OK;
+    }
+
+    for (i = 0; i < value[1].len; i++) {
+        if (!ngx_http_claw_header_char(value[1].data[i])) {
+            break;
+        }
+    }
+
+    if (value[1].len == 0 || i < value[1].len
+        || (value[1].len == sizeof("cookie") - 1
+            && ngx_strncasecmp(value[1].data, (u_char *) "cookie",
+                               value[1].len)
+               == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid header name \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    clcf->token_header.len = value[1].len;
+    clcf->token_header.data = ngx_pnalloc(cf->pool, value[1].len);
+    if (clcf->token_header.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_strlow(clcf->token_header.data, value[1].data, value[1].len);
+
+    return NGX_CONF_OK;
+}
+
+
+/* a character of a header name (RFC 9110 token) */
+
+static ngx_uint_t
+ngx_http_claw_header_char(u_char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+           || (ch >= '0' && ch <= '9')
+           || ngx_strlchr((u_char *) "!#$%&'*+-.^_`|~",
+                          (u_char *) "!#$%&'*+-.^_`|~" + 15, ch)
+              != NULL;
 }

@@ -17,7 +17,7 @@
 
 ngx_int_t ngx_http_claw_auth_post_read(ngx_http_request_t *r);
 ngx_int_t ngx_http_claw_auth_extract(ngx_http_request_t *r,
-    ngx_http_claw_ctx_t *ctx);
+    ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx);
 ngx_int_t ngx_http_claw_auth(ngx_http_request_t *r,
     ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx);
 
@@ -27,6 +27,8 @@ ngx_int_t ngx_http_claw_auth_variable(ngx_http_request_t *r,
 char *ngx_http_claw_cookie_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_claw_auth_fail_limit(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_claw_token_header(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 

@@ -48,7 +48,10 @@ ngx_http_claw_limit(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     burst = tc->burst >= 0 ? tc->burst : (int64_t) clcf->burst;
     conn = tc->conn >= 0 ? tc->conn : (int64_t) clcf->conn;
 
-    interval = rate.number ? ngx_http_claw_rate_interval(&rate) : 0;
+    /* claw_rate_limit off: this location neither checks nor spends it */
+
+    interval = (rate.number && clcf->rate_limit)
+               ? ngx_http_claw_rate_interval(&rate) : 0;
     now = (uint64_t) ngx_current_msec * 1000000;
 
     wait = 0;

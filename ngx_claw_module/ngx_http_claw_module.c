@@ -79,6 +79,13 @@ static ngx_conf_enum_t  ngx_http_claw_log_levels[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_claw_session_authorization[] = {
+    { ngx_string("check"), 0 },
+    { ngx_string("pass"), 1 },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_command_t  ngx_http_claw_commands[] = {
 
     { ngx_string("claw_zone"),
@@ -130,6 +137,27 @@ static ngx_command_t  ngx_http_claw_commands[] = {
       offsetof(ngx_http_claw_loc_conf_t, auth),
       NULL },
 
+    { ngx_string("claw_token_header"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_claw_token_header,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("claw_session_authorization"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_claw_loc_conf_t, session_authorization),
+      &ngx_http_claw_session_authorization },
+
+    { ngx_string("claw_login_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_claw_loc_conf_t, login_url),
+      NULL },
+
     { ngx_string("claw_cookie_secret"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_claw_cookie_secret,
@@ -163,6 +191,13 @@ static ngx_command_t  ngx_http_claw_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_claw_loc_conf_t, conn),
+      NULL },
+
+    { ngx_string("claw_rate_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_claw_loc_conf_t, rate_limit),
       NULL },
 
     { ngx_string("claw_rate_headers"),
@@ -379,7 +414,9 @@ ngx_http_claw_check(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
      * for an unknown host and the error_page behind it, carries them on.
      */
 
-    if (!ctx->extracted && ngx_http_claw_auth_extract(r, ctx) != NGX_OK) {
+    if (!ctx->extracted
+        && ngx_http_claw_auth_extract(r, clcf, ctx) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1106,10 +1143,12 @@ ngx_http_claw_create_loc_conf(ngx_conf_t *cf)
     conf->domains = NGX_CONF_UNSET_PTR;
     conf->unknown_status = NGX_CONF_UNSET_UINT;
     conf->auth = NGX_CONF_UNSET;
+    conf->session_authorization = NGX_CONF_UNSET_UINT;
     conf->session_ttl = NGX_CONF_UNSET;
     conf->fail_limit = NGX_CONF_UNSET_UINT;
     conf->burst = NGX_CONF_UNSET_UINT;
     conf->conn = NGX_CONF_UNSET_UINT;
+    conf->rate_limit = NGX_CONF_UNSET;
     conf->rate_headers = NGX_CONF_UNSET;
     conf->limit_log_level = NGX_CONF_UNSET_UINT;
     conf->hsts = NGX_CONF_UNSET;
@@ -1133,6 +1172,14 @@ ngx_http_claw_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->unknown_status, prev->unknown_status,
                               NGX_HTTP_NOT_FOUND);
     ngx_conf_merge_value(conf->auth, prev->auth, 1);
+
+    if (conf->token_header.data == NULL) {
+        conf->token_header = prev->token_header;
+    }
+
+    ngx_conf_merge_uint_value(conf->session_authorization,
+                              prev->session_authorization, 0);
+    ngx_conf_merge_str_value(conf->login_url, prev->login_url, "");
     ngx_conf_merge_sec_value(conf->session_ttl, prev->session_ttl,
                              12 * 60 * 60);
     ngx_conf_merge_uint_value(conf->fail_limit, prev->fail_limit, 30);
@@ -1144,6 +1191,7 @@ ngx_http_claw_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_uint_value(conf->burst, prev->burst, 0);
     ngx_conf_merge_uint_value(conf->conn, prev->conn, 0);
+    ngx_conf_merge_value(conf->rate_limit, prev->rate_limit, 1);
     ngx_conf_merge_value(conf->rate_headers, prev->rate_headers, 0);
     ngx_conf_merge_uint_value(conf->limit_log_level, prev->limit_log_level,
                               NGX_LOG_ERR);

@@ -67,12 +67,17 @@ typedef struct {
     ngx_uint_t                   unknown_status;
 
     ngx_flag_t                   auth;
+    ngx_str_t                    token_header;   /* lowercase; empty:
+                                                    Authorization */
+    ngx_uint_t                   session_authorization;  /* 1: pass */
+    ngx_str_t                    login_url;
     time_t                       session_ttl;
     ngx_uint_t                   fail_limit;     /* per minute, 0: off */
 
     ngx_http_claw_rate_t         rate;           /* period 0: not set */
     ngx_uint_t                   burst;
     ngx_uint_t                   conn;
+    ngx_flag_t                   rate_limit;     /* claw_rate_limit */
     ngx_flag_t                   rate_headers;
     ngx_uint_t                   limit_log_level;
 
@@ -106,6 +111,7 @@ typedef struct {
 
     /* credentials as the client sent them, taken off the request */
     ngx_str_t                    bearer;
+    ngx_table_elt_t             *bearer_header;  /* left until checked */
     ngx_str_t                    cookie;
     ngx_str_t                    query;
     unsigned                     bearer_malformed:1;

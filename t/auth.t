@@ -1419,3 +1419,180 @@ core log leaks the late one: no
 --- no_error_log
 secret-early
 secret-late
+
+
+
+=== TEST 72: claw_token_header: the edge's token in a header of its own; Authorization is the container's, untouched, never checked nor counted
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_cookie_secret $TEST_NGINX_SERVER_ROOT/html/secret;
+    claw_token_header X-Claw-Token;
+    claw_auth_fail_limit 2/m;
+
+    upstream claw {
+        claw_balancer;
+    }
+--- config
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+    }
+
+    location = /metrics {
+        claw_metrics;
+    }
+
+    location = /report.txt {
+    }
+--- init
+my ($s1, $b1) = ClawTest::http_request(GET => '/', '', 'Host: alice.claw.test', 'X-Claw-Token: alice-token-1', 'Authorization: Bearer gateway-device-token');
+my ($s2, $b2) = ClawTest::http_request(GET => '/', '', 'Host: alice.claw.test', 'X-Claw-Token: Bearer alice-token-1');
+my @s3 = map { (ClawTest::http_request(GET => '/', '', 'Host: alice.claw.test', 'Authorization: Bearer alice-token-1'))[0] } 1 .. 4;
+my ($s4) = ClawTest::http_request(GET => '/', '', 'Host: alice.claw.test', 'X-Claw-Token: wrong-token');
+my (undef, $m) = ClawTest::http_request(GET => '/metrics');
+my ($fails) = $m =~ /^claw_auth_failures_total\{tenant="alice"\} (\d+)$/m;
+ClawTest::report("token in X-Claw-Token: $s1",
+                 "the container got Authorization: " . ($b1 =~ /^header: authorization: Bearer gateway-device-token$/m ? "yes" : "no"),
+                 "and not the edge's token: " . ($b1 =~ /alice-token|x-claw-token/i ? "no" : "yes"),
+                 "with the Bearer scheme: $s2",
+                 "the edge's token in Authorization is not the edge's credential: @s3",
+                 "a wrong X-Claw-Token: $s4",
+                 "failures counted: $fails");
+--- request
+GET /report.txt
+--- response_body
+token in X-Claw-Token: 200
+the container got Authorization: yes
+and not the edge's token: yes
+with the Bearer scheme: 200
+the edge's token in Authorization is not the edge's credential: 401 401 401 401
+a wrong X-Claw-Token: 401
+failures counted: 1
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 73: claw_session_authorization pass: beside a valid session a Bearer is the container's (untouched, not checked, not counted); without one, it is the edge's
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_cookie_secret $TEST_NGINX_SERVER_ROOT/html/secret;
+    claw_session_authorization pass;
+    claw_auth_fail_limit 3/m;
+
+    upstream claw {
+        claw_balancer;
+    }
+--- config
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+        add_header X-Claw-Auth $claw_auth always;
+    }
+
+    location = /metrics {
+        claw_metrics;
+    }
+
+    location = /report.txt {
+    }
+--- init
+my $cookie = '__Host-claw=' . main::session('alice', 'alice-token-1', time + 3000);
+my @pass = map { (ClawTest::http_request(GET => '/', '', 'Host: alice.claw.test', "Cookie: $cookie", "Authorization: Bearer device-token-$_"))[0] } 1 .. 5;
+my ($s, $b, $h) = ClawTest::http_request(GET => '/', '', 'Host: alice.claw.test', "Cookie: $cookie", 'Authorization: Bearer device-token-x');
+my ($n, $nb) = ClawTest::http_request(GET => '/', '', 'Host: alice.claw.test', 'Authorization: Bearer alice-token-1');
+my ($w) = ClawTest::http_request(GET => '/', '', 'Host: alice.claw.test', 'Authorization: Bearer not-a-token');
+my ($bad) = ClawTest::http_request(GET => '/', '', 'Host: alice.claw.test', 'Cookie: __Host-claw=' . main::session('alice', 'nope', time + 3000), 'Authorization: Bearer alice-token-1');
+my (undef, $m) = ClawTest::http_request(GET => '/metrics');
+my ($fails) = $m =~ /^claw_auth_failures_total\{tenant="alice"\} (\d+)$/m;
+ClawTest::report("session and a Bearer of the container's, 6 times: @pass $s",
+                 "authenticated by: " . ($h =~ /^X-Claw-Auth: (\S+)/m ? $1 : "none"),
+                 "the container got the Bearer: " . ($b =~ /^header: authorization: Bearer device-token-x$/m ? "yes" : "no"),
+                 "and no session cookie: " . ($b =~ /__Host-claw/ ? "no" : "yes"),
+                 "no session, the edge's token: $n, taken off: " . ($nb =~ /authorization/i ? "no" : "yes"),
+                 "no session, a wrong token: $w",
+                 "a forged session and a token: $bad",
+                 "failures counted: $fails");
+--- request
+GET /report.txt
+--- response_body
+session and a Bearer of the container's, 6 times: 200 200 200 200 200 200
+authenticated by: cookie
+the container got the Bearer: yes
+and no session cookie: yes
+no session, the edge's token: 200, taken off: yes
+no session, a wrong token: 401
+a forged session and a token: 400
+failures counted: 2
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 74: claw_login_url: a browser navigating without a valid session goes to the sign-in page with the way back; APIs and WebSockets keep their 401; an expired session is no failure
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_cookie_secret $TEST_NGINX_SERVER_ROOT/html/secret;
+    claw_login_url https://platform.example/signin?from=claw;
+    claw_auth_fail_limit 3/m;
+
+    upstream claw {
+        claw_balancer;
+    }
+--- config
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+    }
+
+    location = /metrics {
+        claw_metrics;
+    }
+
+    location = /report.txt {
+    }
+--- init
+my $expired = '__Host-claw=' . main::session('alice', 'alice-token-1', time - 10);
+my ($s1, undef, $h1) = ClawTest::http_request(GET => '/chat/1?x=y&k=2', '', 'Host: alice.claw.test', 'Sec-Fetch-Mode: navigate');
+my ($s2, undef, $h2) = ClawTest::http_request(GET => '/app', '', 'Host: alice.claw.test', 'Accept: text/html,application/xhtml+xml');
+my ($s3) = ClawTest::http_request(GET => '/api', '', 'Host: alice.claw.test', 'Sec-Fetch-Mode: cors', 'Accept: text/html');
+my ($s4) = ClawTest::http_request(GET => '/api', '', 'Host: alice.claw.test', 'Accept: application/json');
+my ($s5) = ClawTest::http_request(POST => '/form', 'a=b', 'Host: alice.claw.test', 'Sec-Fetch-Mode: navigate');
+my ($s6) = ClawTest::http_request(GET => '/ws', '', 'Host: alice.claw.test', 'Sec-Fetch-Mode: navigate', 'Upgrade: websocket', 'Connection: Upgrade');
+my @s7 = map { (ClawTest::http_request(GET => "/page$_", '', 'Host: alice.claw.test', 'Sec-Fetch-Mode: navigate', "Cookie: $expired"))[0] } 1 .. 5;
+my ($s8) = ClawTest::http_request(GET => '/', '', 'Host: alice.claw.test', 'Authorization: Bearer alice-token-1');
+my (undef, $m) = ClawTest::http_request(GET => '/metrics');
+my ($fails) = $m =~ /^claw_auth_failures_total\{tenant="alice"\} (\d+)$/m;
+ClawTest::report("navigation: $s1 " . ($h1 =~ /^Location: (\S+)/m ? $1 : ''),
+                 "no-store: " . ($h1 =~ /^Cache-Control: no-store/m ? "yes" : "no"),
+                 "old browser: $s2 " . ($h2 =~ /^Location: (\S+)/m ? $1 : ''),
+                 "fetch: $s3", "API: $s4", "POST: $s5", "WebSocket: $s6",
+                 "expired session navigating, 5 times: @s7",
+                 "the token after them: $s8", "failures counted: $fails");
+--- request
+GET /report.txt
+--- response_body
+navigation: 303 https://platform.example/signin?from=claw&return=http%3A%2F%2Falice.claw.test%2Fchat%2F1%3Fx%3Dy%26k%3D2
+no-store: yes
+old browser: 303 https://platform.example/signin?from=claw&return=http%3A%2F%2Falice.claw.test%2Fapp
+fetch: 401
+API: 401
+POST: 401
+WebSocket: 401
+expired session navigating, 5 times: 303 303 303 303 303
+the token after them: 200
+failures counted: 0
+--- no_error_log
+[alert]
+[crit]

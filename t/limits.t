@@ -410,3 +410,28 @@ GET /
 --- must_die
 --- error_log
 invalid parameter "burst=x"
+
+
+
+=== TEST 21: claw_rate_limit off: a location of immutable assets neither checks nor spends the tenant's rate
+bob may make one request a minute: his assets are not counted.
+--- config
+    claw_domain claw.test;
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+    }
+
+    location /assets/ {
+        claw on;
+        claw_rate_limit off;
+        proxy_pass http://claw;
+    }
+--- request eval
+["GET /", "GET /assets/a.js", "GET /assets/b.js", "GET /assets/c.css", "GET /assets/d.woff2", "GET /", "GET /assets/e.js"]
+--- more_headers
+Host: bob.claw.test
+Authorization: Bearer bob-token-1
+--- error_code eval
+[200, 200, 200, 200, 200, 429, 200]

@@ -777,9 +777,11 @@ sub reload {
         seek $fh, $offset, 0;
         local $/;
         my $new = <$fh> // '';
-        # only what follows "reconfiguring": the lines of the start itself
-        # may still be written when the offset is taken
-        next unless $new =~ /reconfiguring(.*)\z/s;
+        # only what follows the master's own "reconfiguring": a master
+        # still starting (its pid file is written early) logs the signal
+        # ("..., reconfiguring"), then starts its first workers, and only
+        # then reads the configuration again
+        next unless $new =~ /: reconfiguring\n(.*)\z/s;
         $new = $1;
         return 0 if $new =~ /\[emerg\]/;
         next unless $new =~ /start worker process/;
