@@ -4,6 +4,9 @@
 #   make test       install what is missing, build, run the t/ suites
 #   make demo       install what is missing, build, start the demo
 #   make demo-stop  stop the demo
+#   make test-openclaw  the real OpenClaw gateway behind the module
+#                   (Node 24 and openclaw from the npm registry, into
+#                   build/openclaw; headless Chromium from Debian)
 #
 # The module is built against Debian's nginx with Debian's own flags:
 # the configure arguments in /usr/share/nginx/src/conf_flags (which carry
@@ -48,7 +51,8 @@ export TEST_NGINX_LOAD_MODULES ?= $(CURDIR)/$(MODULE)
 export TEST_NGINX_CLAW_ROOT    := $(CURDIR)
 
 
-.PHONY: all build unit deps deps-build deps-test test demo demo-stop clean
+.PHONY: all build unit deps deps-build deps-test test demo demo-stop clean \
+        test-openclaw
 
 all: build
 
@@ -92,6 +96,16 @@ deps-test:
 
 test: deps-test build unit
 	prove $(PROVE_INC) $(PROVE_ARGS)
+
+# the real gateway: npm (when no npm is installed yet) and Chromium's
+# headless shell from Debian, Node 24 and openclaw from the npm registry
+PKG_OPENCLAW := chromium-headless-shell iproute2
+
+test-openclaw: deps-test build
+	@command -v npm >/dev/null 2>&1 || scripts/apt-install npm
+	@scripts/apt-install $(PKG_OPENCLAW)
+	t/openclaw/install
+	t/openclaw/e2e
 
 demo: deps build
 	@examples/demo/demo start

@@ -25,7 +25,7 @@ sh("cp $dir/claw/tls/wildcard.crt $dir/claw/tls/chain.crt");
 sh("openssl rand 32 > $dir/claw/cookie.key && chmod 600 $dir/claw/cookie.key");
 sh("cp $root/examples/tenants.conf $root/examples/claw-proxy.conf $dir/claw/");
 # where the generated servers include it from: the configuration's directory
-sh("cp $root/examples/claw-proxy.conf $dir/");
+sh("cp $root/examples/claw-proxy.conf $root/examples/openclaw-tenant.conf $dir/");
 
 # the examples' absolute paths, moved under the temporary directory
 sub adapt {
@@ -57,6 +57,7 @@ sub check {
 ok(-f $module, "the module is built: $module");
 
 check("nginx.conf", adapt("$root/examples/nginx.conf"));
+check("openclaw.conf", adapt("$root/examples/openclaw.conf"));
 
 sh("$root/examples/gen-tenant-servers $root/examples/tenants.conf "
    . "claw.example.com > $dir/claw/servers.conf");

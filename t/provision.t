@@ -91,10 +91,12 @@ my ($status, $out, $calls) = main::provision(undef, "create", "alice", 19921);
 Test::More::is($status, 0, "create succeeded") or Test::More::diag($out);
 my ($token) = $out =~ /^token \(shown once, store it\): (claw_\S+)$/m;
 Test::More::ok($token, "a token is printed once");
-Test::More::is(scalar @$calls, 2, "docker called twice");
+Test::More::is(scalar @$calls, 3, "docker called three times");
 Test::More::ok(main::has_args($calls->[0], ["network", "create"], ["claw-alice"]),
                "a network of the tenant's own");
-my $run = $calls->[1];
+Test::More::ok(main::has_args($calls->[1], ["network", "inspect"], ["claw-alice"]),
+               "its gateway address asked");
+my $run = $calls->[2];
 Test::More::is($run->[0], "run", "then the container");
 Test::More::ok(main::has_args($run,
     ["--user", "1000:1000"], ["--read-only"], ["--cap-drop", "ALL"],
@@ -164,3 +166,60 @@ GET /
 --- more_headers
 Host: alice.claw.test
 --- error_code: 404
+
+
+
+=== TEST 5: create writes the gateway's configuration into its volume first: trusted-proxy mode for this tenant only, behind the bridge gateway, its origins, no token of its own
+--- init
+my ($status, $out, $calls) = main::provision(undef, "create", "alice", 19921, "agent.alice.dev");
+Test::More::is($status, 0, "create succeeded") or Test::More::diag($out);
+Test::More::ok(main::has_args($calls->[1], ["network", "inspect"]), "the bridge gateway asked of docker")
+    or Test::More::diag(join " ", @{$calls->[1]});
+Test::More::is($calls->[2][0], "run", "before the container starts");
+my $conf = ClawTest::slurp("$::Data/alice/openclaw.json");
+Test::More::like($conf, qr/mode: "trusted-proxy"/, "trusted-proxy mode");
+Test::More::like($conf, qr/userHeader: "x-claw-tenant"/, "the identity header");
+Test::More::like($conf, qr/allowUsers: \["alice"\]/, "this tenant only");
+Test::More::like($conf, qr/trustedProxies: \["172\.18\.0\.1"\]/, "the bridge gateway, the only proxy trusted");
+Test::More::like($conf, qr/allowLoopback: false/, "never a loopback proxy");
+Test::More::like($conf, qr/publicOrigin: "https:\/\/alice\.claw\.example\.com"/, "its public origin");
+Test::More::like($conf, qr/allowedOrigins: \["https:\/\/alice\.claw\.example\.com", "https:\/\/agent\.alice\.dev"\]/,
+                 "its subdomain and custom domains as origins");
+Test::More::unlike($conf, qr/\@[A-Z_]+\@|^\s*token:/m, "no placeholder left, no gateway token");
+Test::More::is(sprintf("%o", (stat "$::Data/alice/openclaw.json")[2] & 0777), "600", "readable by the container only");
+my ($g, $b) = ClawTest::http_request(GET => "/tenants/alice", undef, "Host: localhost");
+--- request
+GET /
+--- more_headers
+Host: agent.alice.dev
+--- error_code: 401
+
+
+
+=== TEST 6: domains: the registry and the gateway's origins change together; rate and tokens stay
+--- init
+my ($status) = main::provision(undef, "create", "alice", 19921);
+die "create failed\n" if $status;
+my $sock = ClawTest::servroot() . "/logs/admin.sock";
+system("curl -sf --unix-socket $sock -X PUT http://localhost/tenants/alice -d "
+       . "'{\"upstream\":\"127.0.0.1:19921\",\"rate\":\"7r/s\",\"tokens\":"
+       . "[\"sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1\"]}' >/dev/null") == 0
+    or die "put failed\n";
+my ($out, $calls);
+($status, $out) = main::provision(undef, "domains", "alice", "a.example.org", "b.example.org");
+my $after = `curl -sf --unix-socket $sock http://localhost/tenants/alice`;
+Test::More::like($after, qr/"rate":"7r\/s".*"domains":\["a\.example\.org","b\.example\.org"\]/,
+                 "the rate kept, the domains changed");
+Test::More::like($after, qr/374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1/,
+                 "the token kept");
+Test::More::is($status, 0, "domains succeeded") or Test::More::diag($out);
+my $conf = ClawTest::slurp("$::Data/alice/openclaw.json");
+Test::More::like($conf, qr/allowedOrigins: \["https:\/\/alice\.claw\.example\.com", "https:\/\/a\.example\.org", "https:\/\/b\.example\.org"\]/,
+                 "the new origins");
+($status, $out) = main::provision(undef, "domains", "alice", "NOT A DOMAIN");
+Test::More::is($status, 1, "an invalid domain is refused");
+--- request
+GET /
+--- more_headers
+Host: b.example.org
+--- error_code: 401

@@ -35,6 +35,11 @@
 //                      gateway names in a build-mismatch error)
 //   --call METHOD      one RPC after hello-ok (e.g. health, status)
 //   --params JSON      its params
+//   --hold MS          after hello-ok, keep the socket open up to MS and
+//                      wait for the server to close it (a revoked
+//                      credential): exit 0 and print closedAt (epoch ms)
+//                      when it did, 1 when it was still open
+//   --ready FILE       with --hold: write FILE once hello-ok came
 // ui:
 //   --dynamic          also follow import("...") (lazy routes)
 //   --concurrency N    parallel fetches (default 6, a browser's per host)
@@ -278,6 +283,14 @@ function connectOnce(buildId) {
           methods: p.features?.methods?.length, controlUiUrl: p.controlUiUrl,
           authMode: p.snapshot?.authMode,
         };
+        if (opts.hold) {
+          clearTimeout(timer);
+          ws.removeAllListeners("close");
+          ws.on("close", (code) => done(0, { closedByServer: true, close: code, closedAt: Date.now() }));
+          setTimeout(() => done(1, { stillOpen: true }), Number(opts.hold));
+          if (opts.ready) fs.writeFileSync(opts.ready, "hello-ok\n");
+          return;
+        }
         if (!opts.call) return done(0);
         ws.send(JSON.stringify({ type: "req", id: "call-1", method: opts.call, params: opts.params ? JSON.parse(opts.params) : {} }));
         return;
