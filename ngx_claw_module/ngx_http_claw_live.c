@@ -25,7 +25,10 @@
 #include "ngx_http_claw_live.h"
 
 
-#define NGX_HTTP_CLAW_LIVE_EVERY  200           /* ms */
+#define NGX_HTTP_CLAW_LIVE_EVERY    200         /* ms */
+
+/* on a retired zone, what has been in flight this long is a tunnel */
+#define NGX_HTTP_CLAW_LIVE_RETIRED  5000        /* ms */
 
 
 static void ngx_http_claw_live_check(ngx_event_t *ev);
@@ -72,8 +75,12 @@ ngx_http_claw_live_check(ngx_event_t *ev)
 {
     ngx_http_claw_live_t *live = ev->data;
 
+    ngx_msec_t               now;
+    ngx_uint_t               retired;
+    ngx_time_t              *tp;
     ngx_queue_t             *q, *next;
     ngx_atomic_uint_t        revoked, seen;
+    ngx_http_request_t      *r;
     ngx_http_claw_ctx_t     *ctx;
     ngx_http_claw_tenant_t  *t;
 
@@ -82,9 +89,13 @@ ngx_http_claw_live_check(ngx_event_t *ev)
     }
 
     revoked = live->tables->sh->revoked;
+    retired = ngx_http_claw_tables_retired(live->tables);
 
-    if (revoked != live->revoked) {
+    if (revoked != live->revoked || retired) {
         live->revoked = revoked;
+
+        tp = ngx_timeofday();
+        now = (ngx_msec_t) (tp->sec * 1000 + tp->msec);
 
         for (q = ngx_queue_head(&live->requests);
              q != ngx_queue_sentinel(&live->requests);
@@ -93,8 +104,22 @@ ngx_http_claw_live_check(ngx_event_t *ev)
             next = ngx_queue_next(q);
             ctx = ngx_queue_data(q, ngx_http_claw_ctx_t, live);
 
-            if (ngx_http_claw_tables_retired(live->tables)) {
-                ngx_http_claw_live_cut(ctx, "a reload replaced the zone");
+            /*
+             * A reload moved the registry to another zone: a revocation
+             * made there cannot be seen here.  Requests that come and go
+             * finish; tunnels and streams (in flight for some seconds)
+             * end, and their clients come back to the new workers.
+             */
+
+            if (retired) {
+                r = ctx->request;
+
+                if (now - (ngx_msec_t) (r->start_sec * 1000 + r->start_msec)
+                    >= NGX_HTTP_CLAW_LIVE_RETIRED)
+                {
+                    ngx_http_claw_live_cut(ctx, "a reload replaced the zone");
+                }
+
                 continue;
             }
 

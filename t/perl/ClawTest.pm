@@ -766,6 +766,16 @@ sub reload {
     my $timeout = $arg{timeout} // 30;
     my $log = servroot() . '/logs/error.log';
     my $pid = master_pid();
+
+    # a master still starting (its pid file is written early) would take
+    # the signal before its loop, and reload only at the next signal: it
+    # gets it once it has started its workers, signals blocked till its
+    # loop waits for them
+    for (1 .. 200) {
+        last if error_log_has(qr/start worker process/);
+        sleep 0.05;
+    }
+
     my @old = worker_pids();
     my $offset = -s $log // 0;
     kill 'HUP', $pid or die "reload: kill HUP $pid: $!\n";
@@ -777,10 +787,8 @@ sub reload {
         seek $fh, $offset, 0;
         local $/;
         my $new = <$fh> // '';
-        # only what follows the master's own "reconfiguring": a master
-        # still starting (its pid file is written early) logs the signal
-        # ("..., reconfiguring"), then starts its first workers, and only
-        # then reads the configuration again
+        # only what follows the master's own "reconfiguring" (the signal
+        # is logged as "..., reconfiguring" first)
         next unless $new =~ /: reconfiguring\n(.*)\z/s;
         $new = $1;
         return 0 if $new =~ /\[emerg\]/;
