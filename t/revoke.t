@@ -608,3 +608,33 @@ claw: request of tenant "alice" ended: its token is revoked
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 12: a reload that resizes the zone: the old workers end the tunnels they hold within seconds (a revocation in the new zone could not reach them); the new workers serve them again
+--- init
+my $file = ClawTest::servroot() . '/conf/nginx.conf';
+my $a = main::ws('alice', @::A);
+my $before = main::echo($a, 'before');
+my $conf = ClawTest::slurp($file);
+$conf =~ s/claw_zone (\S+):1m;/claw_zone $1:2m;/ or die "no zone in $file\n";
+ClawTest::write_file($file, $conf);
+my $ok = ClawTest::reload(timeout => 30, settle => 0);
+my $t0 = Time::HiRes::time();
+ClawTest::watch_closed([$a], ClawTest::patience(8));
+my $dt = $a->{closed_at} ? $a->{closed_at} - $t0 : undef;
+my $again = main::ws('alice', @::A);
+ClawTest::report("before: $before",
+                 "reload: $ok",
+                 "the old worker's tunnel ended: " . (defined $dt ? ($dt <= ClawTest::patience(7) ? 'yes' : sprintf('after %.1f s', $dt)) : 'no'),
+                 "a new tunnel: " . main::echo($again, 'again'));
+close $_->{sock} for $a, $again;
+--- timeout: 40
+--- response_body
+before: alice: before
+reload: 1
+the old worker's tunnel ended: yes
+a new tunnel: alice: again
+--- no_error_log
+[alert]
+[crit]
