@@ -115,6 +115,7 @@ static ngx_int_t ngx_http_claw_admin_send(ngx_http_request_t *r,
     ngx_uint_t status, json_t *json);
 static ngx_int_t ngx_http_claw_admin_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *fmt, ...);
+static json_t *ngx_http_claw_admin_message(const char *fmt, va_list args);
 static ngx_int_t ngx_http_claw_admin_allow(ngx_http_request_t *r,
     char *methods);
 
@@ -1214,17 +1215,13 @@ static void
 ngx_http_claw_admin_fail(ngx_http_claw_change_ctx_t *cc, ngx_uint_t status,
     const char *fmt, ...)
 {
-    u_char   *p;
-    va_list   args;
-    u_char    msg[512];
+    va_list  args;
 
     va_start(args, fmt);
-    p = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
+    cc->json = ngx_http_claw_admin_message(fmt, args);
     va_end(args);
 
     cc->status = status;
-    cc->json = json_pack("{s:s%}", "error", (char *) msg,
-                         (size_t) (p - msg));
 }
 
 
@@ -1517,15 +1514,26 @@ static ngx_int_t
 ngx_http_claw_admin_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *fmt, ...)
 {
-    u_char   *p;
+    json_t   *json;
     va_list   args;
-    u_char    msg[512];
 
     va_start(args, fmt);
-    p = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
+    json = ngx_http_claw_admin_message(fmt, args);
     va_end(args);
 
-    return ngx_http_claw_admin_send(r, status,
-                                    json_pack("{s:s%}", "error", (char *) msg,
-                                              (size_t) (p - msg)));
+    return ngx_http_claw_admin_send(r, status, json);
+}
+
+
+/* {"error":"..."} */
+
+static json_t *
+ngx_http_claw_admin_message(const char *fmt, va_list args)
+{
+    u_char  *p;
+    u_char   msg[512];
+
+    p = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
+
+    return json_pack("{s:s%}", "error", (char *) msg, (size_t) (p - msg));
 }

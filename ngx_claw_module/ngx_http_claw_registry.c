@@ -97,7 +97,8 @@ ngx_http_claw_registry_read(ngx_conf_t *cf, ngx_http_claw_registry_t *reg)
      * the file and reading the journal).
      */
 
-    fd = ngx_open_file(reg->journal->name.data, NGX_FILE_RDWR|NGX_FILE_NONBLOCK,
+    fd = ngx_open_file(reg->journal->name.data,
+                       NGX_FILE_RDWR|NGX_FILE_NONBLOCK,
                        NGX_FILE_CREATE_OR_OPEN, 0600);
 
     if (fd == NGX_INVALID_FILE) {
@@ -164,7 +165,8 @@ ngx_http_claw_registry_read(ngx_conf_t *cf, ngx_http_claw_registry_t *reg)
     if (size == 0) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "%V:1: empty registry file (a registry with no "
-                      "tenants holds at least a comment line)", &reg->journal->path);
+                      "tenants holds at least a comment line)",
+                      &reg->journal->path);
         return NGX_ERROR;
     }
 
@@ -172,7 +174,8 @@ ngx_http_claw_registry_read(ngx_conf_t *cf, ngx_http_claw_registry_t *reg)
     reg->fsize = size;
 
     if (fd != NGX_INVALID_FILE) {
-        if (ngx_http_claw_read_file(cf, &reg->journal->name, fd, &reg->jbuf, &jsize)
+        if (ngx_http_claw_read_file(cf, &reg->journal->name, fd, &reg->jbuf,
+                                    &jsize)
             != NGX_OK)
         {
             return NGX_ERROR;
