@@ -892,7 +892,7 @@ claw_acme: certificate of "slow.kate.test" issued
 
 
 
-=== TEST 18: ... a restart with an orders journal past 1 MiB: replayed and rewritten off the event loop
+=== TEST 18: ... an orders journal past 1 MiB, at a restart and while nginx runs: rewritten off the event loop
 --- init
 # 40,000 orders of two days ago, then those of the last day: the
 # journal is rewritten with only these, with a write() and a rename()
@@ -917,6 +917,24 @@ Test::More::cmp_ok($slowest, '<', 1,
 Test::More::is($failed, 0, "every tenant request answered");
 Test::More::is(ClawAcme::acme_domain('slow.kate.test')->{orders}, 0,
                "nothing ordered");
+
+# it grows past 1 MiB again while nginx runs: the next order appends to
+# it, and rewrites it
+ClawTest::write_file("$::State/orders", ClawTest::slurp("$::State/orders")
+    . join '', map { "$old u$_ old$_.example.test\n" } 1 .. 40000);
+my ($status) = ClawTest::http_request('POST', '/acme?renew=slow.kate.test');
+Test::More::is($status, 202, "a renewal asked for");
+($slowest, $n, $failed, $size) = main::tenant_slowest('slow.kate.test', 60,
+    sub { my $d = ClawAcme::acme_domain('slow.kate.test');
+          my $s = -s "$::State/orders";
+          $d->{orders} == 1 && $d->{state} eq 'valid' && $s < 1024 && $s });
+Test::More::ok($size, "renewed, and the journal rewritten at its order");
+Test::More::is(ClawAcme::orders_of($::State), 3,
+               "with the last day's orders, the new one too");
+Test::More::cmp_ok($slowest, '<', 1,
+                   sprintf("no tenant request waited for it "
+                           . "(slowest of %d: %.3f s)", $n, $slowest));
+Test::More::is($failed, 0, "every tenant request answered");
 --- request
 GET /acme
 --- response_body_like: "domain":"slow\.kate\.test","tenant":"kate","state":"valid"
@@ -924,4 +942,4 @@ GET /acme
 claw_acme: 2 orders of the last day counted
 --- no_error_log
 [error]
---- timeout: 90
+--- timeout: 120
