@@ -1837,8 +1837,8 @@ ngx_http_claw_acme_check_thread(void *data, ngx_log_t *log)
     X509                            *x;
     time_t                           nb, na;
     EVP_PKEY                        *key;
-    ngx_uint_t                       i;
     ngx_str_t                       *name;
+    ngx_uint_t                       i;
     u_char                           path[NGX_MAX_PATH];
     ngx_http_claw_acme_main_conf_t  *amcf;
 
