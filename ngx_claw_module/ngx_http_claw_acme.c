@@ -14,6 +14,10 @@
  * names, their certificates' validity, back-off, the tenants' caps, and
  * the pending challenges, which every worker answers.  Certificates go
  * to <state>/certs, where claw_certificates serves them from.
+ *
+ * The event loop never waits for the disk: the lock file, the account
+ * key, the certificates' files and the orders journal are opened, read
+ * and written by tasks on the module's "claw" thread pool.
  */
 
 
@@ -41,6 +45,67 @@
 
 /* the orders journal is rewritten when it grows past this */
 #define NGX_HTTP_CLAW_ACME_LOG_MAX    (1024 * 1024)
+
+/* a line of the orders journal: "time tenant domain\n" */
+#define NGX_HTTP_CLAW_ACME_LINE_LEN                                           \
+    (NGX_TIME_T_LEN + NGX_HTTP_CLAW_ID_MAX + NGX_HTTP_CLAW_HOST_MAX + 3)
+
+#define ngx_http_claw_acme_stopping()                                         \
+    (ngx_exiting || ngx_terminate || ngx_quit)
+
+
+/*
+ * A round of the owner, with its disk work on the claw thread pool (see
+ * ngx_http_claw_acme_scan_handler()).  The thread has it to itself
+ * while a task runs, the event loop in between.
+ */
+
+typedef struct {
+    ngx_str_t                        name;          /* NUL-terminated */
+    time_t                           not_before;    /* 0: no certificate */
+    time_t                           not_after;
+} ngx_http_claw_acme_file_t;
+
+
+typedef struct {
+    ngx_str_t                        name;
+    ngx_str_t                        tenant;
+} ngx_http_claw_acme_order_t;
+
+
+struct ngx_http_claw_acme_io_s {
+    ngx_http_claw_acme_main_conf_t  *amcf;
+    ngx_pool_t                      *pool;
+    ngx_thread_task_t               *task;
+    ngx_fd_t                         lock_fd;
+    time_t                           now;
+
+    /* take: a new zone's orders, the account key */
+    u_char                          *orders;        /* ngx_alloc() */
+    size_t                           orders_len;
+    EVP_PKEY                        *key;
+    char                             jwk[NGX_HTTP_CLAW_ACME_JWK_LEN];
+    char                             thumb[NGX_HTTP_CLAW_ACME_THUMB_LEN + 1];
+
+    /* check: the names whose files are read */
+    ngx_http_claw_acme_file_t       *files;
+    ngx_uint_t                       nfiles;
+
+    /* journal: the orders about to be placed */
+    ngx_http_claw_acme_order_t      *placed;
+    ngx_uint_t                       nplaced;
+    u_char                          *lines;
+    size_t                           lines_len;
+    size_t                           orders_max;
+
+    unsigned                         lock:1;        /* to be taken */
+    unsigned                         locked:1;
+    unsigned                         replay:1;      /* to be read */
+    unsigned                         replayed:1;
+    unsigned                         load_key:1;
+    unsigned                         key_log:1;     /* a bad key is logged */
+    unsigned                         key_bad:1;
+};
 
 
 static char *ngx_http_claw_acme(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -70,26 +135,41 @@ static ngx_int_t ngx_http_claw_acme_init_process(ngx_cycle_t *cycle);
 static void ngx_http_claw_acme_exit_process(ngx_cycle_t *cycle);
 
 static void ngx_http_claw_acme_scan_handler(ngx_event_t *ev);
-static ngx_int_t ngx_http_claw_acme_take(ngx_http_claw_acme_main_conf_t *amcf);
+static ngx_http_claw_acme_io_t *ngx_http_claw_acme_io_new(
+    ngx_http_claw_acme_main_conf_t *amcf);
+static void ngx_http_claw_acme_io_free(void *data);
+static void ngx_http_claw_acme_io_post(ngx_http_claw_acme_io_t *io,
+    void (*handler)(void *data, ngx_log_t *log), ngx_event_handler_pt done);
+static void ngx_http_claw_acme_io_end(ngx_http_claw_acme_io_t *io,
+    ngx_uint_t again);
+static void ngx_http_claw_acme_take_thread(void *data, ngx_log_t *log);
+static void ngx_http_claw_acme_take_done(ngx_event_t *ev);
 static void ngx_http_claw_acme_release(ngx_http_claw_acme_main_conf_t *amcf);
 static void ngx_http_claw_acme_orphans_locked(
     ngx_http_claw_acme_main_conf_t *amcf, ngx_uint_t all);
-static ngx_int_t ngx_http_claw_acme_account_key(
-    ngx_http_claw_acme_main_conf_t *amcf);
-static void ngx_http_claw_acme_scan(ngx_http_claw_acme_main_conf_t *amcf);
+static ngx_int_t ngx_http_claw_acme_account_key(ngx_http_claw_acme_io_t *io,
+    ngx_log_t *log);
+static void ngx_http_claw_acme_scan(ngx_http_claw_acme_io_t *io);
 static void ngx_http_claw_acme_sync_locked(
     ngx_http_claw_acme_main_conf_t *amcf, ngx_http_claw_tconf_t **list,
     ngx_uint_t n);
-static void ngx_http_claw_acme_check(ngx_http_claw_acme_main_conf_t *amcf,
-    ngx_str_t *name);
 static ngx_http_claw_acme_domain_t *ngx_http_claw_acme_due_locked(
     ngx_http_claw_acme_main_conf_t *amcf, time_t now);
 static time_t ngx_http_claw_acme_cap_locked(
     ngx_http_claw_acme_main_conf_t *amcf, u_char *id, size_t len,
     uint64_t now, ngx_uint_t take);
-static void ngx_http_claw_acme_replay(ngx_http_claw_acme_main_conf_t *amcf);
-static void ngx_http_claw_acme_journal(ngx_http_claw_acme_main_conf_t *amcf,
-    ngx_http_claw_acme_domain_t *rec);
+static void ngx_http_claw_acme_check_thread(void *data, ngx_log_t *log);
+static void ngx_http_claw_acme_check_done(ngx_event_t *ev);
+static void ngx_http_claw_acme_place(ngx_http_claw_acme_io_t *io);
+static void ngx_http_claw_acme_journal_thread(void *data, ngx_log_t *log);
+static void ngx_http_claw_acme_journal_done(ngx_event_t *ev);
+static void ngx_http_claw_acme_unplace(ngx_http_claw_acme_io_t *io,
+    ngx_uint_t from);
+static ngx_int_t ngx_http_claw_acme_orders_read(
+    ngx_http_claw_acme_main_conf_t *amcf, ngx_log_t *log, time_t now,
+    size_t max, u_char **orders, size_t *len);
+static ngx_uint_t ngx_http_claw_acme_replay_locked(
+    ngx_http_claw_acme_main_conf_t *amcf, u_char *p, size_t len);
 static ngx_int_t ngx_http_claw_acme_start(
     ngx_http_claw_acme_main_conf_t *amcf, ngx_str_t *name,
     ngx_str_t *tenant);
@@ -545,10 +625,20 @@ ngx_http_claw_acme_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    /* "default", 32 threads unless thread_pool says otherwise */
+    /*
+     * The protocol's jobs (seconds to minutes each, at most
+     * NGX_HTTP_CLAW_ACME_JOBS at once) run on "default", 32 threads
+     * unless thread_pool says otherwise; the owner's disk work (short)
+     * on the module's own "claw", where it never queues behind them.
+     */
 
     amcf->thread_pool = ngx_thread_pool_add(cf, NULL);
     if (amcf->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->disk_pool = cmcf->journal.thread_pool;
+    if (amcf->disk_pool == NULL) {
         return NGX_CONF_ERROR;
     }
 
@@ -815,7 +905,6 @@ ngx_http_claw_acme_init_module(ngx_cycle_t *cycle)
 static ngx_int_t
 ngx_http_claw_acme_init_process(ngx_cycle_t *cycle)
 {
-    u_char                           path[NGX_MAX_PATH];
     ngx_http_claw_acme_main_conf_t  *amcf;
 
     if (ngx_process != NGX_PROCESS_WORKER
@@ -835,24 +924,16 @@ ngx_http_claw_acme_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    if (amcf->state.len + sizeof("/owner.lock") > NGX_MAX_PATH) {
+    if (amcf->state.len + sizeof("/account.key") > NGX_MAX_PATH) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
                       "claw_acme: state directory \"%V\" too long",
                       &amcf->state);
         return NGX_ERROR;
     }
 
-    ngx_sprintf(path, "%V/owner.lock%Z", &amcf->state);
+    amcf->orders_max = NGX_HTTP_CLAW_ACME_LOG_MAX;
 
-    amcf->lock_fd = ngx_open_file(path, NGX_FILE_RDWR,
-                                  NGX_FILE_CREATE_OR_OPEN, 0600);
-
-    if (amcf->lock_fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
-                      ngx_open_file_n " \"%s\" failed, no ACME in this "
-                      "worker", path);
-        return NGX_OK;
-    }
+    /* the lock file is opened by the first round, on the thread pool */
 
     amcf->scan_ev.handler = ngx_http_claw_acme_scan_handler;
     amcf->scan_ev.data = amcf;
@@ -878,11 +959,24 @@ ngx_http_claw_acme_exit_process(ngx_cycle_t *cycle)
     }
 
     /*
-     * The thread pool is gone by now, and with it every task: what a
+     * The thread pools are gone by now, and with them every task: what a
      * task left unfinished is the next owner's to find.
      */
 
     ngx_http_claw_acme_release(amcf);
+
+    /* a round whose task ended after the event loop did */
+
+    if (amcf->io) {
+        if (amcf->io->lock_fd != amcf->lock_fd
+            && amcf->io->lock_fd != NGX_INVALID_FILE)
+        {
+            (void) ngx_close_file(amcf->io->lock_fd);
+        }
+
+        ngx_destroy_pool(amcf->io->pool);
+        amcf->io = NULL;
+    }
 
     if (amcf->lock_fd != NGX_INVALID_FILE) {
         (void) ngx_close_file(amcf->lock_fd);
@@ -901,15 +995,164 @@ ngx_http_claw_acme_exit_process(ngx_cycle_t *cycle)
 }
 
 
+/*
+ * A round of the owner (or of a worker that tries to become it): its
+ * disk work runs on the claw thread pool, one task at a time,
+ *
+ *     take     the lock file opened and locked (flock, non-blocking),
+ *              the orders journal of a new zone read, the account key
+ *              read or made;
+ *     check    the files of up to NGX_HTTP_CLAW_ACME_CHECKS names read;
+ *     journal  the orders about to be placed appended to the journal;
+ *
+ * and the event loop, between the tasks, works on the zone only.  The
+ * next round is timed from the end of this one.
+ */
+
 static void
 ngx_http_claw_acme_scan_handler(ngx_event_t *ev)
 {
     ngx_http_claw_acme_main_conf_t  *amcf = ev->data;
 
-    if (ngx_exiting || ngx_terminate || ngx_quit) {
+    ngx_http_claw_acme_io_t  *io;
 
-        /* a running job hands the work over when it ends */
+    if (ngx_http_claw_acme_stopping()) {
 
+        /* a running job or task hands the work over when it ends */
+
+        if (amcf->running == 0 && amcf->io == NULL) {
+            ngx_http_claw_acme_release(amcf);
+        }
+
+        return;
+    }
+
+    if (amcf->io) {
+        return;
+    }
+
+    io = ngx_http_claw_acme_io_new(amcf);
+    if (io == NULL) {
+        ngx_add_timer(ev, amcf->interval);
+        return;
+    }
+
+    if (amcf->owner && amcf->account_key) {
+        ngx_http_claw_acme_scan(io);
+        return;
+    }
+
+    io->lock = !amcf->owner;
+    io->load_key = (amcf->account_key == NULL);
+    io->key_log = (ngx_time() - amcf->key_logged >= 60);
+    io->now = ngx_time();
+
+    ngx_shmtx_lock(&amcf->shpool->mutex);
+    io->replay = !amcf->sh->loaded;
+    ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+    ngx_http_claw_acme_io_post(io, ngx_http_claw_acme_take_thread,
+                               ngx_http_claw_acme_take_done);
+}
+
+
+static ngx_http_claw_acme_io_t *
+ngx_http_claw_acme_io_new(ngx_http_claw_acme_main_conf_t *amcf)
+{
+    ngx_pool_t               *pool;
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_claw_acme_io_t  *io;
+
+    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, ngx_cycle->log);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    io = ngx_pcalloc(pool, sizeof(ngx_http_claw_acme_io_t));
+    if (io == NULL) {
+        goto failed;
+    }
+
+    io->task = ngx_thread_task_alloc(pool, 0);
+    if (io->task == NULL) {
+        goto failed;
+    }
+
+    cln = ngx_pool_cleanup_add(pool, 0);
+    if (cln == NULL) {
+        goto failed;
+    }
+
+    cln->handler = ngx_http_claw_acme_io_free;
+    cln->data = io;
+
+    io->amcf = amcf;
+    io->pool = pool;
+    io->lock_fd = amcf->lock_fd;
+
+    io->task->ctx = io;
+    io->task->event.data = io;
+    io->task->event.log = ngx_cycle->log;
+
+    amcf->io = io;
+
+    return io;
+
+failed:
+
+    ngx_destroy_pool(pool);
+
+    return NULL;
+}
+
+
+static void
+ngx_http_claw_acme_io_free(void *data)
+{
+    ngx_http_claw_acme_io_t  *io = data;
+
+    if (io->key) {
+        EVP_PKEY_free(io->key);
+    }
+
+    if (io->orders) {
+        ngx_free(io->orders);
+    }
+}
+
+
+/* the next step of a round on the claw thread pool, or the round ends */
+
+static void
+ngx_http_claw_acme_io_post(ngx_http_claw_acme_io_t *io,
+    void (*handler)(void *data, ngx_log_t *log), ngx_event_handler_pt done)
+{
+    io->task->handler = handler;
+    io->task->event.handler = done;
+
+    if (ngx_thread_task_post(io->amcf->disk_pool, io->task) == NGX_OK) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                  "claw_acme: the thread pool refused a task");
+
+    ngx_http_claw_acme_unplace(io, 0);
+    ngx_http_claw_acme_io_end(io, 1);
+}
+
+
+static void
+ngx_http_claw_acme_io_end(ngx_http_claw_acme_io_t *io, ngx_uint_t again)
+{
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = io->amcf;
+    amcf->io = NULL;
+
+    ngx_destroy_pool(io->pool);
+
+    if (ngx_http_claw_acme_stopping()) {
         if (amcf->running == 0) {
             ngx_http_claw_acme_release(amcf);
         }
@@ -917,56 +1160,149 @@ ngx_http_claw_acme_scan_handler(ngx_event_t *ev)
         return;
     }
 
-    if (!amcf->owner && ngx_http_claw_acme_take(amcf) != NGX_OK) {
-        ngx_add_timer(ev, amcf->interval);
-        return;
+    if (again) {
+        ngx_add_timer(&amcf->scan_ev, amcf->interval);
     }
-
-    if (amcf->account_key || ngx_http_claw_acme_account_key(amcf) == NGX_OK)
-    {
-        ngx_http_claw_acme_scan(amcf);
-    }
-
-    ngx_add_timer(ev, amcf->interval);
 }
 
 
-/* becomes the owner if no other worker is */
+/* on the claw thread pool: the lock, a new zone's caps, the account key */
 
-static ngx_int_t
-ngx_http_claw_acme_take(ngx_http_claw_acme_main_conf_t *amcf)
+static void
+ngx_http_claw_acme_take_thread(void *data, ngx_log_t *log)
 {
-    ngx_http_claw_acme_shctx_t  *sh;
+    ngx_http_claw_acme_io_t  *io = data;
 
-    if (flock(amcf->lock_fd, LOCK_EX|LOCK_NB) == -1) {
-        if (ngx_errno != NGX_EAGAIN) {
-            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
-                          "claw_acme: flock(\"%V/owner.lock\") failed",
-                          &amcf->state);
+    u_char                           path[NGX_MAX_PATH];
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = io->amcf;
+
+    if (io->lock_fd == NGX_INVALID_FILE) {
+        ngx_sprintf(path, "%V/owner.lock%Z", &amcf->state);
+
+        io->lock_fd = ngx_open_file(path, NGX_FILE_RDWR,
+                                    NGX_FILE_CREATE_OR_OPEN, 0600);
+
+        if (io->lock_fd == NGX_INVALID_FILE) {
+            ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                          ngx_open_file_n " \"%s\" failed, no ACME in this "
+                          "worker", path);
+            return;
         }
-
-        return NGX_DECLINED;
     }
 
-    amcf->owner = 1;
+    if (io->lock) {
+        if (flock(io->lock_fd, LOCK_EX|LOCK_NB) == -1) {
+            if (ngx_errno != NGX_EAGAIN) {
+                ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                              "claw_acme: flock(\"%V/owner.lock\") failed",
+                              &amcf->state);
+            }
+
+            return;
+        }
+
+        io->locked = 1;
+    }
+
+    if (io->replay) {
+        (void) ngx_http_claw_acme_orders_read(amcf, log, io->now,
+                                              NGX_HTTP_CLAW_ACME_LOG_MAX,
+                                              &io->orders, &io->orders_len);
+        io->replayed = 1;
+    }
+
+    if (io->load_key) {
+        (void) ngx_http_claw_acme_account_key(io, log);
+    }
+
+    ERR_clear_error();
+}
+
+
+static void
+ngx_http_claw_acme_take_done(ngx_event_t *ev)
+{
+    ngx_http_claw_acme_io_t  *io = ev->data;
+
+    ngx_uint_t                       count;
+    ngx_http_claw_acme_shctx_t      *sh;
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = io->amcf;
     sh = amcf->sh;
 
-    ngx_shmtx_lock(&amcf->shpool->mutex);
+    amcf->lock_fd = io->lock_fd;
 
-    sh->owner = ngx_pid;
+    if (amcf->lock_fd == NGX_INVALID_FILE) {
+        ngx_http_claw_acme_io_end(io, 0);
+        return;
+    }
 
-    /* whatever a previous owner had begun died with it */
+    if (ngx_http_claw_acme_stopping()) {
+        if (io->locked) {
+            (void) flock(amcf->lock_fd, LOCK_UN);
+        }
 
-    ngx_http_claw_acme_orphans_locked(amcf, 1);
+        ngx_http_claw_acme_io_end(io, 0);
+        return;
+    }
 
-    ngx_shmtx_unlock(&amcf->shpool->mutex);
+    if (io->locked) {
+        amcf->owner = 1;
 
-    ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
-                  "claw_acme: worker %P does the ACME work", ngx_pid);
+        ngx_shmtx_lock(&amcf->shpool->mutex);
 
-    ngx_http_claw_acme_replay(amcf);
+        sh->owner = ngx_pid;
 
-    return NGX_OK;
+        /* whatever a previous owner had begun died with it */
+
+        ngx_http_claw_acme_orphans_locked(amcf, 1);
+
+        ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "claw_acme: worker %P does the ACME work", ngx_pid);
+    }
+
+    if (io->replayed) {
+        count = 0;
+
+        ngx_shmtx_lock(&amcf->shpool->mutex);
+
+        if (!sh->loaded) {
+            sh->loaded = 1;
+            count = ngx_http_claw_acme_replay_locked(amcf, io->orders,
+                                                     io->orders_len);
+        }
+
+        ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+        if (io->orders) {
+            ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                          "claw_acme: %ui orders of the last %s counted",
+                          count, amcf->cap_period == 3600 ? "hour" : "day");
+        }
+    }
+
+    if (io->key) {
+        amcf->account_key = io->key;
+        io->key = NULL;
+
+        ngx_memcpy(amcf->jwk, io->jwk, sizeof(amcf->jwk));
+        ngx_memcpy(amcf->thumbprint, io->thumb, sizeof(amcf->thumbprint));
+
+    } else if (io->key_bad && io->key_log) {
+        amcf->key_logged = ngx_time();
+    }
+
+    if (!amcf->owner || amcf->account_key == NULL) {
+        ngx_http_claw_acme_io_end(io, 1);
+        return;
+    }
+
+    ngx_http_claw_acme_scan(io);
 }
 
 
@@ -986,6 +1322,8 @@ ngx_http_claw_acme_release(ngx_http_claw_acme_main_conf_t *amcf)
     ngx_http_claw_acme_orphans_locked(amcf, 0);
 
     ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+    /* the fd is open: no disk work, and LOCK_UN never waits */
 
     (void) flock(amcf->lock_fd, LOCK_UN);
 
@@ -1049,19 +1387,23 @@ ngx_http_claw_acme_orphans_locked(ngx_http_claw_acme_main_conf_t *amcf,
 
 
 /*
- * The account key, made on first use: EC P-256, for ES256.  Loaded by
- * the owner once; the threads only sign with it.
+ * The account key, made on first use: EC P-256, for ES256.  Read by
+ * the take task of the owner, once; the jobs' threads only sign with
+ * it.  On the claw thread pool.
  */
 
 static ngx_int_t
-ngx_http_claw_acme_account_key(ngx_http_claw_acme_main_conf_t *amcf)
+ngx_http_claw_acme_account_key(ngx_http_claw_acme_io_t *io, ngx_log_t *log)
 {
-    BIO       *bio;
-    size_t     len;
-    BUF_MEM   *mem;
-    EVP_PKEY  *key;
-    ngx_int_t  rc;
-    u_char     path[NGX_MAX_PATH];
+    BIO                             *bio;
+    size_t                           len;
+    BUF_MEM                         *mem;
+    EVP_PKEY                        *key;
+    ngx_int_t                        rc;
+    u_char                           path[NGX_MAX_PATH];
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = io->amcf;
 
     ngx_sprintf(path, "%V/account.key%Z", &amcf->state);
 
@@ -1074,9 +1416,10 @@ ngx_http_claw_acme_account_key(ngx_http_claw_acme_main_conf_t *amcf)
         BIO_free(bio);
 
         if (key == NULL || !ngx_http_claw_acme_key_check(key)) {
-            if (ngx_time() - amcf->key_logged >= 60) {
-                amcf->key_logged = ngx_time();
-                ngx_ssl_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+            io->key_bad = 1;
+
+            if (io->key_log) {
+                ngx_ssl_error(NGX_LOG_ALERT, log, 0,
                               "claw_acme: \"%s\" is no EC P-256 private "
                               "key, no certificates are issued", path);
             }
@@ -1088,7 +1431,7 @@ ngx_http_claw_acme_account_key(ngx_http_claw_acme_main_conf_t *amcf)
             return NGX_ERROR;
         }
 
-        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+        ngx_log_error(NGX_LOG_INFO, log, 0,
                       "claw_acme: account key \"%s\" loaded", path);
 
     } else {
@@ -1096,7 +1439,7 @@ ngx_http_claw_acme_account_key(ngx_http_claw_acme_main_conf_t *amcf)
 
         key = ngx_http_claw_acme_key_new();
         if (key == NULL) {
-            ngx_ssl_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+            ngx_ssl_error(NGX_LOG_ALERT, log, 0,
                           "claw_acme: EC key generation failed");
             return NGX_ERROR;
         }
@@ -1110,10 +1453,9 @@ ngx_http_claw_acme_account_key(ngx_http_claw_acme_main_conf_t *amcf)
             BIO_get_mem_ptr(bio, &mem);
             len = mem->length;
 
-            rc = ngx_http_claw_acme_write_file(ngx_cycle->log, &amcf->state,
-                                               "account", ".key",
-                                               (u_char *) mem->data, len,
-                                               0600);
+            rc = ngx_http_claw_acme_write_file(log, &amcf->state, "account",
+                                               ".key", (u_char *) mem->data,
+                                               len, 0600);
         }
 
         if (bio) {
@@ -1125,52 +1467,48 @@ ngx_http_claw_acme_account_key(ngx_http_claw_acme_main_conf_t *amcf)
             return NGX_ERROR;
         }
 
-        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "claw_acme: new account key \"%s\"", path);
     }
 
     len = 0;
 
-    if (!ngx_http_claw_acme_jwk(key, amcf->jwk, &len)
-        || !ngx_http_claw_acme_thumbprint(amcf->jwk, len, amcf->thumbprint))
+    if (!ngx_http_claw_acme_jwk(key, io->jwk, &len)
+        || !ngx_http_claw_acme_thumbprint(io->jwk, len, io->thumb))
     {
-        ngx_ssl_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+        ngx_ssl_error(NGX_LOG_ALERT, log, 0,
                       "claw_acme: the JWK of \"%s\" failed", path);
         EVP_PKEY_free(key);
         return NGX_ERROR;
     }
 
-    amcf->account_key = key;
+    io->key = key;
 
     return NGX_OK;
 }
 
 
 /*
- * One round of the owner: the names of the registry, what is known of
- * their certificates, and issuances for those that need one.
+ * The owner's work on the zone: the names of the registry, and those
+ * whose files are to be read, by a task.
  */
 
 static void
-ngx_http_claw_acme_scan(ngx_http_claw_acme_main_conf_t *amcf)
+ngx_http_claw_acme_scan(ngx_http_claw_acme_io_t *io)
 {
-    time_t                        now;
-    uint64_t                      changes;
-    ngx_str_t                     name, tenant, *check;
-    ngx_uint_t                    n, i, ncheck;
-    ngx_pool_t                   *pool;
-    ngx_queue_t                  *q, *next;
-    ngx_http_claw_tconf_t       **list;
-    ngx_http_claw_acme_chall_t   *c;
-    ngx_http_claw_acme_shctx_t   *sh;
-    ngx_http_claw_acme_domain_t  *rec;
+    time_t                           now;
+    uint64_t                         changes;
+    ngx_uint_t                       n;
+    ngx_queue_t                     *q, *next;
+    ngx_http_claw_tconf_t          **list;
+    ngx_http_claw_acme_file_t       *file;
+    ngx_http_claw_acme_chall_t      *c;
+    ngx_http_claw_acme_shctx_t      *sh;
+    ngx_http_claw_acme_domain_t     *rec;
+    ngx_http_claw_acme_main_conf_t  *amcf;
 
+    amcf = io->amcf;
     sh = amcf->sh;
-
-    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, ngx_cycle->log);
-    if (pool == NULL) {
-        return;
-    }
 
     /*
      * The registry is copied only when it changed since the last copy
@@ -1185,16 +1523,17 @@ ngx_http_claw_acme_scan(ngx_http_claw_acme_main_conf_t *amcf)
     n = 0;
 
     if (!amcf->synced || changes != amcf->changes) {
-        list = ngx_http_claw_tables_list(amcf->tables, pool, &n);
+        list = ngx_http_claw_tables_list(amcf->tables, io->pool, &n);
         if (list == NULL) {
-            ngx_destroy_pool(pool);
+            ngx_http_claw_acme_io_end(io, 1);
             return;
         }
     }
 
-    check = ngx_palloc(pool, NGX_HTTP_CLAW_ACME_CHECKS * sizeof(ngx_str_t));
-    if (check == NULL) {
-        ngx_destroy_pool(pool);
+    io->files = ngx_palloc(io->pool, NGX_HTTP_CLAW_ACME_CHECKS
+                                     * sizeof(ngx_http_claw_acme_file_t));
+    if (io->files == NULL) {
+        ngx_http_claw_acme_io_end(io, 1);
         return;
     }
 
@@ -1228,11 +1567,9 @@ ngx_http_claw_acme_scan(ngx_http_claw_acme_main_conf_t *amcf)
 
     /* names whose files were not read yet, or not for a while */
 
-    ncheck = 0;
-
     for (q = ngx_queue_head(&sh->domain_queue);
          q != ngx_queue_sentinel(&sh->domain_queue)
-         && ncheck < NGX_HTTP_CLAW_ACME_CHECKS;
+         && io->nfiles < NGX_HTTP_CLAW_ACME_CHECKS;
          q = ngx_queue_next(q))
     {
         rec = ngx_queue_data(q, ngx_http_claw_acme_domain_t, queue);
@@ -1244,81 +1581,32 @@ ngx_http_claw_acme_scan(ngx_http_claw_acme_main_conf_t *amcf)
             continue;
         }
 
-        check[ncheck].len = rec->sn.str.len;
-        check[ncheck].data = ngx_pnalloc(pool, rec->sn.str.len + 1);
+        file = &io->files[io->nfiles];
 
-        if (check[ncheck].data == NULL) {
+        file->name.len = rec->sn.str.len;
+        file->name.data = ngx_pnalloc(io->pool, rec->sn.str.len + 1);
+
+        if (file->name.data == NULL) {
             break;
         }
 
-        ngx_memcpy(check[ncheck].data, rec->sn.str.data, rec->sn.str.len);
-        check[ncheck].data[rec->sn.str.len] = '\0';
-        ncheck++;
+        ngx_memcpy(file->name.data, rec->sn.str.data, rec->sn.str.len);
+        file->name.data[rec->sn.str.len] = '\0';
+        file->not_before = 0;
+        file->not_after = 0;
+
+        io->nfiles++;
     }
 
     ngx_shmtx_unlock(&amcf->shpool->mutex);
 
-    for (i = 0; i < ncheck; i++) {
-        ngx_http_claw_acme_check(amcf, &check[i]);
+    if (io->nfiles == 0) {
+        ngx_http_claw_acme_place(io);
+        return;
     }
 
-    /* then issuances, as many as may run at once */
-
-    while (amcf->running < NGX_HTTP_CLAW_ACME_JOBS) {
-
-        ngx_shmtx_lock(&amcf->shpool->mutex);
-
-        rec = ngx_http_claw_acme_due_locked(amcf, now);
-
-        if (rec == NULL) {
-            ngx_shmtx_unlock(&amcf->shpool->mutex);
-            break;
-        }
-
-        name.len = rec->sn.str.len;
-        name.data = ngx_pnalloc(pool, name.len);
-        tenant.len = rec->tenant_len;
-        tenant.data = ngx_pnalloc(pool, tenant.len);
-
-        if (name.data == NULL || tenant.data == NULL) {
-            ngx_shmtx_unlock(&amcf->shpool->mutex);
-            break;
-        }
-
-        ngx_memcpy(name.data, rec->sn.str.data, name.len);
-        ngx_memcpy(tenant.data, rec->tenant, tenant.len);
-
-        rec->busy = ngx_pid;
-        rec->capped = 0;
-        rec->orders++;
-        rec->last_order = now;
-        sh->orders++;
-
-        /* the busy go to the end: every name gets its turn */
-
-        ngx_queue_remove(&rec->queue);
-        ngx_queue_insert_tail(&sh->domain_queue, &rec->queue);
-
-        ngx_shmtx_unlock(&amcf->shpool->mutex);
-
-        ngx_http_claw_acme_journal(amcf, rec);
-
-        if (ngx_http_claw_acme_start(amcf, &name, &tenant) != NGX_OK) {
-            ngx_shmtx_lock(&amcf->shpool->mutex);
-
-            rec = ngx_http_claw_acme_domain_locked(sh, name.data, name.len);
-
-            if (rec) {
-                rec->busy = 0;
-                rec->next_attempt = now + amcf->backoff_min;
-            }
-
-            ngx_shmtx_unlock(&amcf->shpool->mutex);
-            break;
-        }
-    }
-
-    ngx_destroy_pool(pool);
+    ngx_http_claw_acme_io_post(io, ngx_http_claw_acme_check_thread,
+                               ngx_http_claw_acme_check_done);
 }
 
 
@@ -1412,91 +1700,6 @@ ngx_http_claw_acme_sync_locked(ngx_http_claw_acme_main_conf_t *amcf,
 
 
 /*
- * What the files of a name hold: a certificate for the name with its
- * key, valid from not_before to not_after, is renewed at two thirds of
- * its lifetime.  Anything else (no files, another name, a key that does
- * not match, garbage) means the name has no certificate.
- */
-
-static void
-ngx_http_claw_acme_check(ngx_http_claw_acme_main_conf_t *amcf,
-    ngx_str_t *name)
-{
-    BIO                          *bio;
-    X509                         *x;
-    time_t                        nb, na, now;
-    EVP_PKEY                     *key;
-    ngx_http_claw_acme_domain_t  *rec;
-    u_char                        path[NGX_MAX_PATH];
-
-    nb = 0;
-    na = 0;
-    x = NULL;
-    key = NULL;
-
-    if (amcf->certs.len + name->len + sizeof("/.crt") > NGX_MAX_PATH) {
-        return;
-    }
-
-    ngx_sprintf(path, "%V/%V.key%Z", &amcf->certs, name);
-
-    bio = BIO_new_file((char *) path, "r");
-    if (bio) {
-        key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-        BIO_free(bio);
-    }
-
-    ngx_sprintf(path, "%V/%V.crt%Z", &amcf->certs, name);
-
-    bio = BIO_new_file((char *) path, "r");
-    if (bio) {
-        x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-        BIO_free(bio);
-    }
-
-    if (x && key
-        && X509_check_private_key(x, key) == 1
-        && X509_check_host(x, (char *) name->data, name->len, 0, NULL) == 1
-        && ngx_http_claw_acme_cert_times(x, &nb, &na)
-        && na > nb)
-    {
-        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                       "claw_acme: \"%V\" has a certificate from %T to %T",
-                       name, nb, na);
-
-    } else {
-        nb = 0;
-        na = 0;
-    }
-
-    ERR_clear_error();
-
-    if (x) {
-        X509_free(x);
-    }
-
-    if (key) {
-        EVP_PKEY_free(key);
-    }
-
-    now = ngx_time();
-
-    ngx_shmtx_lock(&amcf->shpool->mutex);
-
-    rec = ngx_http_claw_acme_domain_locked(amcf->sh, name->data, name->len);
-
-    if (rec && !rec->busy) {
-        rec->checked = now;
-        rec->not_before = nb;
-        rec->not_after = na;
-        rec->renew_at = na ? nb + (na - nb) / 3 * 2 : 0;
-    }
-
-    ngx_shmtx_unlock(&amcf->shpool->mutex);
-}
-
-
-/*
  * The next name to issue for: known files, due (no certificate, or two
  * thirds of its lifetime gone, or a renewal asked for), not backing
  * off, and its tenant under the cap.  A name over the cap waits until
@@ -1554,7 +1757,8 @@ ngx_http_claw_acme_due_locked(ngx_http_claw_acme_main_conf_t *amcf,
 /*
  * A tenant's cap as GCRA: cap orders at once, then one every
  * period / cap.  Returns 0 when an order may be placed now (and counts
- * it with take), else the seconds to wait.
+ * it with take; take 2 counts a journaled order whatever the cap), else
+ * the seconds to wait.
  */
 
 static time_t
@@ -1562,7 +1766,7 @@ ngx_http_claw_acme_cap_locked(ngx_http_claw_acme_main_conf_t *amcf,
     u_char *id, size_t len, uint64_t now, ngx_uint_t take)
 {
     uint32_t                      hash;
-    uint64_t                      interval, tat;
+    uint64_t                      interval, burst, wait, next;
     ngx_str_t                     key;
     ngx_http_claw_acme_tenant_t  *t;
 
@@ -1579,11 +1783,14 @@ ngx_http_claw_acme_cap_locked(ngx_http_claw_acme_main_conf_t *amcf,
     t = (ngx_http_claw_acme_tenant_t *)
             ngx_str_rbtree_lookup(&amcf->sh->tenants, &key, hash);
 
-    tat = (t && t->tat > now) ? t->tat : now;
+    /* a replayed order was placed: a burst no order can exceed */
 
-    if (take != 2 && tat + interval - now > amcf->cap * interval) {
-        return (time_t) ((tat + interval - now - amcf->cap * interval)
-                         / 1000 + 1);
+    burst = (take == 2) ? (uint64_t) -1 / interval : amcf->cap - 1;
+
+    wait = ngx_http_claw_gcra(t ? t->tat : 0, now, interval, burst, &next);
+
+    if (wait) {
+        return (time_t) (wait / 1000 + 1);
     }
 
     if (!take) {
@@ -1607,99 +1814,423 @@ ngx_http_claw_acme_cap_locked(ngx_http_claw_acme_main_conf_t *amcf,
         ngx_rbtree_insert(&amcf->sh->tenants, &t->sn.node);
     }
 
-    t->tat = tat + interval;
+    t->tat = next;
 
     return 0;
 }
 
 
 /*
- * Orders are journaled ("time tenant domain"), so that the caps hold
- * across restarts: a new zone replays the last period's orders.
+ * What the files of a name hold: a certificate for the name with its
+ * key, valid from not_before to not_after, is renewed at two thirds of
+ * its lifetime.  Anything else (no files, another name, a key that does
+ * not match, garbage) means the name has no certificate.  On the claw
+ * thread pool.
  */
 
 static void
-ngx_http_claw_acme_journal(ngx_http_claw_acme_main_conf_t *amcf,
-    ngx_http_claw_acme_domain_t *rec)
+ngx_http_claw_acme_check_thread(void *data, ngx_log_t *log)
 {
-    u_char    *p;
-    ssize_t    n;
-    ngx_fd_t   fd;
-    u_char     path[NGX_MAX_PATH];
-    u_char     line[NGX_TIME_T_LEN + NGX_HTTP_CLAW_ID_MAX
-                    + NGX_HTTP_CLAW_HOST_MAX + 4];
+    ngx_http_claw_acme_io_t  *io = data;
+
+    BIO                             *bio;
+    X509                            *x;
+    time_t                           nb, na;
+    EVP_PKEY                        *key;
+    ngx_str_t                       *name;
+    ngx_uint_t                       i;
+    u_char                           path[NGX_MAX_PATH];
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = io->amcf;
+
+    for (i = 0; i < io->nfiles; i++) {
+        name = &io->files[i].name;
+
+        if (amcf->certs.len + name->len + sizeof("/.crt") > NGX_MAX_PATH) {
+            continue;
+        }
+
+        nb = 0;
+        na = 0;
+        x = NULL;
+        key = NULL;
+
+        ngx_sprintf(path, "%V/%V.key%Z", &amcf->certs, name);
+
+        bio = BIO_new_file((char *) path, "r");
+        if (bio) {
+            key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+            BIO_free(bio);
+        }
+
+        ngx_sprintf(path, "%V/%V.crt%Z", &amcf->certs, name);
+
+        bio = BIO_new_file((char *) path, "r");
+        if (bio) {
+            x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+            BIO_free(bio);
+        }
+
+        if (x && key
+            && X509_check_private_key(x, key) == 1
+            && X509_check_host(x, (char *) name->data, name->len, 0, NULL)
+               == 1
+            && ngx_http_claw_acme_cert_times(x, &nb, &na)
+            && na > nb)
+        {
+            ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
+                           "claw_acme: \"%V\" has a certificate from %T "
+                           "to %T", name, nb, na);
+
+            io->files[i].not_before = nb;
+            io->files[i].not_after = na;
+        }
+
+        ERR_clear_error();
+
+        if (x) {
+            X509_free(x);
+        }
+
+        if (key) {
+            EVP_PKEY_free(key);
+        }
+    }
+}
+
+
+static void
+ngx_http_claw_acme_check_done(ngx_event_t *ev)
+{
+    ngx_http_claw_acme_io_t  *io = ev->data;
+
+    time_t                           now, nb, na;
+    ngx_uint_t                       i;
+    ngx_http_claw_acme_domain_t     *rec;
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = io->amcf;
+
+    if (ngx_http_claw_acme_stopping()) {
+        ngx_http_claw_acme_io_end(io, 0);
+        return;
+    }
+
+    now = ngx_time();
+
+    ngx_shmtx_lock(&amcf->shpool->mutex);
+
+    for (i = 0; i < io->nfiles; i++) {
+        rec = ngx_http_claw_acme_domain_locked(amcf->sh,
+                                               io->files[i].name.data,
+                                               io->files[i].name.len);
+
+        /* a name is busy only once this round places its order */
+
+        if (rec == NULL || rec->busy) {
+            continue;
+        }
+
+        nb = io->files[i].not_before;
+        na = io->files[i].not_after;
+
+        rec->checked = now;
+        rec->not_before = nb;
+        rec->not_after = na;
+        rec->renew_at = na ? nb + (na - nb) / 3 * 2 : 0;
+    }
+
+    ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+    ngx_http_claw_acme_place(io);
+}
+
+
+/*
+ * The names due, as many as may be issued for at once, are marked busy
+ * and counted against their tenants' caps here; their orders are
+ * journaled by a task, and placed when it is done.
+ */
+
+static void
+ngx_http_claw_acme_place(ngx_http_claw_acme_io_t *io)
+{
+    u_char                          *p;
+    time_t                           now;
+    ngx_uint_t                       n;
+    ngx_http_claw_acme_order_t      *o;
+    ngx_http_claw_acme_shctx_t      *sh;
+    ngx_http_claw_acme_domain_t     *rec;
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = io->amcf;
+    sh = amcf->sh;
+
+    if (amcf->running >= NGX_HTTP_CLAW_ACME_JOBS) {
+        ngx_http_claw_acme_io_end(io, 1);
+        return;
+    }
+
+    n = NGX_HTTP_CLAW_ACME_JOBS - amcf->running;
+
+    io->placed = ngx_palloc(io->pool, n * sizeof(ngx_http_claw_acme_order_t));
+    io->lines = ngx_pnalloc(io->pool, n * NGX_HTTP_CLAW_ACME_LINE_LEN);
+
+    if (io->placed == NULL || io->lines == NULL) {
+        ngx_http_claw_acme_io_end(io, 1);
+        return;
+    }
+
+    now = ngx_time();
+    p = io->lines;
+
+    while (io->nplaced < n) {
+
+        ngx_shmtx_lock(&amcf->shpool->mutex);
+
+        rec = ngx_http_claw_acme_due_locked(amcf, now);
+
+        if (rec == NULL) {
+            ngx_shmtx_unlock(&amcf->shpool->mutex);
+            break;
+        }
+
+        o = &io->placed[io->nplaced];
+
+        o->name.len = rec->sn.str.len;
+        o->name.data = ngx_pnalloc(io->pool, o->name.len);
+        o->tenant.len = rec->tenant_len;
+        o->tenant.data = ngx_pnalloc(io->pool, o->tenant.len);
+
+        if (o->name.data == NULL || o->tenant.data == NULL) {
+            ngx_shmtx_unlock(&amcf->shpool->mutex);
+            break;
+        }
+
+        ngx_memcpy(o->name.data, rec->sn.str.data, o->name.len);
+        ngx_memcpy(o->tenant.data, rec->tenant, o->tenant.len);
+
+        rec->busy = ngx_pid;
+        rec->capped = 0;
+        rec->orders++;
+        rec->last_order = now;
+        sh->orders++;
+
+        /* the busy go to the end: every name gets its turn */
+
+        ngx_queue_remove(&rec->queue);
+        ngx_queue_insert_tail(&sh->domain_queue, &rec->queue);
+
+        ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+        /* "time tenant domain" */
+
+        p = ngx_sprintf(p, "%T %V %V\n", now, &o->tenant, &o->name);
+
+        io->nplaced++;
+    }
+
+    if (io->nplaced == 0) {
+        ngx_http_claw_acme_io_end(io, 1);
+        return;
+    }
+
+    io->lines_len = p - io->lines;
+    io->now = now;
+    io->orders_max = amcf->orders_max;
+
+    ngx_http_claw_acme_io_post(io, ngx_http_claw_acme_journal_thread,
+                               ngx_http_claw_acme_journal_done);
+}
+
+
+/*
+ * Orders are journaled ("time tenant domain"), so that the caps hold
+ * across restarts: a new zone replays the last period's orders.  A
+ * journal grown past orders_max is rewritten with those alone.  On the
+ * claw thread pool.
+ */
+
+static void
+ngx_http_claw_acme_journal_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_claw_acme_io_t  *io = data;
+
+    u_char                          *buf;
+    size_t                           kept;
+    ssize_t                          n;
+    ngx_fd_t                         fd;
+    ngx_uint_t                       rewrite;
+    ngx_file_info_t                  fi;
+    u_char                           path[NGX_MAX_PATH];
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = io->amcf;
 
     ngx_sprintf(path, "%V/orders%Z", &amcf->state);
 
     fd = ngx_open_file(path, NGX_FILE_APPEND, NGX_FILE_CREATE_OR_OPEN, 0600);
 
     if (fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_errno,
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
                       ngx_open_file_n " \"%s\" failed", path);
         return;
     }
 
-    p = ngx_sprintf(line, "%T %*s %V\n", rec->last_order,
-                    (size_t) rec->tenant_len, rec->tenant, &rec->sn.str);
+    n = ngx_write_fd(fd, io->lines, io->lines_len);
 
-    n = ngx_write_fd(fd, line, p - line);
-
-    if (n != p - line) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_errno,
+    if (n != (ssize_t) io->lines_len) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
                       ngx_write_fd_n " \"%s\" failed", path);
     }
 
+    rewrite = (ngx_fd_info(fd, &fi) != NGX_FILE_ERROR
+               && ngx_file_size(&fi) > (off_t) io->orders_max);
+
     (void) ngx_close_file(fd);
+
+    if (!rewrite) {
+        return;
+    }
+
+    if (ngx_http_claw_acme_orders_read(amcf, log, io->now, io->orders_max,
+                                       &buf, &kept)
+        == NGX_OK)
+    {
+        ngx_free(buf);
+
+        /* a period's orders alone past the limit: not at every order */
+
+        io->orders_max = ngx_max(NGX_HTTP_CLAW_ACME_LOG_MAX, 2 * kept);
+    }
 }
 
 
 static void
-ngx_http_claw_acme_replay(ngx_http_claw_acme_main_conf_t *amcf)
+ngx_http_claw_acme_journal_done(ngx_event_t *ev)
 {
-    off_t             size, offset;
-    u_char           *buf, *p, *last, *eol, *sp, *id;
-    time_t            t, now, since;
-    ssize_t           n;
-    ngx_fd_t          fd;
-    ngx_uint_t        count, kept;
-    ngx_file_info_t   fi;
-    u_char            path[NGX_MAX_PATH];
+    ngx_http_claw_acme_io_t  *io = ev->data;
 
-    if (amcf->sh->loaded) {
+    ngx_uint_t                       i;
+    ngx_http_claw_acme_order_t      *o;
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = io->amcf;
+    amcf->orders_max = io->orders_max;
+
+    /* the busy marks go with the lock, when the worker lets it go */
+
+    if (ngx_http_claw_acme_stopping()) {
+        ngx_http_claw_acme_io_end(io, 0);
         return;
     }
 
-    amcf->sh->loaded = 1;
+    for (i = 0; i < io->nplaced; i++) {
+        o = &io->placed[i];
+
+        if (ngx_http_claw_acme_start(amcf, &o->name, &o->tenant) != NGX_OK) {
+            ngx_http_claw_acme_unplace(io, i);
+            break;
+        }
+    }
+
+    ngx_http_claw_acme_io_end(io, 1);
+}
+
+
+/* orders from the nth on were not placed: tried again after back-off */
+
+static void
+ngx_http_claw_acme_unplace(ngx_http_claw_acme_io_t *io, ngx_uint_t from)
+{
+    time_t                           now;
+    ngx_uint_t                       i;
+    ngx_http_claw_acme_order_t      *o;
+    ngx_http_claw_acme_domain_t     *rec;
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = io->amcf;
+    now = ngx_time();
+
+    ngx_shmtx_lock(&amcf->shpool->mutex);
+
+    for (i = from; i < io->nplaced; i++) {
+        o = &io->placed[i];
+
+        rec = ngx_http_claw_acme_domain_locked(amcf->sh, o->name.data,
+                                               o->name.len);
+
+        if (rec && rec->busy == ngx_pid) {
+            rec->busy = 0;
+            rec->next_attempt = now + amcf->backoff_min;
+        }
+    }
+
+    ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+    io->nplaced = from;
+}
+
+
+/*
+ * The orders of the last period in the journal (of its newest 4 MiB:
+ * far more than a period's orders), whole valid lines in a buffer of
+ * ngx_alloc(); the journal is rewritten with them when it is longer
+ * than max.  NGX_DECLINED: no journal yet.  On the claw thread pool.
+ */
+
+static ngx_int_t
+ngx_http_claw_acme_orders_read(ngx_http_claw_acme_main_conf_t *amcf,
+    ngx_log_t *log, time_t now, size_t max, u_char **orders, size_t *len)
+{
+    off_t             size, offset;
+    u_char           *buf, *p, *last, *eol, *sp, *id;
+    time_t            t, since;
+    size_t            kept;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_file_info_t   fi;
+    u_char            path[NGX_MAX_PATH];
+
+    *orders = NULL;
+    *len = 0;
 
     ngx_sprintf(path, "%V/orders%Z", &amcf->state);
 
     fd = ngx_open_file(path, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
 
     if (fd == NGX_INVALID_FILE) {
-        return;
+        if (ngx_errno == NGX_ENOENT) {
+            return NGX_DECLINED;
+        }
+
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      ngx_open_file_n " \"%s\" failed", path);
+        return NGX_ERROR;
     }
 
     if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      ngx_fd_info_n " \"%s\" failed", path);
         (void) ngx_close_file(fd);
-        return;
+        return NGX_ERROR;
     }
 
     size = ngx_file_size(&fi);
-
-    /* the newest lines are enough: far more than a period's orders */
 
     offset = ngx_max(size - 4 * NGX_HTTP_CLAW_ACME_LOG_MAX, 0);
     size -= offset;
 
     if (size == 0) {
         (void) ngx_close_file(fd);
-        return;
+        return NGX_DECLINED;
     }
 
-    buf = ngx_alloc(size, ngx_cycle->log);
+    buf = ngx_alloc(size, log);
     if (buf == NULL) {
         (void) ngx_close_file(fd);
-        return;
+        return NGX_ERROR;
     }
 
     n = pread(fd, buf, size, offset);
@@ -1707,13 +2238,13 @@ ngx_http_claw_acme_replay(ngx_http_claw_acme_main_conf_t *amcf)
     (void) ngx_close_file(fd);
 
     if (n != size) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "pread() \"%s\" failed", path);
         ngx_free(buf);
-        return;
+        return NGX_ERROR;
     }
 
-    now = ngx_time();
     since = now - amcf->cap_period;
-    count = 0;
     kept = 0;
     last = buf + size;
     p = buf;
@@ -1722,8 +2253,6 @@ ngx_http_claw_acme_replay(ngx_http_claw_acme_main_conf_t *amcf)
         p = ngx_strlchr(buf, last, '\n');
         p = p ? p + 1 : last;
     }
-
-    ngx_shmtx_lock(&amcf->shpool->mutex);
 
     for ( /* void */ ; p < last; p = eol + 1) {
         eol = ngx_strlchr(p, last, '\n');
@@ -1746,28 +2275,59 @@ ngx_http_claw_acme_replay(ngx_http_claw_acme_main_conf_t *amcf)
             continue;
         }
 
-        (void) ngx_http_claw_acme_cap_locked(amcf, id, sp - id,
-                                             (uint64_t) t * 1000, 2);
-        count++;
-
-        /* what the rewrite below keeps, moved to the front */
+        /* what is kept, moved to the front */
 
         ngx_memmove(buf + kept, p, eol + 1 - p);
         kept += eol + 1 - p;
     }
 
-    ngx_shmtx_unlock(&amcf->shpool->mutex);
-
-    ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
-                  "claw_acme: %ui orders of the last %s counted",
-                  count, amcf->cap_period == 3600 ? "hour" : "day");
-
-    if (size + offset > NGX_HTTP_CLAW_ACME_LOG_MAX) {
-        (void) ngx_http_claw_acme_write_file(ngx_cycle->log, &amcf->state,
-                                             "orders", "", buf, kept, 0600);
+    if (size + offset > (off_t) max) {
+        (void) ngx_http_claw_acme_write_file(log, &amcf->state, "orders", "",
+                                             buf, kept, 0600);
     }
 
-    ngx_free(buf);
+    *orders = buf;
+    *len = kept;
+
+    return NGX_OK;
+}
+
+
+/* the caps of a new zone, from what orders_read() kept */
+
+static ngx_uint_t
+ngx_http_claw_acme_replay_locked(ngx_http_claw_acme_main_conf_t *amcf,
+    u_char *p, size_t len)
+{
+    u_char      *last, *eol, *sp, *id;
+    time_t       t;
+    ngx_uint_t   count;
+
+    count = 0;
+    last = p + len;
+
+    for ( /* void */ ; p < last; p = eol + 1) {
+        eol = ngx_strlchr(p, last, '\n');
+        sp = eol ? ngx_strlchr(p, eol, ' ') : NULL;
+
+        if (sp == NULL) {
+            break;
+        }
+
+        t = ngx_atotm(p, sp - p);
+        id = sp + 1;
+        sp = ngx_strlchr(id, eol, ' ');
+
+        if (t == NGX_ERROR || sp == NULL) {
+            continue;
+        }
+
+        (void) ngx_http_claw_acme_cap_locked(amcf, id, sp - id,
+                                             (uint64_t) t * 1000, 2);
+        count++;
+    }
+
+    return count;
 }
 
 
@@ -1941,7 +2501,9 @@ ngx_http_claw_acme_done(ngx_event_t *ev)
 
     ngx_destroy_pool(job->pool);
 
-    if ((ngx_exiting || ngx_terminate || ngx_quit) && amcf->running == 0) {
+    if (ngx_http_claw_acme_stopping() && amcf->running == 0
+        && amcf->io == NULL)
+    {
         ngx_http_claw_acme_release(amcf);
     }
 }

@@ -125,6 +125,9 @@ typedef struct {
 } ngx_http_claw_acme_shctx_t;
 
 
+typedef struct ngx_http_claw_acme_io_s  ngx_http_claw_acme_io_t;
+
+
 typedef struct {
     ngx_str_t                    directory;     /* claw_acme */
     ngx_str_t                    email;
@@ -143,7 +146,8 @@ typedef struct {
     ngx_http_claw_acme_shctx_t  *sh;
     ngx_slab_pool_t             *shpool;
     ngx_http_claw_tables_t      *tables;
-    ngx_thread_pool_t           *thread_pool;
+    ngx_thread_pool_t           *thread_pool;   /* the protocol's jobs */
+    ngx_thread_pool_t           *disk_pool;     /* "claw": the owner's files */
     ngx_path_t                  *state_path;
     ngx_path_t                  *certs_path;
 
@@ -154,6 +158,8 @@ typedef struct {
     char                        *kid;           /* the account's URL */
     time_t                       key_logged;
     ngx_uint_t                   running;
+    ngx_http_claw_acme_io_t     *io;            /* a round's disk task */
+    size_t                       orders_max;    /* journal rewritten past */
     uint64_t                     changes;       /* of the registry, synced */
     char                         jwk[NGX_HTTP_CLAW_ACME_JWK_LEN];
     char                         thumbprint[NGX_HTTP_CLAW_ACME_THUMB_LEN + 1];

@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "ngx_http_claw_token.h"
 #include "ngx_http_claw_acme.h"
 
 
@@ -764,13 +765,13 @@ ngx_http_claw_acme_finalize(ngx_http_claw_acme_job_t *job, EVP_PKEY *key)
         return ngx_http_claw_acme_fail(job, "the CSR could not be made");
     }
 
-    b64 = ngx_pnalloc(job->pool, NGX_HTTP_CLAW_ACME_B64_LEN(len) + 1);
+    b64 = ngx_pnalloc(job->pool, NGX_HTTP_CLAW_B64URL_LEN(len) + 1);
     if (b64 == NULL) {
         OPENSSL_free(der);
         return ngx_http_claw_acme_fail(job, "out of memory");
     }
 
-    b64[ngx_http_claw_acme_b64url(b64, der, len)] = '\0';
+    b64[ngx_http_claw_b64url_encode(der, len, b64)] = '\0';
     OPENSSL_free(der);
 
     order = json_pack("{s:s}", "csr", (char *) b64);

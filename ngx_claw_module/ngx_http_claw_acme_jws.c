@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "ngx_http_claw_token.h"
 #include "ngx_http_claw_acme_jws.h"
 
 
@@ -27,47 +28,8 @@
 #define NGX_HTTP_CLAW_ACME_CN_MAX  64
 
 
-static const char  ngx_http_claw_acme_b64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-
 static int ngx_http_claw_acme_san(X509_EXTENSION **ext, const char *name);
 static int ngx_http_claw_acme_cn(X509_NAME *subject, const char *name);
-
-
-size_t
-ngx_http_claw_acme_b64url(unsigned char *dst, const unsigned char *src,
-    size_t len)
-{
-    unsigned char  *d;
-
-    d = dst;
-
-    while (len > 2) {
-        *d++ = ngx_http_claw_acme_b64[src[0] >> 2];
-        *d++ = ngx_http_claw_acme_b64[((src[0] & 0x03) << 4) | (src[1] >> 4)];
-        *d++ = ngx_http_claw_acme_b64[((src[1] & 0x0f) << 2) | (src[2] >> 6)];
-        *d++ = ngx_http_claw_acme_b64[src[2] & 0x3f];
-
-        src += 3;
-        len -= 3;
-    }
-
-    if (len) {
-        *d++ = ngx_http_claw_acme_b64[src[0] >> 2];
-
-        if (len == 1) {
-            *d++ = ngx_http_claw_acme_b64[(src[0] & 0x03) << 4];
-
-        } else {
-            *d++ = ngx_http_claw_acme_b64[((src[0] & 0x03) << 4)
-                                          | (src[1] >> 4)];
-            *d++ = ngx_http_claw_acme_b64[(src[1] & 0x0f) << 2];
-        }
-    }
-
-    return d - dst;
-}
 
 
 /* an EC P-256 key: ES256 for the account, and the certificates' keys */
@@ -137,7 +99,7 @@ ngx_http_claw_acme_jwk(EVP_PKEY *key, char *jwk, size_t *len)
         goto done;
     }
 
-    p += ngx_http_claw_acme_b64url((unsigned char *) p, bin, sizeof(bin));
+    p += ngx_http_claw_b64url_encode(bin, sizeof(bin), (unsigned char *) p);
 
     memcpy(p, mid, sizeof(mid) - 1);
     p += sizeof(mid) - 1;
@@ -146,7 +108,7 @@ ngx_http_claw_acme_jwk(EVP_PKEY *key, char *jwk, size_t *len)
         goto done;
     }
 
-    p += ngx_http_claw_acme_b64url((unsigned char *) p, bin, sizeof(bin));
+    p += ngx_http_claw_b64url_encode(bin, sizeof(bin), (unsigned char *) p);
 
     *p++ = '"';
     *p++ = '}';
@@ -176,7 +138,7 @@ ngx_http_claw_acme_thumbprint(const char *jwk, size_t len, char *thumb)
         return 0;
     }
 
-    n = ngx_http_claw_acme_b64url((unsigned char *) thumb, md, sizeof(md));
+    n = ngx_http_claw_b64url_encode(md, sizeof(md), (unsigned char *) thumb);
     thumb[n] = '\0';
 
     return 1;
@@ -201,8 +163,8 @@ ngx_http_claw_acme_jws(EVP_PKEY *key, const char *protected_header,
     static const char  mid[] = "\",\"payload\":\"";
     static const char  tail[] = "\",\"signature\":\"";
 
-    hlen = NGX_HTTP_CLAW_ACME_B64_LEN(strlen(protected_header));
-    plen = NGX_HTTP_CLAW_ACME_B64_LEN(strlen(payload));
+    hlen = NGX_HTTP_CLAW_B64URL_LEN(strlen(protected_header));
+    plen = NGX_HTTP_CLAW_B64URL_LEN(strlen(payload));
 
     /* the signing input, "<protected>.<payload>" */
 
@@ -212,13 +174,12 @@ ngx_http_claw_acme_jws(EVP_PKEY *key, const char *protected_header,
     }
 
     p = input;
-    p += ngx_http_claw_acme_b64url((unsigned char *) p,
-                                   (const unsigned char *) protected_header,
-                                   strlen(protected_header));
+    p += ngx_http_claw_b64url_encode((const unsigned char *) protected_header,
+                                     strlen(protected_header),
+                                     (unsigned char *) p);
     *p++ = '.';
-    p += ngx_http_claw_acme_b64url((unsigned char *) p,
-                                   (const unsigned char *) payload,
-                                   strlen(payload));
+    p += ngx_http_claw_b64url_encode((const unsigned char *) payload,
+                                     strlen(payload), (unsigned char *) p);
 
     if (ngx_http_claw_acme_es256(key, (unsigned char *) input, p - input, sig)
         != 1)
@@ -228,7 +189,7 @@ ngx_http_claw_acme_jws(EVP_PKEY *key, const char *protected_header,
     }
 
     n = sizeof(head) - 1 + hlen + sizeof(mid) - 1 + plen + sizeof(tail) - 1
-        + NGX_HTTP_CLAW_ACME_B64_LEN(sizeof(sig)) + sizeof("\"}");
+        + NGX_HTTP_CLAW_B64URL_LEN(sizeof(sig)) + sizeof("\"}");
 
     out = malloc(n);
     if (out == NULL) {
@@ -248,7 +209,7 @@ ngx_http_claw_acme_jws(EVP_PKEY *key, const char *protected_header,
     p += plen;
     memcpy(p, tail, sizeof(tail) - 1);
     p += sizeof(tail) - 1;
-    p += ngx_http_claw_acme_b64url((unsigned char *) p, sig, sizeof(sig));
+    p += ngx_http_claw_b64url_encode(sig, sizeof(sig), (unsigned char *) p);
 
     *p++ = '"';
     *p++ = '}';

@@ -2,11 +2,12 @@
 /*
  * Copyright (C) ngx_claw_module authors
  *
- * The cryptography of the ACME client: base64url, the account key as a
- * JWK and its thumbprint (RFC 7638), JWS with ES256 (RFC 7515, 7518),
- * certificate signing requests and the tls-alpn-01 challenge certificate
- * (RFC 8737).  Nothing here depends on nginx, so it can be tested, and
- * run on a thread pool, with OpenSSL's libcrypto alone.
+ * The cryptography of the ACME client: the account key as a JWK and its
+ * thumbprint (RFC 7638), JWS with ES256 (RFC 7515, 7518), certificate
+ * signing requests and the tls-alpn-01 challenge certificate (RFC 8737).
+ * Nothing here depends on nginx, so it can be tested, and run on a
+ * thread pool, with OpenSSL's libcrypto alone; its base64url is that of
+ * ngx_http_claw_token.c, linked with it (and ngx_http_claw_parse.c).
  */
 
 
@@ -21,9 +22,6 @@
 #include <openssl/x509.h>
 
 
-/* base64url of n bytes, without padding */
-#define NGX_HTTP_CLAW_ACME_B64_LEN(n)   (((n) * 4 + 2) / 3)
-
 /* the base64url of a SHA-256 digest */
 #define NGX_HTTP_CLAW_ACME_THUMB_LEN    43
 
@@ -33,9 +31,6 @@
 /* SHA-256 of the key authorization, as the DER of an OCTET STRING */
 #define NGX_HTTP_CLAW_ACME_ID_OID       "1.3.6.1.5.5.7.1.31"
 
-
-size_t ngx_http_claw_acme_b64url(unsigned char *dst, const unsigned char *src,
-    size_t len);
 
 EVP_PKEY *ngx_http_claw_acme_key_new(void);
 int ngx_http_claw_acme_key_check(EVP_PKEY *key);

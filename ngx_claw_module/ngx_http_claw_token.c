@@ -45,10 +45,6 @@ static const uint32_t  ngx_http_claw_token68[] = {
 };
 
 
-static size_t ngx_http_claw_b64url_encode(const unsigned char *in,
-    size_t len, unsigned char *out);
-static int ngx_http_claw_b64url_decode(const unsigned char *in, size_t len,
-    unsigned char *out, size_t *olen);
 static void ngx_http_claw_session_mac(const unsigned char *key, size_t klen,
     const unsigned char *id, size_t idlen, uint64_t expiry,
     const unsigned char *digest, unsigned char *mac);
@@ -756,7 +752,13 @@ ngx_http_claw_origin_host(const unsigned char *origin, size_t len,
 }
 
 
-static size_t
+/*
+ * base64url (RFC 4648, 5) without padding, the one implementation of the
+ * tree: session cookies here, and the JWS, JWK thumbprints and CSRs of
+ * the ACME client (ngx_http_claw_acme_jws.c).
+ */
+
+size_t
 ngx_http_claw_b64url_encode(const unsigned char *in, size_t len,
     unsigned char *out)
 {
@@ -790,7 +792,7 @@ ngx_http_claw_b64url_encode(const unsigned char *in, size_t len,
 }
 
 
-static int
+int
 ngx_http_claw_b64url_decode(const unsigned char *in, size_t len,
     unsigned char *out, size_t *olen)
 {

@@ -31,6 +31,9 @@
 
 #define NGX_HTTP_CLAW_SECRET_MIN      32
 
+/* base64url of n bytes, without padding */
+#define NGX_HTTP_CLAW_B64URL_LEN(n)   (((n) * 4 + 2) / 3)
+
 
 /* results of ngx_http_claw_bearer() */
 #define NGX_HTTP_CLAW_CRED_NONE       0      /* not a Bearer credential */
@@ -44,6 +47,11 @@ typedef struct {
     unsigned char             mac[32];
 } ngx_http_claw_session_t;
 
+
+size_t ngx_http_claw_b64url_encode(const unsigned char *in, size_t len,
+    unsigned char *out);
+int ngx_http_claw_b64url_decode(const unsigned char *in, size_t len,
+    unsigned char *out, size_t *olen);
 
 int ngx_http_claw_bearer(const unsigned char *value, size_t len,
     ngx_http_claw_span_t *token);

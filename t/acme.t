@@ -19,6 +19,7 @@ use File::Spec;
 use File::Temp qw(tempdir);
 use JSON::PP ();
 use MIME::Base64 ();
+use Time::HiRes ();
 use Test::Nginx::Socket 'no_plan';
 
 BEGIN {
@@ -40,6 +41,14 @@ our $B = pebble_start(name => 'b', port => 14002, validity => 9);
 
 our $Files = tempdir(CLEANUP => 1);
 our $State = server_root() . '/html/acme';
+
+our $Fault = "$ENV{TEST_NGINX_CLAW_ROOT}/build/unit/claw_fault.so";
+die "$Fault is not built (make unit)\n" unless -f $Fault;
+
+our $Rules = "$Files/rules";
+
+$ENV{LD_PRELOAD} = join ' ', grep { $_ } $Fault, $ENV{LD_PRELOAD};
+$ENV{CLAW_FAULT} = $Rules;
 
 $ENV{TEST_NGINX_ACME_A} = $A->{directory};
 $ENV{TEST_NGINX_ACME_A_CA} = $A->{ca};
@@ -127,8 +136,39 @@ sub failures {
 
 sub gina { grep { $_->{tenant} eq 'gina' } @{ acme_status()->{domains} } }
 
+# the disk faults nginx gets (t/fault/claw_fault.c): a rule a line
+sub rules {
+    open my $f, '>', $Rules or die "$Rules: $!\n";
+    print $f @_;
+    close $f;
+}
+
+# Tenant requests for a name (plain HTTP, to the block's "location /"),
+# one every tenth of a second, until the code returns true or $secs
+# pass: (the slowest in seconds, how many, how many failed, what the
+# code returned)
+sub tenant_slowest {
+    my ($name, $secs, $code) = @_;
+    my ($max, $n, $failed, $r) = (0, 0, 0);
+    $secs *= 3 if $ENV{TEST_NGINX_USE_VALGRIND};
+    my $deadline = Time::HiRes::time() + $secs;
+    while (Time::HiRes::time() < $deadline) {
+        my $t0 = Time::HiRes::time();
+        my ($status, $body) = ClawTest::http_request('GET', '/', '',
+                                                     "Host: $name");
+        my $dt = Time::HiRes::time() - $t0;
+        $max = $dt if $dt > $max;
+        $n++;
+        $failed++ unless $status == 200 && $body eq "container $name\n";
+        last if $r = $code->();
+        Time::HiRes::sleep(0.1);
+    }
+    return ($max, $n, $failed, $r);
+}
+
 # The JWS, JWK, CSR and challenge certificate code alone: it is pure
-# OpenSSL, linked here without nginx and checked against openssl(1).
+# OpenSSL, linked here without nginx (with the tree's one base64url, in
+# the credential codecs) and checked against openssl(1).
 
 sub unit_run {
     my $dir = "$Files/unit";
@@ -138,6 +178,7 @@ sub unit_run {
 #include <stdio.h>
 #include <string.h>
 #include <openssl/pem.h>
+#include "ngx_http_claw_token.h"
 #include "ngx_http_claw_acme_jws.h"
 
 static void
@@ -163,8 +204,8 @@ main(void)
     static const char  *in[] = { "", "f", "fo", "foo", "\xfb\xff" };
 
     for (i = 0; i < 5; i++) {
-        n = ngx_http_claw_acme_b64url(out, (unsigned char *) in[i],
-                                      strlen(in[i]));
+        n = ngx_http_claw_b64url_encode((unsigned char *) in[i],
+                                        strlen(in[i]), out);
         printf("b64 %.*s\n", (int) n, out);
     }
 
@@ -218,7 +259,8 @@ _EOC_
     close $c;
     my $src = File::Spec->rel2abs('ngx_claw_module');
     sh_run("cc -Wall -Werror -I$src -o $dir/unit $dir/unit.c "
-         . "$src/ngx_http_claw_acme_jws.c -lcrypto");
+         . "$src/ngx_http_claw_acme_jws.c $src/ngx_http_claw_token.c "
+         . "$src/ngx_http_claw_parse.c -lcrypto");
     return scalar `cd $dir && ./unit`;
 }
 
@@ -314,6 +356,12 @@ add_block_preprocessor(sub {
 
     # "... " goes on with the nginx (and state) of the block before
     return if $block->name =~ /^TEST \d+: \.\.\. /;
+
+    # the owner's event loop is the only one: a stall shows in every request
+    workers($block->name =~ /one worker/ ? 1 : 2);
+
+    rules($block->name =~ /slow disk/
+          ? "write sleep=2000 $State/\nrename sleep=2000 $State/\n" : '');
 
     if (!defined $block->http_config) {
         $block->set_value("http_config", <<'_EOC_');
@@ -793,3 +841,105 @@ GET /acme
 --- no_error_log
 [error]
 --- timeout: 60
+
+
+
+=== TEST 17: one worker, a slow disk: tenant requests never wait for the owner's files, and the certificate is issued
+--- user_files
+>>> tenants.conf
+kate  127.0.0.1:19962  domain=slow.kate.test
+--- config
+    location /.well-known/acme-challenge/ {
+        claw_acme_http;
+    }
+
+    location = /acme {
+        claw_acme_status;
+    }
+
+    location / {
+        claw on;
+        claw_auth off;
+        proxy_pass http://claw;
+        proxy_set_header Host $host;
+    }
+--- init
+# every write() and rename() under the state directory sleeps 2 s: the
+# account key, the orders journal, the certificate and its key
+my $t0 = Time::HiRes::time();
+my ($slowest, $n, $failed, $d) = main::tenant_slowest('slow.kate.test', 60,
+    sub { main::valid('slow.kate.test') });
+my $took = Time::HiRes::time() - $t0;
+Test::More::ok($d, "slow.kate.test has a certificate");
+Test::More::cmp_ok($took, '>=', 8, "the disk was slow: issued in 8 s or more");
+Test::More::cmp_ok($slowest, '<', 1,
+                   sprintf("no tenant request waited for the disk "
+                           . "(slowest of %d: %.3f s)", $n, $slowest));
+Test::More::is($failed, 0, "every tenant request answered");
+Test::More::is(main::mode("$::State/account.key"), '0600', "account key stored");
+Test::More::is(ClawAcme::orders_of($::State, 'slow.kate.test'), 1,
+               "the order journaled");
+--- request
+GET /acme
+--- response_body_like: "domain":"slow\.kate\.test","tenant":"kate","state":"valid"
+--- error_log
+claw_acme: new account key
+claw_acme: order for "slow.kate.test" of tenant "kate"
+claw_acme: certificate of "slow.kate.test" issued
+--- no_error_log
+[error]
+--- timeout: 120
+
+
+
+=== TEST 18: ... an orders journal past 1 MiB, at a restart and while nginx runs: rewritten off the event loop
+--- init
+# 40,000 orders of two days ago, then those of the last day: the
+# journal is rewritten with only these, with a write() and a rename()
+# of 2 s each
+my $old = time - 2 * 86400;
+my $journal = join '', map { "$old t$_ old$_.example.test\n" } 1 .. 40000;
+$journal .= ClawTest::slurp("$::State/orders") . time . " lena l.lena.test\n";
+ClawTest::write_file("$::State/orders", $journal);
+Test::More::cmp_ok(length $journal, '>', 1024 * 1024, "a journal past 1 MiB");
+my $t0 = Time::HiRes::time();
+ClawTest::nginx_restart_hard();
+my ($slowest, $n, $failed, $size) = main::tenant_slowest('slow.kate.test', 30,
+    sub { my $s = -s "$::State/orders";
+          $s < 1024 && main::valid('slow.kate.test') && $s });
+my $took = Time::HiRes::time() - $t0;
+Test::More::ok($size, "rewritten, and the certificate known again");
+Test::More::cmp_ok($took, '>=', 4, "the disk was slow: rewritten in 4 s or more");
+Test::More::is(ClawAcme::orders_of($::State), 2, "with the last day's orders");
+Test::More::cmp_ok($slowest, '<', 1,
+                   sprintf("no tenant request waited for it "
+                           . "(slowest of %d: %.3f s)", $n, $slowest));
+Test::More::is($failed, 0, "every tenant request answered");
+Test::More::is(ClawAcme::acme_domain('slow.kate.test')->{orders}, 0,
+               "nothing ordered");
+
+# it grows past 1 MiB again while nginx runs: the next order appends to
+# it, and rewrites it
+ClawTest::write_file("$::State/orders", ClawTest::slurp("$::State/orders")
+    . join '', map { "$old u$_ old$_.example.test\n" } 1 .. 40000);
+my ($status) = ClawTest::http_request('POST', '/acme?renew=slow.kate.test');
+Test::More::is($status, 202, "a renewal asked for");
+($slowest, $n, $failed, $size) = main::tenant_slowest('slow.kate.test', 60,
+    sub { my $d = ClawAcme::acme_domain('slow.kate.test');
+          my $s = -s "$::State/orders";
+          $d->{orders} == 1 && $d->{state} eq 'valid' && $s < 1024 && $s });
+Test::More::ok($size, "renewed, and the journal rewritten at its order");
+Test::More::is(ClawAcme::orders_of($::State), 3,
+               "with the last day's orders, the new one too");
+Test::More::cmp_ok($slowest, '<', 1,
+                   sprintf("no tenant request waited for it "
+                           . "(slowest of %d: %.3f s)", $n, $slowest));
+Test::More::is($failed, 0, "every tenant request answered");
+--- request
+GET /acme
+--- response_body_like: "domain":"slow\.kate\.test","tenant":"kate","state":"valid"
+--- error_log
+claw_acme: 2 orders of the last day counted
+--- no_error_log
+[error]
+--- timeout: 120
