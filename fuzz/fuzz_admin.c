@@ -17,8 +17,8 @@
  * (ngx_http_claw_tconf_build/_line, the module's own writer) and read
  * back with ngx_http_claw_parse_line(), what start and reload replay, it
  * gives the same id, upstream, address, tokens, limits and domains, none
- * of them under claw_domain.  A body that is refused is refused with a
- * message.  What goes wrong is an acknowledged change that the next
+ * of them a claw_domain, under one or a parent of one.  A body that is
+ * refused is refused with a message.  What goes wrong is an acknowledged change that the next
  * start cannot replay (a fail-closed registry: nginx would not start).
  */
 
@@ -121,14 +121,20 @@ ngx_hex_dump(u_char *dst, u_char *src, size_t len)
 }
 
 
-/* the formats the registry's writer uses: %D, %uD, %c */
+/*
+ * the formats the registry's writer uses (%D, %uD, %c), and those of the
+ * admin API's messages (%*s, %s, %V, %Z)
+ */
 
 u_char * ngx_cdecl
 ngx_sprintf(u_char *buf, const char *fmt, ...)
 {
-    int       n;
-    char      tmp[64];
-    va_list   args;
+    int         n;
+    char        tmp[64];
+    size_t      len;
+    u_char     *p;
+    va_list     args;
+    ngx_str_t  *v;
 
     va_start(args, fmt);
 
@@ -155,6 +161,31 @@ ngx_sprintf(u_char *buf, const char *fmt, ...)
             tmp[0] = (char) va_arg(args, int);
             n = 1;
             fmt += 1;
+
+        } else if (fmt[0] == '*' && fmt[1] == 's') {
+            len = va_arg(args, size_t);
+            p = va_arg(args, u_char *);
+            buf = (u_char *) memcpy(buf, p, len) + len;
+            fmt += 2;
+            continue;
+
+        } else if (fmt[0] == 's') {
+            p = va_arg(args, u_char *);
+            len = strlen((char *) p);
+            buf = (u_char *) memcpy(buf, p, len) + len;
+            fmt += 1;
+            continue;
+
+        } else if (fmt[0] == 'V') {
+            v = va_arg(args, ngx_str_t *);
+            buf = (u_char *) memcpy(buf, v->data, v->len) + v->len;
+            fmt += 1;
+            continue;
+
+        } else if (fmt[0] == 'Z') {
+            *buf++ = '\0';
+            fmt += 1;
+            continue;
 
         } else {
             fprintf(stderr, "ngx_sprintf stand-in: format \"%s\"\n", fmt);
@@ -194,10 +225,10 @@ fuzz_init(void)
 
     fuzz_log.log_level = NGX_LOG_EMERG;
 
-    fuzz_cmcf.registry.suffixes.elts = fuzz_suffixes;
-    fuzz_cmcf.registry.suffixes.nelts = 2;
-    fuzz_cmcf.registry.suffixes.size = sizeof(ngx_str_t);
-    fuzz_cmcf.registry.suffixes.nalloc = 2;
+    fuzz_cmcf.suffixes.elts = fuzz_suffixes;
+    fuzz_cmcf.suffixes.nelts = 2;
+    fuzz_cmcf.suffixes.size = sizeof(ngx_str_t);
+    fuzz_cmcf.suffixes.nalloc = 2;
 
     ngx_http_claw_module.ctx_index = 0;
     fuzz_main_conf[0] = &fuzz_cmcf;
@@ -271,11 +302,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(e.ntokens <= NGX_HTTP_CLAW_MAX_TOKENS);
     CHECK(e.ndomains <= NGX_HTTP_CLAW_MAX_DOMAINS);
 
+    /* not a claw_domain, not under one, not a parent of one */
+
     for (i = 0; i < e.ndomains; i++) {
         for (j = 0; j < 2; j++) {
-            CHECK(!ngx_http_claw_under_suffix((u_char *) e.domains[i].data,
-                                              e.domains[i].len,
-                                              &fuzz_suffixes[j]));
+            CHECK(ngx_http_claw_domain_relation(e.domains[i].data,
+                                                e.domains[i].len,
+                                                fuzz_suffixes[j].data,
+                                                fuzz_suffixes[j].len)
+                  == NGX_HTTP_CLAW_DOMAIN_APART);
         }
     }
 

@@ -60,7 +60,8 @@ fuzz-build: deps-fuzz deps-build $(FUZZ_BINS)
 # nginx tree the module is built in; what it links but never runs (the
 # request, the zone, the journal) is left undefined by a first link and
 # then defined as inert data (docs/hardening.md)
-ADMIN_SRCS    := fuzz/fuzz_admin.c $(PURE) ngx_claw_module/ngx_http_claw_registry.c
+ADMIN_SRCS    := fuzz/fuzz_admin.c $(PURE) ngx_claw_module/ngx_http_claw_tables.c \
+                 ngx_claw_module/ngx_http_claw_registry.c
 ADMIN_INCS    := $(addprefix -I $(NGX_BUILD)/,src/core src/event src/event/modules \
                    src/os/unix objs src/http src/http/modules src/http/v2)
 ADMIN_LIBS    := -ljansson -lcrypto
