@@ -82,6 +82,16 @@ sub traffic {
     push @s, ClawTest::http_get("/", "Host: m1.claw.test",
                                 "Authorization: Bearer wrong-$_") for 1 .. 2;
     die "traffic: @s\n" unless "@s" eq "200 200 200 404 429 401 401";
+
+    # http_get returns on the status line: a request is counted in its
+    # log phase, which may come a moment later
+    for (1 .. 100) {
+        my (undef, $page) = ClawTest::http_request(GET => '/metrics');
+        my $n = 0;
+        $n += $1 while $page =~ /^claw_requests_total\{tenant="m1",code="\dxx"\} (\d+)$/mg;
+        last if $n >= 7;
+        Time::HiRes::sleep(0.05);
+    }
 }
 
 run_tests();
