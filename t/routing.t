@@ -408,6 +408,11 @@ claw balancer:
 
 
 === TEST 25: claw_unknown_status 444 closes the connection
+# 444 is no status on the wire: nginx closes the connection without a byte
+# of an answer.  An empty "--- error_code" and "--- response_body" assert
+# exactly that (both runners read the status of no response as "", and
+# its body as ""): a 404 page, any status line, or a cut answer fails.
+# The access line says the 444 was the module's and was not a crash.
 --- config
     claw_domain claw.test;
     claw_unknown_status 444;
@@ -419,10 +424,14 @@ claw balancer:
 GET /
 --- more_headers
 Host: mallory.claw.test
---- ignore_response
+--- error_code:
+--- response_body
+--- access_log eval
+qr{"GET / HTTP/1\.1" 444 0 }
 --- no_error_log
 claw balancer
 [error]
+[alert]
 
 
 

@@ -303,23 +303,61 @@ sub http_request {
 
 # kill -9 of the whole nginx under test, then the same nginx started
 # again: what was acknowledged before must still be there.
+#
+# Under valgrind (TEST_NGINX_USE_VALGRIND) nginx runs in the foreground
+# ("daemon off" in nginx.conf) under valgrind, as the runner starts it:
+# it is started again the same way, with the command line of the master
+# killed (valgrind's, /proc/<pid>/cmdline), as a child of this process
+# whose stderr (valgrind's reports) is ours, and this waits until it runs
+# workers and takes connections.  The runner stops it by its pid file, as
+# the nginx it started.
 sub nginx_restart_hard {
-    my $master = slurp(servroot() . '/logs/nginx.pid');
+    my $root = servroot();
+    my $master = slurp("$root/logs/nginx.pid");
     chomp $master;
     die "nginx_restart_hard: no master pid\n" unless $master =~ /^\d+$/;
+    my @argv = split /\0/, slurp("/proc/$master/cmdline");
+    my $valgrind = $ENV{TEST_NGINX_USE_VALGRIND} && @argv
+                   && $argv[0] =~ m{valgrind[^/]*\z};
     my @workers = kill_workers(0);
     # the daemon leads its own process group, workers and all: killing the
     # group leaves no worker behind, whatever it was doing
     my ($pgrp) = slurp("/proc/$master/stat") =~ /^\d+ \(.*\) \S \d+ (\d+)/s;
     kill 'KILL', ($pgrp && $pgrp == $master) ? -$master : ($master, @workers);
-    for (1 .. 100) {
-        last unless grep { kill 0, $_ } $master, @workers;
+    for (1 .. ($valgrind ? 600 : 100)) {
+        last unless grep { _alive($_) } $master, @workers;
         sleep 0.05;
     }
     # a master killed this way leaves its unix sockets behind
-    unlink glob(servroot() . '/logs/*.sock');
+    unlink glob("$root/logs/*.sock");
+
+    if ($valgrind) {
+        # Debian's /usr/bin/valgrind is a script that sets the environment
+        # and runs valgrind.bin, which is what the process shows
+        (my $wrapper = $argv[0]) =~ s{valgrind\.bin\z}{valgrind};
+        $argv[0] = $wrapper if -x $wrapper;
+        my $pid = fork // die "nginx_restart_hard: fork: $!\n";
+        if ($pid == 0) {
+            open STDOUT, '>', '/dev/null';
+            exec @argv or POSIX::_exit(127);
+        }
+        push @RESTARTED, $pid;
+        # up when its pid file names it, its workers run and it takes
+        # connections
+        my $deadline = time + 120;
+        while (1) {
+            die "nginx_restart_hard: nginx under valgrind did not start again\n"
+                if time > $deadline || waitpid($pid, POSIX::WNOHANG()) == $pid;
+            my $new = slurp("$root/logs/nginx.pid");
+            last if $new =~ /^(\d+)/ && $1 == $pid && _workers_of($pid);
+            sleep 0.2;
+        }
+        close connect_nginx('nginx_restart_hard', 5);
+        sleep 1;
+        return;
+    }
+
     my $nginx = $ENV{TEST_NGINX_BINARY} || 'nginx';
-    my $root = servroot();
     system("$nginx -p $root/ -c $root/conf/nginx.conf -e $root/logs/error.log") == 0
         or die "nginx_restart_hard: nginx did not start again\n";
     sleep 0.5;
@@ -327,18 +365,28 @@ sub nginx_restart_hard {
     push @RESTARTED, $1 if $new =~ /^(\d+)/;
 }
 
+# Whether a process runs (a zombie, killed and not yet reaped, does not).
+sub _alive {
+    my ($pid) = @_;
+    return 0 unless kill 0, $pid;
+    return slurp("/proc/$pid/stat") !~ /^\d+ \(.*\) Z/s;
+}
+
 # An nginx this file started itself is stopped when the file ends, in case
-# the runner only knew the one it started.
+# the runner only knew the one it started (under valgrind it may take a
+# minute to write its leak report).
 
 END {
     local ($?, $!);
     if ($$ == $OWNER && @RESTARTED) {
         kill 'QUIT', @RESTARTED;
-        for (1 .. 100) {
-            last unless grep { kill 0, $_ } @RESTARTED;
+        my $deadline = time + ($ENV{TEST_NGINX_USE_VALGRIND} ? 120 : 5);
+        while (time < $deadline) {
+            1 while waitpid(-1, POSIX::WNOHANG()) > 0;
+            last unless grep { _alive($_) } @RESTARTED;
             sleep 0.05;
         }
-        kill 'KILL', @RESTARTED;
+        kill 'KILL', grep { _alive($_) } @RESTARTED;
     }
 }
 
@@ -411,16 +459,59 @@ sub kill_workers {
     chomp $master;
     die "kill_workers: no master pid\n" unless $master =~ /^\d+$/;
 
-    opendir my $dir, '/proc' or die "kill_workers: /proc: $!\n";
-    my @workers;
-    for my $pid (grep { /^\d+$/ } readdir $dir) {
-        my $stat = slurp("/proc/$pid/stat");
-        my ($ppid) = $stat =~ /^\d+ \(.*\) \S (\d+)/s or next;
-        next unless $ppid == $master;
-        push @workers, $pid if slurp("/proc/$pid/cmdline") =~ /worker process/;
-    }
+    my @workers = _workers_of($master);
     kill $sig, @workers if @workers;
+    # under valgrind a worker takes a while to die and its replacement a
+    # while to start: wait until the master runs a full set again
+    _valgrind_settle($master, @workers) if $sig && $sig !~ /^(?:HUP|USR[12]|0)$/;
     return @workers;
+}
+
+# Under valgrind (only): waits, up to a minute, until the master runs as
+# many workers as nginx.conf asks for, none of them one of @gone.
+sub _valgrind_settle {
+    my ($master, @gone) = @_;
+    return unless $ENV{TEST_NGINX_USE_VALGRIND};
+    my $conf = slurp(servroot() . '/conf/nginx.conf');
+    my ($n) = $conf =~ /^\s*worker_processes\s+(\d+)/m;
+    return unless $n && $conf =~ /^\s*master_process\s+on\b/m;
+    my %gone = map { $_ => 1 } @gone;
+    my $deadline = time + 60;
+    while (time < $deadline) {
+        last if grep({ !$gone{$_} && _alive($_) } _workers_of($master)) >= $n;
+        sleep 0.1;
+    }
+}
+
+# The worker processes of an nginx master: its children, by their parent,
+# not by the "worker process" title, which nginx under valgrind does not
+# show (every process of it shows valgrind's command line), and which a
+# worker just forked does not show yet.  A cache manager or loader is no
+# worker (told by its title; no suite configures one under valgrind).
+sub _workers_of {
+    my ($master) = @_;
+    return grep { slurp("/proc/$_/cmdline") !~ /^nginx: cache / }
+                _children($master);
+}
+
+# The children of a process: /proc/<pid>/task/<tid>/children where the
+# kernel has it, else every process in /proc whose parent it is.
+sub _children {
+    my ($ppid) = @_;
+    my @tasks = glob("/proc/$ppid/task/*/children");
+    if (@tasks && -r $tasks[0]) {
+        my %kids;
+        $kids{$_} = 1 for map { split ' ', slurp($_) } @tasks;
+        return sort { $a <=> $b } keys %kids;
+    }
+    opendir my $dir, '/proc' or die "_children: /proc: $!\n";
+    my @kids;
+    for my $pid (grep { /^\d+$/ } readdir $dir) {
+        my ($parent) = slurp("/proc/$pid/stat") =~ /^\d+ \(.*\) \S (\d+)/s
+            or next;
+        push @kids, $pid if $parent == $ppid;
+    }
+    return sort { $a <=> $b } @kids;
 }
 
 # Keep-alive load from several client processes for a while; returns the
@@ -744,18 +835,13 @@ sub master_pid {
     die "master_pid: no nginx master for $root\n";
 }
 
-# The worker processes of that master (master_on).
+# The worker processes of that master (master_on), found as kill_workers()
+# finds them (under valgrind once the master runs a full set: a test
+# that kills workers again and again finds their replacements).
 sub worker_pids {
     my $master = master_pid();
-    opendir my $dir, '/proc' or die "worker_pids: /proc: $!\n";
-    my @workers;
-    for my $pid (grep { /^\d+$/ } readdir $dir) {
-        my $stat = slurp("/proc/$pid/stat");
-        my ($ppid) = $stat =~ /^\d+ \(.*\) \S (\d+)/s or next;
-        next unless $ppid == $master;
-        push @workers, $pid if slurp("/proc/$pid/cmdline") =~ /worker process/;
-    }
-    return @workers;
+    _valgrind_settle($master);
+    return _workers_of($master);
 }
 
 # nginx_reload() with master_pid(): 1 for a reload in force, 0 for one
@@ -767,16 +853,17 @@ sub reload {
     my $log = servroot() . '/logs/error.log';
     my $pid = master_pid();
 
-    # a master still starting (its pid file is written early) would take
-    # the signal before its loop, and reload only at the next signal: it
-    # gets it once it has started its workers, signals blocked till its
-    # loop waits for them
-    for (1 .. 200) {
-        last if error_log_has(qr/start worker process/);
-        sleep 0.05;
-    }
-
     my @old = worker_pids();
+    # An nginx that has only just started (its pid file is written before
+    # it starts its workers) takes a HUP before it has started them, logs
+    # "reconfiguring" at once and "start worker process" for its first
+    # workers after that: wait until it runs workers, it then takes the
+    # HUP only once they are all started.
+    my $up = time + $timeout;
+    while (!@old && time < $up) {
+        sleep 0.05;
+        @old = worker_pids();
+    }
     my $offset = -s $log // 0;
     kill 'HUP', $pid or die "reload: kill HUP $pid: $!\n";
 
@@ -790,9 +877,10 @@ sub reload {
         # only what follows the master's own "reconfiguring" (the signal
         # is logged as "..., reconfiguring" first)
         next unless $new =~ /: reconfiguring\n(.*)\z/s;
-        $new = $1;
-        return 0 if $new =~ /\[emerg\]/;
-        next unless $new =~ /start worker process/;
+        my $after = $1;
+        return 0 if $after =~ /\[emerg\]/;
+        # the new workers
+        next unless $after =~ /start worker process/;
         my $settle = time + ($arg{settle} // 5);
         while (time < $settle && grep { kill 0, $_ } @old) {
             sleep 0.05;
