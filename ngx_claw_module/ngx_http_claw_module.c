@@ -21,6 +21,7 @@
 #include "ngx_http_claw_metrics.h"
 #include "ngx_http_claw_token.h"
 #include "ngx_http_claw_ssl.h"
+#include "ngx_http_claw_domains.h"
 
 
 static ngx_int_t ngx_http_claw_handler(ngx_http_request_t *r);
@@ -233,6 +234,13 @@ static ngx_command_t  ngx_http_claw_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_claw_srv_conf_t, certificates),
+      NULL },
+
+    { ngx_string("claw_certificate_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_claw_certificate_cache,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("claw_hsts"),
@@ -1524,6 +1532,10 @@ ngx_http_claw_init_module(ngx_cycle_t *cycle)
 
     ngx_http_claw_registry_commit(&cmcf->registry, cycle->log);
 
+    if (ngx_http_claw_domains_init_module(cmcf, cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (cycle->old_cycle == NULL || ngx_is_init_cycle(cycle->old_cycle)) {
         return NGX_OK;
     }
@@ -1582,7 +1594,13 @@ ngx_http_claw_init_process(ngx_cycle_t *cycle)
     ngx_http_claw_journal_init_worker(&cmcf->journal, cycle->log);
     ngx_http_claw_live_init_worker(&cmcf->live, cycle->log);
 
-    return ngx_http_claw_tables_init_worker(&cmcf->tables, cycle->log);
+    if (ngx_http_claw_tables_init_worker(&cmcf->tables, cycle->log)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_claw_domains_init_worker(cmcf, cycle);
 }
 
 

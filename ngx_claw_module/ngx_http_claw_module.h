@@ -43,6 +43,7 @@ typedef struct {
     ngx_http_claw_fails_t        fails;         /* failed credentials */
     ngx_http_claw_live_t         live;
     ngx_array_t                  suffixes;      /* every claw_domain */
+    void                        *domains;       /* domains.c, per worker */
     ngx_str_t                    cookie_secret;  /* the key itself */
 } ngx_http_claw_main_conf_t;
 
@@ -50,7 +51,7 @@ typedef struct {
 typedef struct {
     ngx_str_t                    certificates;   /* claw_certificates */
     ngx_http_claw_tables_t      *tables;
-    void                        *cache;          /* per worker */
+    void                        *cache;          /* its directory */
 
     /* claw_keepalive, in an upstream{} block */
     ngx_uint_t                   keepalive;

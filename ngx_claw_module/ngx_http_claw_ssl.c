@@ -3,9 +3,10 @@
  * Copyright (C) ngx_claw_module authors
  *
  * TLS for tenants: the certificate of a custom domain chosen by SNI
- * during the handshake (claw_certificates), the binding of a TLS
- * connection to the tenant its SNI names (421 for a request of another
- * tenant), HSTS, and the container cookies that must not reach a browser.
+ * during the handshake (claw_certificates, from the worker's cache that
+ * domains.c keeps), the binding of a request to the tenant its SNI and,
+ * in a claw_tenant location, its host name (421 for another tenant's),
+ * HSTS, and the container cookies that must not reach a browser.
  */
 
 
@@ -15,62 +16,19 @@
 
 #include "ngx_http_claw_module.h"
 #include "ngx_http_claw_ssl.h"
+#include "ngx_http_claw_domains.h"
 
 
 #if (NGX_HTTP_SSL)
-
-/*
- * How often a cached certificate's files are looked at again; sooner
- * while there is none, so one just issued (say by claw_acme, whose
- * tls-alpn-01 validation makes workers look before it exists) is served
- * within a second.
- */
-#define NGX_HTTP_CLAW_CERT_CHECK     10
-#define NGX_HTTP_CLAW_CERT_RECHECK   1
-
-typedef struct ngx_http_claw_cert_s  ngx_http_claw_cert_t;
-
-/*
- * A custom domain's certificate, parsed once per worker: handshakes only
- * take references.  A failed load is remembered too (cert NULL), so a
- * bad pair is logged once per change of its files, not per handshake.
- */
-
-struct ngx_http_claw_cert_s {
-    ngx_http_claw_cert_t        *next;
-    X509                        *cert;
-    EVP_PKEY                    *key;
-    STACK_OF(X509)              *chain;
-    time_t                       checked;
-    time_t                       crt_mtime;
-    time_t                       key_mtime;
-    size_t                       len;
-    u_char                       name[1];
-};
-
-
-#define NGX_HTTP_CLAW_CERT_BUCKETS  256
-
-typedef struct {
-    ngx_http_claw_cert_t        *buckets[NGX_HTTP_CLAW_CERT_BUCKETS];
-} ngx_http_claw_cert_cache_t;
-
-
 static int ngx_http_claw_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg);
-static ngx_http_claw_cert_t *ngx_http_claw_cert_get(
-    ngx_http_claw_srv_conf_t *cscf, u_char *name, size_t len, ngx_log_t *log);
-static void ngx_http_claw_cert_load(ngx_http_claw_srv_conf_t *cscf,
-    ngx_http_claw_cert_t *cc, time_t crt_mtime, time_t key_mtime,
-    ngx_log_t *log);
-static void ngx_http_claw_cert_free(ngx_http_claw_cert_t *cc);
-static void ngx_http_claw_ssl_cache_cleanup(void *data);
-static ngx_http_claw_tenant_t *ngx_http_claw_ssl_tenant(ngx_http_request_t *r,
-    ngx_http_claw_loc_conf_t *clcf, u_char *host, size_t len);
-
 #endif
 
+static ngx_http_claw_tenant_t *ngx_http_claw_ssl_tenant(
+    ngx_http_claw_main_conf_t *cmcf, u_char *host, size_t len);
+static ngx_uint_t ngx_http_claw_cookie_domain(ngx_http_request_t *r,
+    ngx_http_claw_ctx_t *ctx);
 static ngx_uint_t ngx_http_claw_cookie_allowed(ngx_http_request_t *r,
-    ngx_str_t *value);
+    ngx_http_claw_ctx_t *ctx, ngx_str_t *value, ngx_int_t *domain);
 static void ngx_http_claw_trim(u_char **start, u_char **end);
 
 
@@ -118,6 +76,11 @@ ngx_http_claw_ssl_merge(ngx_conf_t *cf, ngx_http_claw_srv_conf_t *cscf)
 
     cscf->tables = &cmcf->tables;
 
+    cscf->cache = ngx_http_claw_domains_add_dir(cf, &cscf->certificates);
+    if (cscf->cache == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
     SSL_CTX_set_cert_cb(sscf->ssl.ctx, ngx_http_claw_ssl_cert_cb, cscf);
 
     return NGX_CONF_OK;
@@ -137,20 +100,55 @@ ngx_http_claw_ssl_merge(ngx_conf_t *cf, ngx_http_claw_srv_conf_t *cscf)
 
 
 /*
- * On a TLS connection whose SNI names a tenant, a request of another
- * tenant is misdirected: browsers then open a connection of its own for
+ * A request of one tenant reached through a name of another is
+ * misdirected (421): a browser then opens a connection of its own for
  * it, and HTTP/2 connection coalescing under a wildcard keeps working.
+ * Names are resolved against every claw_domain of the configuration and
+ * the custom domains, whatever the location's own claw_domain list is:
+ * generated per-tenant servers have none.
+ *
+ * - In a claw_tenant location, a host that names another tenant (it came
+ *   by a catch-all server_name or a default server), over TLS or not.
+ *
+ * - On TLS, an SNI that names another tenant than the request's, checked
+ *   for every request, so for every HTTP/2 stream by its :authority.
+ *
+ * - On TLS in a claw_tenant location, an SNI that names no tenant but
+ *   chose another server{} than the host did: with per-tenant servers
+ *   and no claw_domain, a server is all that tells tenants' names apart.
  */
 
 ngx_int_t
 ngx_http_claw_ssl_sni_check(ngx_http_request_t *r,
     ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx)
 {
+    size_t                       len;
+    ngx_http_claw_tenant_t      *t;
+    ngx_http_claw_main_conf_t   *cmcf;
 #if (NGX_HTTP_SSL) && defined SSL_CTRL_SET_TLSEXT_HOSTNAME
-    size_t                   len;
-    const char              *sni;
-    ngx_http_claw_tenant_t  *t;
-    u_char                   host[NGX_HTTP_CLAW_HOST_MAX];
+    const char                  *sni;
+    ngx_http_connection_t       *hc;
+#endif
+    u_char                       host[NGX_HTTP_CLAW_HOST_MAX];
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+
+    if (clcf->tenant.len
+        && ngx_http_claw_host_canon(r->headers_in.server.data,
+                                    r->headers_in.server.len, host, &len)
+           == NGX_HTTP_CLAW_HOST_NAME)
+    {
+        t = ngx_http_claw_ssl_tenant(cmcf, host, len);
+
+        if (t && t != ctx->tenant) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "claw: host \"%*s\" of another tenant in a "
+                          "location of tenant \"%V\"", len, host, &ctx->id);
+            return NGX_HTTP_MISDIRECTED_REQUEST;
+        }
+    }
+
+#if (NGX_HTTP_SSL) && defined SSL_CTRL_SET_TLSEXT_HOSTNAME
 
     if (r->connection->ssl == NULL) {
         return NGX_OK;
@@ -171,16 +169,26 @@ ngx_http_claw_ssl_sni_check(ngx_http_request_t *r,
     /* the common case: the same name */
 
     if (len == r->headers_in.server.len
-        && ngx_strncmp(host, r->headers_in.server.data, len) == 0
-        && clcf->tenant.len == 0)
+        && ngx_strncmp(host, r->headers_in.server.data, len) == 0)
     {
         return NGX_OK;
     }
 
-    t = ngx_http_claw_ssl_tenant(r, clcf, host, len);
+    t = ngx_http_claw_ssl_tenant(cmcf, host, len);
 
-    if (t == NULL || t == ctx->tenant) {
+    if (t == ctx->tenant) {
         return NGX_OK;
+    }
+
+    if (t == NULL) {
+        hc = r->http_connection;
+
+        if (clcf->tenant.len == 0
+            || hc->ssl_servername == NULL
+            || hc->conf_ctx->srv_conf == r->srv_conf)
+        {
+            return NGX_OK;
+        }
     }
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -197,32 +205,25 @@ ngx_http_claw_ssl_sni_check(ngx_http_request_t *r,
 }
 
 
-#if (NGX_HTTP_SSL)
-
-/* the tenant a name resolves to, by claw_domain or custom domain */
+/* the tenant a name resolves to, by any claw_domain or custom domain */
 
 static ngx_http_claw_tenant_t *
-ngx_http_claw_ssl_tenant(ngx_http_request_t *r,
-    ngx_http_claw_loc_conf_t *clcf, u_char *host, size_t len)
+ngx_http_claw_ssl_tenant(ngx_http_claw_main_conf_t *cmcf, u_char *host,
+    size_t len)
 {
     ngx_str_t             *sfx;
     ngx_uint_t             i;
     ngx_http_claw_span_t   label;
-    ngx_http_claw_main_conf_t  *cmcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+    sfx = cmcf->suffixes.elts;
 
-    if (clcf->domains) {
-        sfx = clcf->domains->elts;
-
-        for (i = 0; i < clcf->domains->nelts; i++) {
-            if (ngx_http_claw_host_label(host, len, sfx[i].data, sfx[i].len,
-                                         &label))
-            {
-                return ngx_http_claw_tables_peek(&cmcf->tables, 0,
-                                                   (u_char *) label.data,
-                                                   label.len);
-            }
+    for (i = 0; i < cmcf->suffixes.nelts; i++) {
+        if (ngx_http_claw_host_label(host, len, sfx[i].data, sfx[i].len,
+                                     &label))
+        {
+            return ngx_http_claw_tables_peek(&cmcf->tables, 0,
+                                             (u_char *) label.data,
+                                             label.len);
         }
     }
 
@@ -230,10 +231,14 @@ ngx_http_claw_ssl_tenant(ngx_http_request_t *r,
 }
 
 
+#if (NGX_HTTP_SSL)
+
 /*
- * The handshake: a registered custom domain with a certificate in the
- * directory gets it; every other name keeps the server's certificate.
- * Names that no tenant owns never touch the file system.
+ * The handshake: a registered custom domain whose certificate the
+ * worker has read gets it; every other name keeps the server's
+ * certificate.  Nothing here touches the file system: names that no
+ * tenant owns are not even looked up, the others only in the worker's
+ * cache (domains.c), which tasks on the thread pool fill.
  */
 
 static int
@@ -241,13 +246,13 @@ ngx_http_claw_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg)
 {
     ngx_http_claw_srv_conf_t  *cscf = arg;
 
-    size_t                 len;
-    const char            *sni;
-    unsigned int           alen;
-    ngx_connection_t      *c;
-    const unsigned char   *alpn;
-    ngx_http_claw_cert_t  *cc;
-    u_char                 host[NGX_HTTP_CLAW_HOST_MAX];
+    size_t                    len;
+    const char               *sni;
+    unsigned int              alen;
+    ngx_connection_t         *c;
+    const unsigned char      *alpn;
+    ngx_http_claw_keypair_t  *kp;
+    u_char                    host[NGX_HTTP_CLAW_HOST_MAX];
 
     c = ngx_ssl_get_connection(ssl_conn);
 
@@ -279,13 +284,13 @@ ngx_http_claw_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg)
         return 1;
     }
 
-    cc = ngx_http_claw_cert_get(cscf, host, len, c->log);
+    kp = ngx_http_claw_domains_cert(cscf->cache, host, len);
 
-    if (cc == NULL || cc->cert == NULL) {
+    if (kp == NULL) {
         return 1;
     }
 
-    if (SSL_use_cert_and_key(ssl_conn, cc->cert, cc->key, cc->chain, 1)
+    if (SSL_use_cert_and_key(ssl_conn, kp->cert, kp->key, kp->chain, 1)
         != 1)
     {
         ngx_ssl_error(NGX_LOG_ERR, c->log, 0,
@@ -300,285 +305,21 @@ ngx_http_claw_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg)
     return 1;
 }
 
-
-static ngx_http_claw_cert_t *
-ngx_http_claw_cert_get(ngx_http_claw_srv_conf_t *cscf, u_char *name,
-    size_t len, ngx_log_t *log)
-{
-    u_char                      *p;
-    time_t                       now, crt_mtime, key_mtime;
-    ngx_uint_t                   b;
-    ngx_file_info_t              fi;
-    ngx_http_claw_cert_t        *cc;
-    ngx_pool_cleanup_t          *cln;
-    ngx_http_claw_cert_cache_t  *cache;
-    u_char                       path[NGX_MAX_PATH];
-
-    cache = cscf->cache;
-
-    if (cache == NULL) {
-
-        /* the worker's own, freed with its cycle (at exit) */
-
-        cln = ngx_pool_cleanup_add(ngx_cycle->pool, 0);
-        if (cln == NULL) {
-            return NULL;
-        }
-
-        cache = ngx_calloc(sizeof(ngx_http_claw_cert_cache_t), log);
-        if (cache == NULL) {
-            return NULL;
-        }
-
-        cscf->cache = cache;
-        cln->handler = ngx_http_claw_ssl_cache_cleanup;
-        cln->data = cscf;
-    }
-
-    b = ngx_hash_key(name, len) % NGX_HTTP_CLAW_CERT_BUCKETS;
-
-    for (cc = cache->buckets[b]; cc; cc = cc->next) {
-        if (cc->len == len && ngx_memcmp(cc->name, name, len) == 0) {
-            break;
-        }
-    }
-
-    now = ngx_time();
-
-    if (cc && now - cc->checked < (cc->cert ? NGX_HTTP_CLAW_CERT_CHECK
-                                            : NGX_HTTP_CLAW_CERT_RECHECK))
-    {
-        return cc;
-    }
-
-    /* new, or time to see whether its files changed */
-
-    if (cscf->certificates.len + len + sizeof("/.crt") > NGX_MAX_PATH) {
-        return NULL;
-    }
-
-    p = ngx_sprintf(path, "%V/%*s.crt%Z", &cscf->certificates, len, name);
-
-    crt_mtime = (ngx_file_info(path, &fi) == NGX_FILE_ERROR)
-                ? -1 : ngx_file_mtime(&fi);
-
-    ngx_sprintf(p - sizeof("crt"), "key%Z");
-
-    key_mtime = (ngx_file_info(path, &fi) == NGX_FILE_ERROR)
-                ? -1 : ngx_file_mtime(&fi);
-
-    if (cc == NULL) {
-        cc = ngx_calloc(offsetof(ngx_http_claw_cert_t, name) + len, log);
-        if (cc == NULL) {
-            return NULL;
-        }
-
-        cc->len = len;
-        ngx_memcpy(cc->name, name, len);
-        cc->crt_mtime = -2;
-        cc->next = cache->buckets[b];
-        cache->buckets[b] = cc;
-    }
-
-    cc->checked = now;
-
-    if (crt_mtime != cc->crt_mtime || key_mtime != cc->key_mtime) {
-        ngx_http_claw_cert_load(cscf, cc, crt_mtime, key_mtime, log);
-    }
-
-    return cc;
-}
-
-
-static void
-ngx_http_claw_cert_load(ngx_http_claw_srv_conf_t *cscf,
-    ngx_http_claw_cert_t *cc, time_t crt_mtime, time_t key_mtime,
-    ngx_log_t *log)
-{
-    X509            *x;
-    BIO             *bio;
-    EVP_PKEY        *key;
-    STACK_OF(X509)  *chain;
-    u_char           crt[NGX_MAX_PATH], keyp[NGX_MAX_PATH];
-
-    ngx_http_claw_cert_free(cc);
-
-    cc->crt_mtime = crt_mtime;
-    cc->key_mtime = key_mtime;
-
-    if (crt_mtime == -1 && key_mtime == -1) {
-        /* no certificate of its own: the server's covers it, or not */
-        return;
-    }
-
-    ngx_sprintf(crt, "%V/%*s.crt%Z", &cscf->certificates, cc->len, cc->name);
-    ngx_sprintf(keyp, "%V/%*s.key%Z", &cscf->certificates, cc->len,
-                cc->name);
-
-    key = NULL;
-    x = NULL;
-    chain = NULL;
-
-    bio = BIO_new_file((char *) crt, "r");
-    if (bio == NULL) {
-        ngx_ssl_error(NGX_LOG_ERR, log, 0,
-                      "claw: BIO_new_file(\"%s\") failed", crt);
-        return;
-    }
-
-    x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL);
-
-    if (x == NULL) {
-        ngx_ssl_error(NGX_LOG_ERR, log, 0,
-                      "claw: no certificate in \"%s\", not served", crt);
-        BIO_free(bio);
-        return;
-    }
-
-    /* the rest of the file is the chain */
-
-    chain = sk_X509_new_null();
-    if (chain == NULL) {
-        goto failed;
-    }
-
-    for ( ;; ) {
-        X509  *ca;
-
-        ca = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-        if (ca == NULL) {
-            ERR_clear_error();
-            break;
-        }
-
-        if (sk_X509_push(chain, ca) == 0) {
-            X509_free(ca);
-            goto failed;
-        }
-    }
-
-    BIO_free(bio);
-    bio = BIO_new_file((char *) keyp, "r");
-
-    if (bio == NULL) {
-        ngx_ssl_error(NGX_LOG_ERR, log, 0,
-                      "claw: BIO_new_file(\"%s\") failed, certificate of "
-                      "\"%*s\" not served", keyp, cc->len, cc->name);
-        goto failed;
-    }
-
-    key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-
-    if (key == NULL) {
-        ngx_ssl_error(NGX_LOG_ERR, log, 0,
-                      "claw: no key in \"%s\", certificate of \"%*s\" not "
-                      "served", keyp, cc->len, cc->name);
-        goto failed;
-    }
-
-    if (X509_check_private_key(x, key) != 1) {
-        ngx_ssl_error(NGX_LOG_ERR, log, 0,
-                      "claw: certificate and key of \"%*s\" do not match, "
-                      "not served", cc->len, cc->name);
-        goto failed;
-    }
-
-    if (X509_check_host(x, (char *) cc->name, cc->len, 0, NULL) != 1) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "claw: certificate \"%s\" is not for \"%*s\", not "
-                      "served", crt, cc->len, cc->name);
-        goto failed;
-    }
-
-    if (X509_cmp_current_time(X509_get0_notAfter(x)) <= 0) {
-        ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "claw: certificate \"%s\" has expired", crt);
-    }
-
-    BIO_free(bio);
-
-    cc->cert = x;
-    cc->key = key;
-    cc->chain = chain;
-
-    ngx_log_error(NGX_LOG_INFO, log, 0,
-                  "claw: certificate of \"%*s\" loaded", cc->len, cc->name);
-
-    return;
-
-failed:
-
-    if (bio) {
-        BIO_free(bio);
-    }
-
-    if (key) {
-        EVP_PKEY_free(key);
-    }
-
-    if (chain) {
-        sk_X509_pop_free(chain, X509_free);
-    }
-
-    X509_free(x);
-}
-
-
-static void
-ngx_http_claw_cert_free(ngx_http_claw_cert_t *cc)
-{
-    if (cc->cert) {
-        X509_free(cc->cert);
-        EVP_PKEY_free(cc->key);
-        sk_X509_pop_free(cc->chain, X509_free);
-    }
-
-    cc->cert = NULL;
-    cc->key = NULL;
-    cc->chain = NULL;
-}
-
-
-static void
-ngx_http_claw_ssl_cache_cleanup(void *data)
-{
-    ngx_http_claw_srv_conf_t  *cscf = data;
-
-    ngx_uint_t                   b;
-    ngx_http_claw_cert_t        *cc, *next;
-    ngx_http_claw_cert_cache_t  *cache;
-
-    cache = cscf->cache;
-
-    if (cache == NULL) {
-        return;
-    }
-
-    for (b = 0; b < NGX_HTTP_CLAW_CERT_BUCKETS; b++) {
-        for (cc = cache->buckets[b]; cc; cc = next) {
-            next = cc->next;
-            ngx_http_claw_cert_free(cc);
-            ngx_free(cc);
-        }
-    }
-
-    ngx_free(cache);
-    cscf->cache = NULL;
-}
-
 #endif
 
 
 /*
  * Responses to a tenant's request: HSTS on TLS, and no cookie from the
  * container that could reach other tenants (a Domain above the
- * request's host) or pose as the session (__Host-claw).
+ * request's host, or the host when another tenant's domain lies under
+ * it) or pose as the session (__Host-claw).
  */
 
 ngx_int_t
 ngx_http_claw_ssl_headers(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
     ngx_http_claw_loc_conf_t *clcf)
 {
+    ngx_int_t         domain;
     ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
@@ -614,6 +355,10 @@ ngx_http_claw_ssl_headers(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
         return NGX_OK;
     }
 
+    /* whether the host may be a cookie's Domain: asked once, if at all */
+
+    domain = NGX_CONF_UNSET;
+
     part = &r->headers_out.headers.part;
     h = part->elts;
 
@@ -633,7 +378,7 @@ ngx_http_claw_ssl_headers(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
             || ngx_strncasecmp(h[i].key.data, (u_char *) "Set-Cookie",
                                sizeof("Set-Cookie") - 1)
                != 0
-            || ngx_http_claw_cookie_allowed(r, &h[i].value))
+            || ngx_http_claw_cookie_allowed(r, ctx, &h[i].value, &domain))
         {
             continue;
         }
@@ -650,13 +395,15 @@ ngx_http_claw_ssl_headers(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
 
 /*
  * A container's cookie may not be the session cookie's name nor be
- * scoped above the request's host.  Names and attributes are read as
- * browsers read them (RFC 6265, 5.2): white space trimmed, attribute
- * names in any case, a leading dot of Domain ignored.
+ * scoped above the request's host, nor to the host when that covers
+ * another tenant.  Names and attributes are read as browsers read them
+ * (RFC 6265, 5.2): white space trimmed, attribute names in any case, a
+ * leading dot of Domain ignored.
  */
 
 static ngx_uint_t
-ngx_http_claw_cookie_allowed(ngx_http_request_t *r, ngx_str_t *value)
+ngx_http_claw_cookie_allowed(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
+    ngx_str_t *value, ngx_int_t *domain)
 {
     u_char      *p, *end, *semi, *eq, *name, *nend, *v, *vend;
     ngx_uint_t   first;
@@ -717,9 +464,71 @@ ngx_http_claw_cookie_allowed(ngx_http_request_t *r, ngx_str_t *value)
         {
             return 0;
         }
+
+        if (*domain == NGX_CONF_UNSET) {
+            *domain = ngx_http_claw_cookie_domain(r, ctx);
+        }
+
+        if (!*domain) {
+            return 0;
+        }
     }
 
     return 1;
+}
+
+
+/*
+ * A cookie whose Domain is the request's host reaches every name under
+ * it too.  Nothing lies under "<id>.<claw_domain>" (the registry refuses
+ * custom domains there): it is fine for the tenant of that id.  Any
+ * other host must be a custom domain of the tenant under which no
+ * domain of another tenant lies (example.com of one tenant, and
+ * app.example.com of another), as the worker's index of the registry
+ * says; while the index is behind the registry (at worker start, and
+ * for a moment after a change) such cookies are dropped.
+ */
+
+static ngx_uint_t
+ngx_http_claw_cookie_domain(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx)
+{
+    size_t                       len;
+    ngx_int_t                    rc;
+    ngx_str_t                   *sfx;
+    ngx_uint_t                   i;
+    ngx_http_claw_span_t         label;
+    ngx_http_claw_main_conf_t   *cmcf;
+    u_char                       host[NGX_HTTP_CLAW_HOST_MAX];
+
+    if (ngx_http_claw_host_canon(r->headers_in.server.data,
+                                 r->headers_in.server.len, host, &len)
+        != NGX_HTTP_CLAW_HOST_NAME)
+    {
+        return 0;
+    }
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+
+    sfx = cmcf->suffixes.elts;
+
+    for (i = 0; i < cmcf->suffixes.nelts; i++) {
+        if (ngx_http_claw_host_label(host, len, sfx[i].data, sfx[i].len,
+                                     &label))
+        {
+            return label.len == ctx->id.len
+                   && ngx_memcmp(label.data, ctx->id.data, label.len) == 0;
+        }
+    }
+
+    rc = ngx_http_claw_domains_owner(cmcf, host, len, &ctx->id);
+
+    if (rc == NGX_AGAIN) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "claw: the custom domains are being indexed, no "
+                      "cookie for \"%*s\" meanwhile", len, host);
+    }
+
+    return rc == NGX_OK;
 }
 
 

@@ -22,8 +22,5 @@ ngx_int_t ngx_http_claw_ssl_headers(ngx_http_request_t *r,
     ngx_http_claw_ctx_t *ctx, ngx_http_claw_loc_conf_t *clcf);
 char *ngx_http_claw_hsts(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
-#if (NGX_HTTP_SSL)
-#endif
-
 
 #endif /* _NGX_HTTP_CLAW_SSL_H_INCLUDED_ */
