@@ -45,6 +45,7 @@
 
 #define NGX_HTTP_CLAW_CERT_CHECK      10        /* seconds */
 #define NGX_HTTP_CLAW_CERT_RECHECK    1
+#define NGX_HTTP_CLAW_CERT_SETTLE     10        /* may be being written */
 #define NGX_HTTP_CLAW_CERT_CACHE      1000
 #define NGX_HTTP_CLAW_CERT_CACHE_MAX  1000000
 #define NGX_HTTP_CLAW_CERT_BATCH      64        /* names per task */
@@ -132,6 +133,7 @@ typedef struct {
     ngx_http_claw_fsig_t         key;
     ngx_http_claw_keypair_t      pair;
     unsigned                     quiet:1;
+    unsigned                     served:1;      /* a pair is served now */
     unsigned                     changed:1;
     unsigned                     failed:1;
 } ngx_http_claw_citem_t;
@@ -1422,6 +1424,7 @@ ngx_http_claw_domains_item(ngx_http_claw_domains_t *dm,
     it->crt = cc->crt;
     it->key = cc->key;
     it->quiet = cc->quiet;
+    it->served = (cc->pair.cert != NULL);
 
     job->nitems++;
 
@@ -1513,6 +1516,19 @@ ngx_http_claw_cert_look(ngx_http_claw_domains_t *dm,
     }
 
     loud = log;
+
+    /*
+     * A pair changed in the last seconds may still be being written (a
+     * slow disk, a key renamed in place before its certificate): while
+     * one of its files is missing, or an older pair is served meanwhile,
+     * a failure is not reported yet, and looked at again
+     */
+
+    if (ngx_max(crt.mtime, key.mtime) > ngx_time() - NGX_HTTP_CLAW_CERT_SETTLE
+        && (crt.mtime == -1 || key.mtime == -1 || it->served))
+    {
+        it->quiet = 1;
+    }
 
     if (it->quiet) {
         quiet = *log;

@@ -415,6 +415,8 @@ static ngx_int_t
 ngx_http_claw_check(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     ngx_http_claw_ctx_t *ctx)
 {
+    u_char    *p;
+    size_t     len;
     ngx_int_t  rc;
 
     /*
@@ -439,6 +441,18 @@ ngx_http_claw_check(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     if (ngx_strlchr(r->unparsed_uri.data,
                     r->unparsed_uri.data + r->unparsed_uri.len, '#'))
     {
+        len = ngx_http_claw_fragment_redact(r->request_line.data,
+                                            r->request_line.len, NULL);
+
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        r->request_line.len = ngx_http_claw_fragment_redact(
+                                  r->request_line.data, r->request_line.len, p);
+        r->request_line.data = p;
+
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "claw: a fragment in the request target");
         return NGX_HTTP_BAD_REQUEST;
@@ -902,7 +916,7 @@ static ngx_int_t
 ngx_http_claw_request_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    u_char  *p;
+    u_char  *p, *f;
     size_t   len;
 
     if (r->request_line.len == 0) {
@@ -910,16 +924,25 @@ ngx_http_claw_request_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    len = ngx_http_claw_arg_redact(r->request_line.data,
-                                   r->request_line.len, NULL);
+    /* a fragment is shown as "#[redacted]", then every claw_token value */
 
-    p = ngx_pnalloc(r->pool, len);
+    len = ngx_http_claw_fragment_redact(r->request_line.data,
+                                        r->request_line.len, NULL);
+
+    f = ngx_pnalloc(r->pool, len);
+    if (f == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_http_claw_fragment_redact(r->request_line.data,
+                                        r->request_line.len, f);
+
+    p = ngx_pnalloc(r->pool, ngx_http_claw_arg_redact(f, len, NULL));
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    v->len = ngx_http_claw_arg_redact(r->request_line.data,
-                                      r->request_line.len, p);
+    v->len = ngx_http_claw_arg_redact(f, len, p);
     v->valid = 1;
     v->no_cacheable = 0;
     v->not_found = 0;

@@ -713,6 +713,48 @@ ngx_http_claw_arg_redact(const unsigned char *line, size_t len,
 
 
 /*
+ * A request line with the fragment of its target ("#" up to the space
+ * before the protocol) shown as "#[redacted]": no client sends one, and
+ * what follows a "#" is no argument, so a claw_token there escapes
+ * ngx_http_claw_arg_redact().  With out NULL, the length it needs.
+ */
+
+size_t
+ngx_http_claw_fragment_redact(const unsigned char *line, size_t len,
+    unsigned char *out)
+{
+    size_t               h, end, n;
+    static const char    mark[] = "#[redacted]";
+
+    for (h = 0; h < len && line[h] != '#'; h++) {
+        /* void */
+    }
+
+    if (h == len) {
+        if (out) {
+            memcpy(out, line, len);
+        }
+
+        return len;
+    }
+
+    for (end = h; end < len && line[end] != ' '; end++) {
+        /* void */
+    }
+
+    n = h + sizeof(mark) - 1 + len - end;
+
+    if (out) {
+        memcpy(out, line, h);
+        memcpy(out + h, mark, sizeof(mark) - 1);
+        memcpy(out + h + sizeof(mark) - 1, line + end, len - end);
+    }
+
+    return n;
+}
+
+
+/*
  * "scheme://host[:port]": the scheme as it is, the host canonical.
  * Returns 0 for a name, -1 for anything else ("null", addresses, paths).
  */

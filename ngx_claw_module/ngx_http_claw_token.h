@@ -84,6 +84,8 @@ size_t ngx_http_claw_arg_strip(const unsigned char *args, size_t len,
     unsigned char *out);
 size_t ngx_http_claw_arg_redact(const unsigned char *line, size_t len,
     unsigned char *out);
+size_t ngx_http_claw_fragment_redact(const unsigned char *line, size_t len,
+    unsigned char *out);
 
 int ngx_http_claw_origin_host(const unsigned char *origin, size_t len,
     ngx_http_claw_span_t *scheme, unsigned char *host, size_t *hlen);

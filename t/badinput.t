@@ -73,7 +73,7 @@ add_block_preprocessor(sub {
 
     # examples/nginx.conf's "claw" format, after "front "
     log_format front 'front \$remote_addr \$claw_tenant \$claw_auth [\$time_local] '
-                     '"\$request" \$status \$body_bytes_sent \$request_time '
+                     '"\$claw_request" \$status \$body_bytes_sent \$request_time '
                      '"\$upstream_addr" \$upstream_response_time';
 
     upstream claw {
@@ -272,27 +272,43 @@ container-reached /p?x=1
 
 
 === TEST 18: a claw_token in a fragment of the path is no credential: the target is refused
-# (the access line shows the raw target, claw_token and all: TEST 28)
+# The request line is logged with its fragment redacted, at info in the
+# module's line and in $request too (TEST 28: $claw_request)
+--- log_level: info
 --- raw_request eval
 "GET /p#x?claw_token=alice-token-1 HTTP/1.1\r\nHost: alice.claw.test\r\nConnection: close\r\n\r\n"
 --- error_code: 400
 --- no_access_log
 container-reached
+alice-token-1
+--- error_log
+claw: a fragment in the request target
+#[redacted] HTTP/1.1
+--- no_error_log
+alice-token-1
 
 
 
 === TEST 19: a claw_token in a fragment after the query is no credential: the target is refused
-# (the access line shows the raw target, claw_token and all: TEST 28)
+# The request line is logged with its fragment redacted, at info in the
+# module's line and in $request too (TEST 28: $claw_request)
+--- log_level: info
 --- raw_request eval
 "GET /p?x=1#claw_token=alice-token-1 HTTP/1.1\r\nHost: alice.claw.test\r\nConnection: close\r\n\r\n"
 --- error_code: 400
 --- no_access_log
 container-reached
+alice-token-1
+--- error_log
+claw: a fragment in the request target
+#[redacted] HTTP/1.1
+--- no_error_log
+alice-token-1
 
 
 
 === TEST 20: a claw_token in a fragment of the path never reaches the container
-# (the access line shows the raw target, claw_token and all: TEST 28)
+# (the request line is logged with its fragment redacted: TEST 18, 28)
 # fragment-token (fixed): nginx accepts a '#' in the request target and
 # proxy_pass forwards the target as it came; claw_token is taken off $args
 # only, which do not include what follows the '#' of the path.  With
@@ -306,7 +322,7 @@ container-reached
 
 
 === TEST 21: a claw_token in a fragment after the query never reaches the container
-# (the access line shows the raw target, claw_token and all: TEST 28)
+# (the request line is logged with its fragment redacted: TEST 18, 28)
 # fragment-token (fixed), as TEST 20: "?x=1#claw_token=<token>" is the one
 # argument "x" with the value "1#claw_token=<token>" to the module.
 --- raw_request eval
@@ -385,15 +401,13 @@ container: not reached
 
 
 
-=== TEST 28: TODO, known leak: a claw_token in a target refused before the module redacts it is in the access log
-# The module takes claw_token off the request and redacts the request
-# line ($request) in its POST_READ handler.  A request nginx core refuses
-# while it reads the headers never gets there (the group of TEST 2), and
-# a claw_token behind a '#' is no argument (TEST 18-21): "$request" in the
-# shipped log_format then shows the token, in the access log of every
-# production server.  Checked as TODO, each request on its own: prove
-# lists "not ok ... # TODO" and the file passes; once the module redacts
-# these too, prove reports "TODO passed": then drop the todo_start.
+=== TEST 28: a claw_token in a target refused before the module ran (by nginx core while reading the headers, or for a fragment) is redacted in the access log ($claw_request)
+# The module takes claw_token off the request and redacts the request line
+# in its POST_READ handler.  A request nginx core refuses while it reads
+# the headers never gets there (the group of TEST 2), and a claw_token
+# behind a '#' is no argument (TEST 18-21): $request then shows the token.
+# $claw_request, which the shipped log_format uses, redacts the line
+# itself, whenever it is logged.
 --- init
 my %req = (
     "the same Host twice" =>
@@ -423,12 +437,12 @@ for my $what (sort keys %req) {
     }
     Test::More::like($line, qr/^front .* 40\d /m,
                      "TEST 28: $what: refused, and logged");
-    my $tb = Test::More->builder;
-    $tb->todo_start("known leak: \$request is not redacted there"
-                    . " (docs/hardening.md, Limitations)");
     Test::More::unlike($line, qr/alice-token-1/,
                        "TEST 28: $what: no claw_token in the access line");
-    $tb->todo_end;
+    Test::More::like($line, $what eq "a fragment"
+                             ? qr{"GET /p#\[redacted\] HTTP/1\.1"}
+                             : qr/claw_token=\[redacted\]/,
+                     "TEST 28: $what: the request line redacted");
 }
 ClawTest::report("checked");
 --- request

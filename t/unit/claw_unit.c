@@ -339,6 +339,18 @@ test_cookies_and_args(void)
     n = ngx_http_claw_arg_strip(S("x=1&claw_token=abc&y=2&claw_token"), out);
     ok(n == 7 && memcmp(out, "x=1&y=2", 7) == 0, "argument stripped");
 
+    n = ngx_http_claw_fragment_redact(S("GET /p?x=1#claw_token=s3cret HTTP/1.1"),
+                                      out);
+    ok(n == sizeof("GET /p?x=1#[redacted] HTTP/1.1") - 1
+       && memcmp(out, "GET /p?x=1#[redacted] HTTP/1.1", n) == 0,
+       "a fragment is redacted whole");
+    n = ngx_http_claw_fragment_redact(S("GET /p?x=1 HTTP/1.1"), out);
+    ok(n == sizeof("GET /p?x=1 HTTP/1.1") - 1
+       && memcmp(out, "GET /p?x=1 HTTP/1.1", n) == 0,
+       "a line without a fragment stays as it is");
+    ok(ngx_http_claw_fragment_redact(S("GET /p#claw_token=s3cret"), NULL)
+       == sizeof("GET /p#[redacted]") - 1, "a fragment up to the end");
+
     n = ngx_http_claw_arg_redact(S("GET /p?a=1&claw_token=s3cret HTTP/1.1"),
                                  out);
     out[n] = '\0';
