@@ -10,8 +10,8 @@ use Test::More;
 
 my $root = File::Spec->rel2abs('.');
 my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
-my ($module) = grep { -f } split ' ', ($ENV{TEST_NGINX_LOAD_MODULES} // ''),
-    "$root/build/nginx/objs/ngx_http_claw_module.so";
+my ($module) = grep { -f } (split(' ', $ENV{TEST_NGINX_LOAD_MODULES} // ''),
+    "$root/build/nginx/objs/ngx_http_claw_module.so");
 my $dir = tempdir(CLEANUP => 1);
 
 sub sh { system(@_) == 0 or die "@_: failed\n" }
