@@ -882,10 +882,13 @@ Test::More::is(ClawAcme::orders_of($::State, 'slow.kate.test'), 1,
 --- request
 GET /acme
 --- response_body_like: "domain":"slow\.kate\.test","tenant":"kate","state":"valid"
---- error_log
-claw_acme: new account key
-claw_acme: order for "slow.kate.test" of tenant "kate"
-claw_acme: certificate of "slow.kate.test" issued
+--- error_log eval
+# Under make hup the workers of the block before are still running when
+# this block empties the state directory: one of them may make the new
+# account key before the reload (the key's file is checked above).
+[($ENV{TEST_NGINX_USE_HUP} ? () : 'claw_acme: new account key'),
+ 'claw_acme: order for "slow.kate.test" of tenant "kate"',
+ 'claw_acme: certificate of "slow.kate.test" issued']
 --- no_error_log
 [error]
 --- timeout: 120
