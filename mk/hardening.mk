@@ -242,6 +242,13 @@ for f in "$$@"; do
         "$$([ $$rc = 0 ] && echo pass || echo "FAIL($$rc)")" \
         "$$(( $$(date +%s) - start ))" "$${tests:+ (skipped: $$tests)}" \
         | tee -a "$$dir/summary"
+    # what failed, in the log of the run (CI keeps nothing else)
+    if [ $$rc != 0 ]; then
+        grep -E 'Failed tests?:|Parse errors|Bad plan' "$$dir/$$b.tap" \
+            | sed 's/^/    /'
+        grep -E '^#|FAILED|Bailout|[Dd]ied|ERROR' "$$dir/$$b.err" \
+            | head -n 60 | sed 's/^/    /'
+    fi
 done
 endef
 export HARDENING_RUN_PASS

@@ -540,16 +540,21 @@ claw: host "bob.claw.test" of another tenant in a location of tenant "alice"
 if (!-x '/usr/bin/strace') {
     Test::More::pass("strace is not installed");
 } else {
+    # an answer first: nginx just started may not have forked its worker
+    ClawTest::http_get('/', 'Host: alice.claw.test');
     my ($worker) = ClawTest::kill_workers(0);
     my $log = "$::Certs/strace.out";
     unlink $log;
     my $st = fork // die "fork: $!\n";
     if ($st == 0) {
-        open STDERR, '>', '/dev/null';
-        exec 'strace', '-f', '-e', 'trace=%file,read', '-o', $log, '-p', $worker;
+        open STDERR, '>', "$log.err";
+        { exec 'strace', '-f', '-e', 'trace=%file,read', '-o', $log,
+               '-p', $worker; }
         POSIX::_exit(127);
     }
     select(undef, undef, undef, 1);
+    Test::More::ok(-e $log, "strace attached to worker $worker")
+        or Test::More::diag(ClawTest::slurp("$log.err"));
     Test::More::is(main::served("agent.bob.dev"), "CN = agent.bob.dev",
                    "a custom domain's certificate");
     Test::More::is(main::served("agent.bob.dev"), "CN = agent.bob.dev",
@@ -562,8 +567,8 @@ if (!-x '/usr/bin/strace') {
     select(undef, undef, undef, 1.5);
     kill 'INT', $st;
     waitpid $st, 0;
-    open my $fh, '<', $log or die "$log: $!\n";
-    my @lines = grep { index($_, "$::Certs/domains") >= 0 } <$fh>;
+    my @lines = grep { index($_, "$::Certs/domains") >= 0 }
+                     split /^/m, (-e $log ? ClawTest::slurp($log) : '');
     my @main = grep { /^$worker\s/ } @lines;
     my @pool = grep { !/^$worker\s/ } @lines;
     Test::More::is(scalar @main, 0, "no file of the directory touched by the "
