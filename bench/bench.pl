@@ -158,11 +158,16 @@ sub claw_pool      { min(claw_pool_want($_[0]),
                          int(0.9 * ($NOFILE - 100)) - 512) }
 sub proxy_conns    { min(max(8192, int((claw_pool($_[0]) + 1024) * 16 / 15)),
                          $NOFILE - 100) }
+# the containers' connections: the pooled ones and some, spread over
+# workers (reuseport); every worker also has a connection for each of its
+# B listening sockets
 sub backend_need   { 4096 + max(0, map { claw_pool($_) } @SCALES) }
 sub backend_workers {
-    my $per = int(($NOFILE - 100) * 0.7);
+    my $per = int(($NOFILE - 100 - $B) * 0.7);
     return max(1, int((backend_need() + $per - 1) / $per));
 }
+sub backend_conns  { min($B + int(backend_need() / backend_workers()) + 1024,
+                         $NOFILE - 100) }
 
 $SIG{INT} = $SIG{TERM} = sub { cleanup(); exit 130 };
 END { cleanup() }
@@ -732,7 +737,7 @@ sub start_backends {
     my $listen = join '',
         map { "        listen 127.0.0.1:" . ($BACKEND_BASE + $_) . "$rp;\n" }
         0 .. $B - 1;
-    my $conns = min(backend_need(), $NOFILE - 100);
+    my $conns = backend_conns();
     printf "containers: one nginx, %d worker%s of %d connections, on CPU "
            . "%d\n", $workers, $workers > 1 ? 's' : '', $conns,
            $O{load_cpu};
