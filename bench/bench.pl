@@ -159,15 +159,17 @@ sub claw_pool      { min(claw_pool_want($_[0]),
 sub proxy_conns    { min(max(8192, int((claw_pool($_[0]) + 1024) * 16 / 15)),
                          $NOFILE - 100) }
 # the containers' connections: the pooled ones and some, spread over
-# workers (reuseport); every worker also has a connection for each of its
-# B listening sockets
+# instances (start_backends), each of which also has a connection for
+# each of its listening sockets
 sub backend_need   { 4096 + max(0, map { claw_pool($_) } @SCALES) }
-sub backend_workers {
+sub backend_instances {
     my $per = int(($NOFILE - 100 - $B) * 0.7);
     return max(1, int((backend_need() + $per - 1) / $per));
 }
-sub backend_conns  { min($B + int(backend_need() / backend_workers()) + 1024,
-                         $NOFILE - 100) }
+sub backend_conns  {
+    my $n = backend_instances();
+    return min(int(($B + backend_need()) / $n) + 1024, $NOFILE - 100);
+}
 
 $SIG{INT} = $SIG{TERM} = sub { cleanup(); exit 130 };
 END { cleanup() }
@@ -217,7 +219,8 @@ sub main {
         if $ncpu < 2;
 
     make_path($OUT);
-    for my $port (values %PORT, $CLAW_METRICS_PORT, $BACKEND_STATUS,
+    for my $port (values %PORT, $CLAW_METRICS_PORT,
+                  map({ $BACKEND_STATUS + $_ } 0 .. 9),
                   map { $BACKEND_BASE + $_ } 0 .. $B - 1)
     {
         die "bench: 127.0.0.1:$port is in use; stop what listens there\n"
@@ -723,27 +726,35 @@ sub cleanup {
 }
 
 
-my $backend_pid;
+my @backend_pids;
+
+# The containers: N nginx instances on the load CPU, each with one
+# worker and the ports p with (p - 20000) mod N = its number, as many as
+# it takes to hold every pooled connection within the file limit (each
+# process holds its listening sockets and its share of the connections;
+# one nginx with reuseport would hold every worker's listening sockets in
+# each).  Instance n has its stub_status on port 25000 + n.
 
 sub start_backends {
-    my $dir = "$OUT/backends";
-    remove_tree($dir);
-    make_path("$dir/logs", "$dir/tmp");
+    my $dir0 = "$OUT/backends";
+    remove_tree($dir0);
 
-    # several workers (all on the load CPU) when one cannot hold all the
-    # connections (file limit); reuseport spreads the connections
-    my $workers = backend_workers();
-    my $rp = $workers > 1 ? ' reuseport' : '';
-    my $listen = join '',
-        map { "        listen 127.0.0.1:" . ($BACKEND_BASE + $_) . "$rp;\n" }
-        0 .. $B - 1;
+    my $n = backend_instances();
     my $conns = backend_conns();
-    printf "containers: one nginx, %d worker%s of %d connections, on CPU "
-           . "%d\n", $workers, $workers > 1 ? 's' : '', $conns,
-           $O{load_cpu};
+    printf "containers: %d nginx of one worker and %d connections each, "
+           . "on CPU %d\n", $n, $conns, $O{load_cpu};
 
-    write_file("$dir/nginx.conf", nginx_head($dir, '', $conns, $workers)
-                                  . <<"EOF");
+    for my $j (0 .. $n - 1) {
+        my $dir = "$dir0/$j";
+        make_path("$dir/logs", "$dir/tmp");
+
+        my $listen = join '',
+            map { "        listen 127.0.0.1:" . ($BACKEND_BASE + $_) . ";\n" }
+            grep { $_ % $n == $j } 0 .. $B - 1;
+        my $status = $BACKEND_STATUS + $j;
+
+        write_file("$dir/nginx.conf", nginx_head($dir, '', $conns)
+                                      . <<"EOF");
     server {
 $listen
         location / {
@@ -752,7 +763,7 @@ $listen
     }
 
     server {
-        listen 127.0.0.1:$BACKEND_STATUS;
+        listen 127.0.0.1:$status;
 
         location / {
             stub_status;
@@ -761,13 +772,15 @@ $listen
 }
 EOF
 
-    $backend_pid = spawn($O{load_cpu}, "$dir/logs/stdout.log", {},
-                         $O{nginx}, '-p', "$dir/", '-e',
-                         "$dir/logs/error.log", '-c', "$dir/nginx.conf");
+        push @backend_pids, spawn($O{load_cpu}, "$dir/logs/stdout.log", {},
+                                  $O{nginx}, '-p', "$dir/", '-e',
+                                  "$dir/logs/error.log", '-c',
+                                  "$dir/nginx.conf");
+    }
 
     my $deadline = time + 10;
-    until (backend_accepts()) {
-        die "bench: backends did not start, see $dir/logs/\n"
+    until (defined backend_accepts()) {
+        die "bench: backends did not start, see $dir0/*/logs/\n"
             if time > $deadline;
         sleep 0.01;
     }
@@ -779,19 +792,29 @@ EOF
 }
 
 
-sub stop_backends { stop($backend_pid) }
+sub stop_backends { stop($_) for @backend_pids }
+
+
+# the containers' processes, for their CPU time
+sub backend_processes { (@backend_pids, map { descendants($_) } @backend_pids) }
 
 
 sub backend_accepts { (backend_status())[0] }
 
-# the containers' stub_status: connections accepted so far, and open now
-# (less the one asking)
+# the containers' stub_status, all instances: connections accepted so
+# far, and open now (less the ones asking)
 sub backend_status {
-    my ($st, $body) = http_get($BACKEND_STATUS, 'status', undef);
-    return () unless $st && $st == 200;
-    my ($acc) = $body =~ /\n\s*(\d+)\s+\d+\s+\d+/;
-    my ($act) = $body =~ /^Active connections:\s*(\d+)/m;
-    return ($acc, defined $act ? $act - 1 : undef);
+    my ($acc, $act) = (0, 0);
+    for my $j (0 .. $#backend_pids) {
+        my ($st, $body) = http_get($BACKEND_STATUS + $j, 'status', undef);
+        return () unless $st && $st == 200;
+        my ($a) = $body =~ /\n\s*(\d+)\s+\d+\s+\d+/;
+        my ($o) = $body =~ /^Active connections:\s*(\d+)/m;
+        return () unless defined $a && defined $o;
+        $acc += $a;
+        $act += $o - 1;
+    }
+    return ($acc, $act);
 }
 
 
@@ -850,7 +873,7 @@ sub measure {
     # by replaying the tenants of the warm-up, which the pools still hold
     wrk($port, $k, $O{warmup}, 1000 + $round);
 
-    my @load = ($backend_pid, descendants($backend_pid));
+    my @load = backend_processes();
     my $cpu0 = cpu_ticks(@pids);
     my $lcpu0 = cpu_ticks(@load);
     my $sys0 = sys_busy();
