@@ -66,9 +66,10 @@ struct ngx_http_claw_keepalive_s {
     ngx_event_t                  expire;        /* of the least recent */
 
     /* how often each tenant was asked for lately, see ngx_http_claw_seen */
-    u_char                      *seen;
+    uint16_t                    *seen;
     uint32_t                     seen_mask;
     ngx_uint_t                   seen_count;
+    unsigned                     full:1;        /* counted since full */
 
     ngx_queue_t                 *buckets;
     ngx_uint_t                   mask;
@@ -223,7 +224,7 @@ ngx_http_claw_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
         /* void */
     }
 
-    ka->seen = ngx_pcalloc(cf->pool, m);
+    ka->seen = ngx_pcalloc(cf->pool, m * sizeof(uint16_t));
     ka->seen_mask = m - 1;
 
     if (ka->buckets == NULL || idle == NULL || ka->seen == NULL) {
@@ -401,7 +402,11 @@ ngx_http_claw_get_peer(ngx_peer_connection_t *pc, void *data)
         return NGX_OK;
     }
 
-    (void) ngx_http_claw_seen(pd->keepalive, ctx->peer_hash, 1);
+    /* only a full pool has a choice to make */
+
+    if (pd->keepalive->full) {
+        (void) ngx_http_claw_seen(pd->keepalive, ctx->peer_hash, 1);
+    }
 
     idle = ngx_http_claw_idle_find(pd->keepalive, &ctx->peer, ctx->peer_len,
                                    ctx->peer_hash);
@@ -478,15 +483,23 @@ ngx_http_claw_free_peer(ngx_peer_connection_t *pc, void *data,
 
     /*
      * A full pool gives up its least recently used connection for one of
-     * a tenant asked for more often; if not, this connection is closed
+     * a tenant asked for more often, and at once if its tenant has another
+     * (a busy tenant's spare, idle that long, is worth nothing, but its
+     * tenant's count would keep it, and every other, in the pool for
+     * ever); if not, this connection is closed
      */
 
     if (ngx_queue_empty(&ka->free)) {
+        ka->full = 1;
+
         q = ngx_queue_last(&ka->idle);
         idle = ngx_queue_data(q, ngx_http_claw_idle_t, lru);
 
-        if (ngx_http_claw_seen(ka, pd->ctx->peer_hash, 0)
-            <= ngx_http_claw_seen(ka, idle->hash, 0))
+        if (ngx_http_claw_idle_find(ka, &idle->sockaddr, idle->socklen,
+                                    idle->hash)
+               == idle
+            && ngx_http_claw_seen(ka, pd->ctx->peer_hash, 0)
+               <= ngx_http_claw_seen(ka, idle->hash, 0))
         {
             ngx_log_debug0(NGX_LOG_DEBUG_HTTP, pc->log, 0,
                            "claw balancer: pool full of busier tenants, "
@@ -635,7 +648,7 @@ ngx_http_claw_idle_dummy_handler(ngx_event_t *ev)
 /*
  * How often a tenant was asked for lately: the least of two counters of
  * its hash (a count-min sketch, so a collision only ever overstates),
- * which count to 255 and are all halved every 10 requests per pooled
+ * which count to 65535 and are all halved every 10 requests per pooled
  * connection, so that what was busy once fades.  add: counts one more.
  */
 
@@ -643,7 +656,7 @@ static ngx_uint_t
 ngx_http_claw_seen(ngx_http_claw_keepalive_t *ka, uint32_t hash,
     ngx_uint_t add)
 {
-    u_char      *a, *b;
+    uint16_t    *a, *b;
     ngx_uint_t   i, n;
 
     a = &ka->seen[hash & ka->seen_mask];
@@ -651,7 +664,7 @@ ngx_http_claw_seen(ngx_http_claw_keepalive_t *ka, uint32_t hash,
 
     n = ngx_min(*a, *b);
 
-    if (!add || n == 255) {
+    if (!add || n == 0xffff) {
         return n;
     }
 
