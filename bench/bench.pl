@@ -16,7 +16,12 @@
 # the environment:
 #
 #   BENCH_SCALES       tenant counts K          "10 10000 100000"
-#   BENCH_BACKENDS     backend ports B          200
+#   BENCH_ZIPF         the scales whose traffic is skewed: the tenant of
+#                      rank r drawn with probability ∝ 1/r (Zipf, s = 1),
+#                      as real tenants' traffic is; uniform elsewhere
+#                                               "100000"
+#   BENCH_BACKENDS     backend ports B          5000 (a scale K uses
+#                      min(K, B) of them: tenant i on port i mod B)
 #   BENCH_ROUNDS       rounds                   3
 #   BENCH_DURATION     timed seconds per run    10
 #   BENCH_WARMUP       random warm-up, seconds  2 (after the warm-up pass:
@@ -68,7 +73,8 @@ my $ROOT = abs_path(dirname(abs_path($0)) . '/..');
 
 my %O = (
     scales      => $ENV{BENCH_SCALES}      // '10 10000 100000',
-    backends    => $ENV{BENCH_BACKENDS}    // 200,
+    zipf        => $ENV{BENCH_ZIPF}        // '100000',
+    backends    => $ENV{BENCH_BACKENDS}    // 5000,
     rounds      => $ENV{BENCH_ROUNDS}      // 3,
     duration    => $ENV{BENCH_DURATION}    // 10,
     warmup      => $ENV{BENCH_WARMUP}      // 2,
@@ -96,13 +102,16 @@ my %O = (
 delete $ENV{NGINX};
 
 my @SCALES      = split ' ', $O{scales};
+my %ZIPF        = map { $_ => 1 } split ' ', $O{zipf};
 my @CONTESTANTS = split ' ', $O{contestants};
 my $B           = $O{backends};
 my $DOMAIN      = 'claw.bench';
 my $OUT         = $O{out};
 my $CLK_TCK     = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
 
-# ports: contestants 28000-28099, backends 30000-30299 (the brief's plan)
+# ports: contestants 28000-28099, backends 20000-24999 and their status
+# page 25000, all below the kernel's ephemeral ports (32768-60999 on
+# Debian), which the connections to them take
 my %PORT = (
     'claw'        => 28000,
     'nginx-bare'  => 28001,
@@ -111,10 +120,10 @@ my %PORT = (
     'caddy'       => 28004,
 );
 my $CLAW_METRICS_PORT = 28010;
-my $BACKEND_BASE      = 30000;
-my $BACKEND_STATUS    = 30299;
+my $BACKEND_BASE      = 20000;
+my $BACKEND_STATUS    = 25000;
 
-die "BENCH_BACKENDS must be 1..299\n" if $B < 1 || $B > 299;
+die "BENCH_BACKENDS must be 1..5000\n" if $B < 1 || $B > 5000;
 for my $c (@CONTESTANTS) {
     die "unknown contestant $c\n" unless $PORT{$c};
 }
@@ -149,10 +158,17 @@ sub claw_pool      { min(claw_pool_want($_[0]),
                          int(0.9 * ($NOFILE - 100)) - 512) }
 sub proxy_conns    { min(max(8192, int((claw_pool($_[0]) + 1024) * 16 / 15)),
                          $NOFILE - 100) }
+# the containers' connections: the pooled ones and some, spread over
+# instances (start_backends), each of which also has a connection for
+# each of its listening sockets
 sub backend_need   { 4096 + max(0, map { claw_pool($_) } @SCALES) }
-sub backend_workers {
-    my $per = int(($NOFILE - 100) * 0.7);
+sub backend_instances {
+    my $per = int(($NOFILE - 100 - $B) * 0.7);
     return max(1, int((backend_need() + $per - 1) / $per));
+}
+sub backend_conns  {
+    my $n = backend_instances();
+    return min(int(($B + backend_need()) / $n) + 1024, $NOFILE - 100);
 }
 
 $SIG{INT} = $SIG{TERM} = sub { cleanup(); exit 130 };
@@ -203,7 +219,8 @@ sub main {
         if $ncpu < 2;
 
     make_path($OUT);
-    for my $port (values %PORT, $CLAW_METRICS_PORT, $BACKEND_STATUS,
+    for my $port (values %PORT, $CLAW_METRICS_PORT,
+                  map({ $BACKEND_STATUS + $_ } 0 .. 9),
                   map { $BACKEND_BASE + $_ } 0 .. $B - 1)
     {
         die "bench: 127.0.0.1:$port is in use; stop what listens there\n"
@@ -225,8 +242,8 @@ sub main {
                               . 'column)' : '';
     printf "scales K = %s over B = %d backends; %d rounds of %d s "
            . "(+%d s warm-up); wrk -t1 -c%d\n\n",
-           join(', ', @SCALES), $B, $O{rounds}, $O{duration}, $O{warmup},
-           $O{conns};
+           join(', ', map { $_ . ($ZIPF{$_} ? ' (Zipf)' : '') } @SCALES), $B,
+           $O{rounds}, $O{duration}, $O{warmup}, $O{conns};
 
     print "generating tenants and configurations\n";
     for my $k (@SCALES) {
@@ -298,11 +315,14 @@ sub main {
 
     write_file("$OUT/results.md", $report);
     write_raw(\%res);
-    print "\nwritten: $OUT/results.md, $OUT/rounds.tsv\n";
+    my $svg = chart(\%res, $machine);
+    write_file("$OUT/chart.svg", $svg) if $svg;
+    print "\nwritten: $OUT/results.md, $OUT/rounds.tsv, $OUT/chart.svg\n";
 
     if ($O{doc}) {
         update_doc($report);
-        print "written: docs/benchmarks.md\n";
+        write_file("$ROOT/docs/benchmarks.svg", $svg) if $svg;
+        print "written: docs/benchmarks.md, docs/benchmarks.svg\n";
     }
 
     my $failed = 0;
@@ -322,6 +342,7 @@ sub main {
 # ---------------------------------------------------------------- tenants
 
 sub tid     { sprintf 't%06d', $_[0] }
+sub nports  { min($_[0], $B) }
 sub tport   { $BACKEND_BASE + $_[0] % $B }
 sub ttoken  { 'tok-' . tid($_[0]) }
 sub thost   { tid($_[0]) . ".$DOMAIN" }
@@ -482,7 +503,7 @@ sub gen_stock {
     close $f or die;
 
     my $ups = '';
-    for my $i (0 .. $B - 1) {
+    for my $i (0 .. nports($k) - 1) {
         my $p = $BACKEND_BASE + $i;
         $ups .= "    upstream b$p {\n        server 127.0.0.1:$p;\n"
               . "        keepalive 16;\n    }\n";
@@ -492,7 +513,10 @@ sub gen_stock {
     my $max = 1024;
     $max *= 2 while $max < 2 * $k;
 
-    write_file("$dir/nginx.conf", nginx_head($dir) . <<"EOF");
+    # an idle connection or more to each of its backend ports
+    my $conns = min(max(8192, 3 * nports($k) + 2048), $NOFILE - 100);
+
+    write_file("$dir/nginx.conf", nginx_head($dir, '', $conns) . <<"EOF");
     map_hash_max_size $max;
     map_hash_bucket_size 128;
     include $dir/tenants-map.conf;
@@ -543,7 +567,7 @@ sub gen_haproxy {
     $size *= 2 while $size < 2 * $k;
 
     my $backends = '';
-    for my $i (0 .. $B - 1) {
+    for my $i (0 .. nports($k) - 1) {
         my $p = $BACKEND_BASE + $i;
         $backends .= "backend b$p\n    server s 127.0.0.1:$p\n\n";
     }
@@ -702,27 +726,35 @@ sub cleanup {
 }
 
 
-my $backend_pid;
+my @backend_pids;
+
+# The containers: N nginx instances on the load CPU, each with one
+# worker and the ports p with (p - 20000) mod N = its number, as many as
+# it takes to hold every pooled connection within the file limit (each
+# process holds its listening sockets and its share of the connections;
+# one nginx with reuseport would hold every worker's listening sockets in
+# each).  Instance n has its stub_status on port 25000 + n.
 
 sub start_backends {
-    my $dir = "$OUT/backends";
-    remove_tree($dir);
-    make_path("$dir/logs", "$dir/tmp");
+    my $dir0 = "$OUT/backends";
+    remove_tree($dir0);
 
-    # several workers (all on the load CPU) when one cannot hold all the
-    # connections (file limit); reuseport spreads the connections
-    my $workers = backend_workers();
-    my $rp = $workers > 1 ? ' reuseport' : '';
-    my $listen = join '',
-        map { "        listen 127.0.0.1:" . ($BACKEND_BASE + $_) . "$rp;\n" }
-        0 .. $B - 1;
-    my $conns = min(backend_need(), $NOFILE - 100);
-    printf "containers: one nginx, %d worker%s of %d connections, on CPU "
-           . "%d\n", $workers, $workers > 1 ? 's' : '', $conns,
-           $O{load_cpu};
+    my $n = backend_instances();
+    my $conns = backend_conns();
+    printf "containers: %d nginx of one worker and %d connections each, "
+           . "on CPU %d\n", $n, $conns, $O{load_cpu};
 
-    write_file("$dir/nginx.conf", nginx_head($dir, '', $conns, $workers)
-                                  . <<"EOF");
+    for my $j (0 .. $n - 1) {
+        my $dir = "$dir0/$j";
+        make_path("$dir/logs", "$dir/tmp");
+
+        my $listen = join '',
+            map { "        listen 127.0.0.1:" . ($BACKEND_BASE + $_) . ";\n" }
+            grep { $_ % $n == $j } 0 .. $B - 1;
+        my $status = $BACKEND_STATUS + $j;
+
+        write_file("$dir/nginx.conf", nginx_head($dir, '', $conns)
+                                      . <<"EOF");
     server {
 $listen
         location / {
@@ -731,7 +763,7 @@ $listen
     }
 
     server {
-        listen 127.0.0.1:$BACKEND_STATUS;
+        listen 127.0.0.1:$status;
 
         location / {
             stub_status;
@@ -740,13 +772,15 @@ $listen
 }
 EOF
 
-    $backend_pid = spawn($O{load_cpu}, "$dir/logs/stdout.log", {},
-                         $O{nginx}, '-p', "$dir/", '-e',
-                         "$dir/logs/error.log", '-c', "$dir/nginx.conf");
+        push @backend_pids, spawn($O{load_cpu}, "$dir/logs/stdout.log", {},
+                                  $O{nginx}, '-p', "$dir/", '-e',
+                                  "$dir/logs/error.log", '-c',
+                                  "$dir/nginx.conf");
+    }
 
     my $deadline = time + 10;
-    until (backend_accepts()) {
-        die "bench: backends did not start, see $dir/logs/\n"
+    until (defined backend_accepts()) {
+        die "bench: backends did not start, see $dir0/*/logs/\n"
             if time > $deadline;
         sleep 0.01;
     }
@@ -758,19 +792,29 @@ EOF
 }
 
 
-sub stop_backends { stop($backend_pid) }
+sub stop_backends { stop($_) for @backend_pids }
+
+
+# the containers' processes, for their CPU time
+sub backend_processes { (@backend_pids, map { descendants($_) } @backend_pids) }
 
 
 sub backend_accepts { (backend_status())[0] }
 
-# the containers' stub_status: connections accepted so far, and open now
-# (less the one asking)
+# the containers' stub_status, all instances: connections accepted so
+# far, and open now (less the ones asking)
 sub backend_status {
-    my ($st, $body) = http_get($BACKEND_STATUS, 'status', undef);
-    return () unless $st && $st == 200;
-    my ($acc) = $body =~ /\n\s*(\d+)\s+\d+\s+\d+/;
-    my ($act) = $body =~ /^Active connections:\s*(\d+)/m;
-    return ($acc, defined $act ? $act - 1 : undef);
+    my ($acc, $act) = (0, 0);
+    for my $j (0 .. $#backend_pids) {
+        my ($st, $body) = http_get($BACKEND_STATUS + $j, 'status', undef);
+        return () unless $st && $st == 200;
+        my ($a) = $body =~ /\n\s*(\d+)\s+\d+\s+\d+/;
+        my ($o) = $body =~ /^Active connections:\s*(\d+)/m;
+        return () unless defined $a && defined $o;
+        $acc += $a;
+        $act += $o - 1;
+    }
+    return ($acc, $act);
 }
 
 
@@ -829,7 +873,7 @@ sub measure {
     # by replaying the tenants of the warm-up, which the pools still hold
     wrk($port, $k, $O{warmup}, 1000 + $round);
 
-    my @load = ($backend_pid, descendants($backend_pid));
+    my @load = backend_processes();
     my $cpu0 = cpu_ticks(@pids);
     my $lcpu0 = cpu_ticks(@load);
     my $sys0 = sys_busy();
@@ -1166,6 +1210,7 @@ sub wrk {
     my ($port, $k, $secs, $round) = @_;
 
     local $ENV{BENCH_TENANTS} = $k;
+    local $ENV{BENCH_DIST} = $ZIPF{$k} ? 'zipf' : 'uniform';
     local $ENV{BENCH_DOMAIN} = $DOMAIN;
     local $ENV{BENCH_SEED} = $round;
 
@@ -1352,14 +1397,20 @@ sub report {
     my $r = '';
 
     $r .= "Machine: $machine\n\n";
-    $r .= sprintf "K tenants over B = %d backend ports; %d round%s, %d s "
+    $r .= sprintf "K tenants over min(K, B) backend ports, B = %d; "
+                . "traffic uniform over the tenants%s; %d round%s, %d s "
                 . "timed (+%d s warm-up) per contestant, scale and round; "
                 . "wrk -t1 -c%d, a random tenant per request; proxy on CPU "
                 . "%d, wrk and backends on CPU %d; claw with claw_keepalive "
                 . "%s. Before the timed run, every contestant gets one "
                 . "warm-up pass over all tenants in turn (at most %d s), "
                 . "then the random warm-up. The run took %.1f min.\n\n",
-                $B, $O{rounds}, $O{rounds} == 1 ? '' : 's', $O{duration},
+                $B, ((grep { $ZIPF{$_} } @SCALES)
+                     ? ', Zipf (s = 1: rank r drawn ∝ 1/r) at K='
+                       . join(', ', map { commify($_) }
+                                    grep { $ZIPF{$_} } @SCALES)
+                     : ''),
+                $O{rounds}, $O{rounds} == 1 ? '' : 's', $O{duration},
                 $O{warmup}, $O{conns}, $O{proxy_cpu}, $O{load_cpu},
                 join(', ', map { commify(claw_pool($_)) . " at K="
                                  . commify($_) } @SCALES)
@@ -1379,7 +1430,7 @@ sub report {
     for my $k (@SCALES) {
         for my $c (@CONTESTANTS) {
             next unless $res->{$k}{$c};
-            my @cells = (commify($k), $c);
+            my @cells = (commify($k) . ($ZIPF{$k} ? ' Zipf' : ''), $c);
             push @cells, fmt(stat_of($res, $k, $c, 'rps'), '%.0f');
             push @cells, fmt(stat_of($res, $k, $c, 'p50'), '%.2f');
             push @cells, fmt(stat_of($res, $k, $c, 'p99'), '%.2f');
@@ -1467,36 +1518,87 @@ sub targets {
                 sprintf('%.3f', $ratio), $ratio >= 0.95);
     }
 
+    # the ratio to nginx-bare of the same round, median over rounds
+    my $to_bare = sub {
+        my ($k, $c) = @_;
+        my (undef, $ratio) = stat_of($res, $k, $c, 'rps');
+        return $ratio;
+    };
+
+    # the best of these peers at K: (req/s, name)
+    my $best = sub {
+        my ($k, @peers) = @_;
+        my ($v, $bc) = (0, undef);
+        for my $c (@peers) {
+            next unless $res->{$k}{$c};
+            my $x = median(map { $_->{rps} } @{ $res->{$k}{$c} });
+            ($v, $bc) = ($x, $c) if $x > $v;
+        }
+        return ($v, $bc);
+    };
+
+    if ($has{10000} && $res->{10000}{'nginx-bare'}) {
+        my $ratio = $to_bare->(10000, 'claw');
+        $line->('claw req/s ÷ nginx-bare at K=10,000 ≥ 0.90',
+                sprintf('%.3f', $ratio), $ratio >= 0.90,
+                sprintf('%s tenants over %s backend ports',
+                        commify(10000), commify(nports(10000))));
+    }
+
+    if ($has{10000}) {
+        my ($v, $bc) = $best->(10000, qw(nginx-stock haproxy));
+        if ($bc) {
+            my $claw = median(map { $_->{rps} } @{ $res->{10000}{claw} });
+            my $ratio = $claw / $v;
+            $line->('claw req/s ÷ best of nginx-stock, haproxy at '
+                    . 'K=10,000 ≥ 3', sprintf('%.2f', $ratio), $ratio >= 3,
+                    "best: $bc, " . commify(sprintf '%.0f', $v)
+                    . ' req/s');
+        }
+    }
+
     if ($has{10} && $has{100000}) {
         my @a = map { $_->{rps} } @{ $res->{100000}{claw} };
         my @b = map { $_->{rps} } @{ $res->{10}{claw} };
         my $ratio = median(@a) / median(@b);
         my @n;
         for my $i (0 .. $#a) {
+            next unless $res->{100000}{'nginx-bare'}
+                        && $res->{10}{'nginx-bare'};
             push @n, ($a[$i] / $res->{100000}{'nginx-bare'}[$i]{rps})
                    / ($b[$i] / $res->{10}{'nginx-bare'}[$i]{rps});
         }
-        $line->('claw req/s at K=100,000 ÷ at K=10 ≥ 0.95',
-                sprintf('%.3f', $ratio), $ratio >= 0.95,
-                sprintf('%.3f when each is first divided by nginx-bare of '
-                        . 'its round', median(@n)));
+        $line->('claw req/s at K=100,000' . ($ZIPF{100000} ? ' (Zipf)' : '')
+                . ' ÷ at K=10 ≥ 0.80',
+                sprintf('%.3f', $ratio), $ratio >= 0.80,
+                @n ? sprintf('%.3f when each is first divided by nginx-bare '
+                             . 'of its round', median(@n)) : '');
     }
 
-    if ($has{10000}) {
-        my ($best, $bc) = (0, undef);
-        for my $c (qw(nginx-stock haproxy caddy)) {
-            next unless $res->{10000}{$c};
-            my $v = median(map { $_->{rps} } @{ $res->{10000}{$c} });
-            ($best, $bc) = ($v, $c) if $v > $best;
-        }
+    if ($has{100000}) {
+        my ($v, $bc) = $best->(100000, qw(nginx-stock haproxy caddy));
         if ($bc) {
-            my $claw = median(map { $_->{rps} } @{ $res->{10000}{claw} });
-            my $ratio = $claw / $best;
-            $line->('claw req/s ÷ best of nginx-stock, haproxy, caddy at '
-                    . 'K=10,000 ≥ 3', sprintf('%.2f', $ratio), $ratio >= 3,
-                    "best: $bc, " . commify(sprintf '%.0f', $best)
+            my $claw = median(map { $_->{rps} } @{ $res->{100000}{claw} });
+            my $ratio = $claw / $v;
+            $line->('claw req/s ÷ best peer at K=100,000'
+                    . ($ZIPF{100000} ? ' (Zipf)' : '') . ' ≥ 2',
+                    sprintf('%.2f', $ratio), $ratio >= 2,
+                    "best: $bc, " . commify(sprintf '%.0f', $v)
                     . ' req/s');
         }
+
+        # what a pool of this size could at best keep: the busiest
+        # tenants, one connection each (the sum of their 1/r shares)
+        my ($nc) = stat_of($res, 100000, 'claw', 'newconn');
+        my $pool = claw_pool(100000);
+        my $ideal = $ZIPF{100000}
+                    ? 1 - harmonic(min($pool, 100000)) / harmonic(100000)
+                    : max(0, 1 - $pool / 100000);
+        $r .= sprintf "- claw's pool at K=100,000: %.0f new container "
+                    . "connections per 1,000 requests, where a pool of "
+                    . "%s holding the busiest tenants' connections, one "
+                    . "each, would open %.0f (the ideal cache)\n",
+                      1000 * $nc, commify($pool), 1000 * $ideal;
     }
 
     if ($has{100000}) {
@@ -1527,6 +1629,102 @@ sub targets {
     }
 
     return $r;
+}
+
+
+# The chart of docs/benchmarks.md: req/s ÷ nginx-bare of the same round
+# (median over rounds) against K, one line per contestant, as SVG
+
+sub chart {
+    my ($res, $machine) = @_;
+    my ($w, $h) = (720, 420);
+    my ($l, $r, $t, $b) = (70, 170, 40, 60);
+    my @ks = grep { $res->{$_}{'nginx-bare'} } @SCALES;
+    return undef unless @ks;
+
+    my %ratio;
+    my $top = 1.2;
+    for my $c (@CONTESTANTS) {
+        for my $k (@ks) {
+            next unless $res->{$k}{$c};
+            my (undef, $v) = stat_of($res, $k, $c, 'rps');
+            next unless defined $v;
+            $ratio{$c}{$k} = $v;
+            $top = $v * 1.1 if $v * 1.1 > $top;
+        }
+    }
+    $top = int($top * 5 + 0.999) / 5;
+
+    my $lk0 = log($ks[0]) / log(10);
+    my $lk1 = log($ks[-1]) / log(10);
+    $lk1 = $lk0 + 1 if $lk1 == $lk0;
+    my $x = sub { $l + ($w - $l - $r) * (log($_[0]) / log(10) - $lk0)
+                                        / ($lk1 - $lk0) };
+    my $y = sub { $h - $b - ($h - $t - $b) * $_[0] / $top };
+    my %color = ('claw' => '#d62728', 'nginx-bare' => '#7f7f7f',
+                 'nginx-stock' => '#1f77b4', 'haproxy' => '#2ca02c',
+                 'caddy' => '#9467bd');
+    my $esc = sub { my $s = shift; $s =~ s/&/&amp;/g; $s =~ s/</&lt;/g; $s };
+
+    my $svg = sprintf '<svg xmlns="http://www.w3.org/2000/svg" '
+                    . 'width="%d" height="%d" viewBox="0 0 %d %d" '
+                    . 'font-family="sans-serif" font-size="12">' . "\n",
+                      $w, $h, $w, $h;
+    $svg .= qq{<rect width="100%" height="100%" fill="white"/>\n};
+    $svg .= sprintf qq{<text x="%d" y="22" font-size="14">req/s ÷ }
+                  . qq{nginx-bare (same round), against tenants K</text>\n},
+                    $l;
+
+    for (my $v = 0; $v <= $top + 1e-9; $v += 0.2) {
+        $svg .= sprintf qq{<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" }
+                      . qq{stroke="#ddd"/>\n<text x="%d" y="%.1f" }
+                      . qq{text-anchor="end">%.1f</text>\n},
+                        $l, $w - $r, $y->($v), $y->($v), $l - 6,
+                        $y->($v) + 4, $v;
+    }
+
+    for my $k (@ks) {
+        $svg .= sprintf qq{<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" }
+                      . qq{stroke="#ddd"/>\n<text x="%.1f" y="%d" }
+                      . qq{text-anchor="middle">%s%s</text>\n},
+                        $x->($k), $x->($k), $t, $h - $b, $x->($k),
+                        $h - $b + 18, commify($k),
+                        $ZIPF{$k} ? ' (Zipf)' : '';
+    }
+
+    $svg .= sprintf qq{<text x="%d" y="%d" text-anchor="middle">tenants K }
+                  . qq{(log scale), over min(K, %s) container }
+                  . qq{addresses</text>\n},
+                    ($l + $w - $r) / 2, $h - $b + 40, commify($B);
+
+    my $ly = $t + 10;
+    for my $c (@CONTESTANTS) {
+        next unless $ratio{$c};
+        my $col = $color{$c} // '#000';
+        my @pts = map { sprintf '%.1f,%.1f', $x->($_), $y->($ratio{$c}{$_}) }
+                  grep { defined $ratio{$c}{$_} } @ks;
+        $svg .= sprintf qq{<polyline points="%s" fill="none" stroke="%s" }
+                      . qq{stroke-width="2"/>\n}, "@pts", $col;
+        for my $k (grep { defined $ratio{$c}{$_} } @ks) {
+            $svg .= sprintf qq{<circle cx="%.1f" cy="%.1f" r="3.5" }
+                          . qq{fill="%s"><title>%s K=%s: %.3f</title>}
+                          . qq{</circle>\n}, $x->($k),
+                            $y->($ratio{$c}{$k}), $col, $c, commify($k),
+                            $ratio{$c}{$k};
+        }
+        $svg .= sprintf qq{<line x1="%d" x2="%d" y1="%d" y2="%d" }
+                      . qq{stroke="%s" stroke-width="2"/>\n<text x="%d" }
+                      . qq{y="%d">%s</text>\n}, $w - $r + 15, $w - $r + 35,
+                        $ly, $ly, $col, $w - $r + 40, $ly + 4, $c;
+        $ly += 20;
+    }
+
+    my $m = $machine;
+    $m =~ s/;.*//;
+    $svg .= sprintf qq{<text x="%d" y="%d" font-size="10" fill="#555">%s}
+                  . qq{</text>\n}, $l, $h - 8, $esc->($m);
+    $svg .= "</svg>\n";
+    return $svg;
 }
 
 
@@ -1598,6 +1796,14 @@ sub machine {
 
 
 # -------------------------------------------------------------- helpers
+
+sub harmonic {
+    my ($n) = @_;
+    my $h = 0;
+    $h += 1 / $_ for 1 .. $n;
+    return $h;
+}
+
 
 sub max {
     my $m = shift;

@@ -15,7 +15,19 @@
  * balancer has a pool of its own (claw_keepalive), keyed by that same
  * tagged address in a hash table: finding a tenant's idle connection
  * costs the same with 10 or 100,000 tenants, and the pool can be as large
- * as the number of tenants that are busy at once.
+ * as the number of tenants that are busy at once.  Idle connections
+ * time out by one timer per pool, set for the least recently used one:
+ * a connection taken and given back touches no timer, where a timer each
+ * would be moved in nginx's timer tree, as large as the pool, twice per
+ * request.
+ *
+ * A full pool does not simply give up its least recently used connection
+ * for a new one: under the skewed traffic of many tenants most requests
+ * come from few of them, and a tenant asked for once in a while would
+ * push out a connection that a busier one is about to reuse.  The new
+ * connection takes the old one's place only when its tenant was asked for
+ * more often lately (an admission policy, as caches under such traffic
+ * use: TinyLFU).
  */
 
 
@@ -37,6 +49,7 @@ typedef struct {
     ngx_queue_t                  bucket;
     ngx_http_claw_keepalive_t   *pool;
     ngx_connection_t            *connection;
+    ngx_msec_t                   since;         /* idle since */
     uint32_t                     hash;
     socklen_t                    socklen;
     ngx_sockaddr_t               sockaddr;      /* with the tenant tag */
@@ -50,6 +63,14 @@ struct ngx_http_claw_keepalive_s {
     ngx_uint_t                   requests;
     ngx_queue_t                  idle;          /* most recently used first */
     ngx_queue_t                  free;
+    ngx_event_t                  expire;        /* of the least recent */
+
+    /* how often each tenant was asked for lately, see ngx_http_claw_seen */
+    uint16_t                    *seen;
+    uint32_t                     seen_mask;
+    ngx_uint_t                   seen_count;
+    unsigned                     full:1;        /* counted since full */
+
     ngx_queue_t                 *buckets;
     ngx_uint_t                   mask;
 };
@@ -79,6 +100,9 @@ static ngx_http_claw_idle_t *ngx_http_claw_idle_find(
 static void ngx_http_claw_idle_remove(ngx_http_claw_idle_t *idle);
 static void ngx_http_claw_idle_handler(ngx_event_t *ev);
 static void ngx_http_claw_idle_dummy_handler(ngx_event_t *ev);
+static void ngx_http_claw_idle_expire(ngx_event_t *ev);
+static ngx_uint_t ngx_http_claw_seen(ngx_http_claw_keepalive_t *ka,
+    uint32_t hash, ngx_uint_t add);
 static void ngx_http_claw_idle_close(ngx_connection_t *c);
 static void ngx_http_claw_idle_reusable(ngx_connection_t *c,
     ngx_uint_t reusable);
@@ -143,7 +167,7 @@ ngx_http_claw_balancer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_claw_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
 {
-    ngx_uint_t                  i, n;
+    ngx_uint_t                  i, n, m;
     ngx_http_claw_idle_t       *idle;
     ngx_http_claw_srv_conf_t   *cscf;
     ngx_http_claw_keepalive_t  *ka;
@@ -194,7 +218,16 @@ ngx_http_claw_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
     ka->buckets = ngx_palloc(cf->pool, n * sizeof(ngx_queue_t));
     idle = ngx_pcalloc(cf->pool, ka->max * sizeof(ngx_http_claw_idle_t));
 
-    if (ka->buckets == NULL || idle == NULL) {
+    /* 4 counters per pooled connection or more: few tenants collide */
+
+    for (m = 1024; m < ka->max * 4; m *= 2) {
+        /* void */
+    }
+
+    ka->seen = ngx_pcalloc(cf->pool, m * sizeof(uint16_t));
+    ka->seen_mask = m - 1;
+
+    if (ka->buckets == NULL || idle == NULL || ka->seen == NULL) {
         return NGX_ERROR;
     }
 
@@ -204,6 +237,10 @@ ngx_http_claw_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
 
     ngx_queue_init(&ka->idle);
     ngx_queue_init(&ka->free);
+
+    ka->expire.handler = ngx_http_claw_idle_expire;
+    ka->expire.data = ka;
+    ka->expire.cancelable = 1;
 
     for (i = 0; i < ka->max; i++) {
         idle[i].pool = ka;
@@ -365,6 +402,12 @@ ngx_http_claw_get_peer(ngx_peer_connection_t *pc, void *data)
         return NGX_OK;
     }
 
+    /* only a full pool has a choice to make */
+
+    if (pd->keepalive->full) {
+        (void) ngx_http_claw_seen(pd->keepalive, ctx->peer_hash, 1);
+    }
+
     idle = ngx_http_claw_idle_find(pd->keepalive, &ctx->peer, ctx->peer_len,
                                    ctx->peer_hash);
     if (idle == NULL) {
@@ -438,11 +481,31 @@ ngx_http_claw_free_peer(ngx_peer_connection_t *pc, void *data,
         return;
     }
 
-    /* a full pool gives up its least recently used connection */
+    /*
+     * A full pool gives up its least recently used connection for one of
+     * a tenant asked for more often, and at once if its tenant has another
+     * (a busy tenant's spare, idle that long, is worth nothing, but its
+     * tenant's count would keep it, and every other, in the pool for
+     * ever); if not, this connection is closed
+     */
 
     if (ngx_queue_empty(&ka->free)) {
+        ka->full = 1;
+
         q = ngx_queue_last(&ka->idle);
         idle = ngx_queue_data(q, ngx_http_claw_idle_t, lru);
+
+        if (ngx_http_claw_idle_find(ka, &idle->sockaddr, idle->socklen,
+                                    idle->hash)
+               == idle
+            && ngx_http_claw_seen(ka, pd->ctx->peer_hash, 0)
+               <= ngx_http_claw_seen(ka, idle->hash, 0))
+        {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, pc->log, 0,
+                           "claw balancer: pool full of busier tenants, "
+                           "connection not kept");
+            return;
+        }
 
         ngx_http_claw_idle_close(idle->connection);
         ngx_http_claw_idle_remove(idle);
@@ -458,13 +521,23 @@ ngx_http_claw_free_peer(ngx_peer_connection_t *pc, void *data,
     idle->socklen = pc->socklen;
     ngx_memcpy(&idle->sockaddr, pc->sockaddr, pc->socklen);
 
+    idle->since = ngx_current_msec;
+
     ngx_queue_insert_head(&ka->idle, &idle->lru);
     ngx_queue_insert_head(&ka->buckets[idle->hash & ka->mask], &idle->bucket);
+
+    if (!ka->expire.timer_set) {
+        ka->expire.log = ngx_cycle->log;
+        ngx_add_timer(&ka->expire, ka->timeout);
+    }
 
     pc->connection = NULL;
 
     c->read->delayed = 0;
-    ngx_add_timer(c->read, ka->timeout);
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
 
     if (c->write->timer_set) {
         ngx_del_timer(c->write);
@@ -534,7 +607,7 @@ ngx_http_claw_idle_remove(ngx_http_claw_idle_t *idle)
 
 /*
  * An idle connection that becomes readable was closed by the container
- * (or sends what nobody asked for), or its time is up: it goes.
+ * (or sends what nobody asked for), or nginx takes it back: it goes.
  */
 
 static void
@@ -547,7 +620,7 @@ ngx_http_claw_idle_handler(ngx_event_t *ev)
 
     c = ev->data;
 
-    if (!c->close && !c->read->timedout) {
+    if (!c->close) {
         n = recv(c->fd, buf, 1, MSG_PEEK);
 
         if (n == -1 && ngx_socket_errno == NGX_EAGAIN) {
@@ -569,6 +642,80 @@ ngx_http_claw_idle_handler(ngx_event_t *ev)
 static void
 ngx_http_claw_idle_dummy_handler(ngx_event_t *ev)
 {
+}
+
+
+/*
+ * How often a tenant was asked for lately: the least of two counters of
+ * its hash (a count-min sketch, so a collision only ever overstates),
+ * which count to 65535 and are all halved every 10 requests per pooled
+ * connection, so that what was busy once fades.  add: counts one more.
+ */
+
+static ngx_uint_t
+ngx_http_claw_seen(ngx_http_claw_keepalive_t *ka, uint32_t hash,
+    ngx_uint_t add)
+{
+    uint16_t    *a, *b;
+    ngx_uint_t   i, n;
+
+    a = &ka->seen[hash & ka->seen_mask];
+    b = &ka->seen[(hash * 0x9e3779b1) >> 7 & ka->seen_mask];
+
+    n = ngx_min(*a, *b);
+
+    if (!add || n == 0xffff) {
+        return n;
+    }
+
+    /* only the smaller grows: the estimate stays as tight as it can */
+
+    if (*a == n) {
+        (*a)++;
+    }
+
+    if (*b == n) {
+        (*b)++;
+    }
+
+    if (++ka->seen_count >= 10 * ka->max) {
+        ka->seen_count = 0;
+
+        for (i = 0; i <= ka->seen_mask; i++) {
+            ka->seen[i] >>= 1;
+        }
+    }
+
+    return n + 1;
+}
+
+
+/* the connections idle for "timeout" go; the timer waits for the next */
+
+static void
+ngx_http_claw_idle_expire(ngx_event_t *ev)
+{
+    ngx_msec_t                  idle_for;
+    ngx_queue_t                *q;
+    ngx_http_claw_idle_t       *idle;
+    ngx_http_claw_keepalive_t  *ka;
+
+    ka = ev->data;
+
+    while (!ngx_queue_empty(&ka->idle)) {
+        q = ngx_queue_last(&ka->idle);
+        idle = ngx_queue_data(q, ngx_http_claw_idle_t, lru);
+
+        idle_for = ngx_current_msec - idle->since;
+
+        if (idle_for < ka->timeout) {
+            ngx_add_timer(ev, ka->timeout - idle_for);
+            return;
+        }
+
+        ngx_http_claw_idle_close(idle->connection);
+        ngx_http_claw_idle_remove(idle);
+    }
 }
 
 

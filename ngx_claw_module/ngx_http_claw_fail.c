@@ -160,6 +160,18 @@ ngx_http_claw_fail_wait(ngx_http_claw_fails_t *fails, u_char *key,
     hash = ngx_murmur_hash2(key, len);
     now = (uint64_t) ngx_current_msec * 1000;
 
+    /*
+     * No address of this bucket failed lately, as nearly always: no lock.
+     * A failure counted meanwhile is as one counted just after the check.
+     */
+
+    if (((ngx_http_claw_fail_t * volatile *) sh->buckets)
+            [hash & (sh->nbuckets - 1)]
+        == NULL)
+    {
+        return 0;
+    }
+
     wait = 0;
 
     ngx_shmtx_lock(&fails->shpool->mutex);

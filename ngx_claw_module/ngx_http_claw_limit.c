@@ -5,8 +5,9 @@
  * Per-tenant limits, shared by all workers: a request rate (GCRA, as
  * limit_req with nodelay) and the number of requests in flight,
  * WebSocket tunnels included.  Both live in the tenant's slot and are
- * decided under the zone lock in O(1), after authentication, so that
- * unauthenticated traffic never spends a tenant's quota.
+ * decided in O(1) with atomic operations (ngx_http_claw_tables_admit()),
+ * after authentication, so that unauthenticated traffic never spends a
+ * tenant's quota.
  */
 
 
@@ -35,14 +36,9 @@ ngx_http_claw_limit(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     uint64_t                   now, interval, next, wait, pending;
     ngx_uint_t                 over_conn;
     ngx_http_claw_rate_t       rate;
-    ngx_http_claw_hold_t      *hold;
     ngx_http_claw_tconf_t     *tc;
-    ngx_http_claw_tenant_t    *t;
-    ngx_http_claw_tables_t    *tb;
 
     tc = ctx->tconf;
-    t = ctx->tenant;
-    tb = ctx->tables;
 
     rate = tc->rate.number ? tc->rate : clcf->rate;
     burst = tc->burst >= 0 ? tc->burst : (int64_t) clcf->burst;
@@ -54,44 +50,11 @@ ngx_http_claw_limit(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
                ? ngx_http_claw_rate_interval(&rate) : 0;
     now = (uint64_t) ngx_current_msec * 1000000;
 
-    wait = 0;
-    next = 0;
-    over_conn = 0;
+    ctx->active = ngx_http_claw_tables_admit(ctx->tables, ctx->tenant,
+                                             ctx->hold, now, interval, burst,
+                                             conn, &wait, &next);
 
-    ngx_shmtx_lock(&tb->shpool->mutex);
-
-    if (interval) {
-        wait = ngx_http_claw_gcra(t->tat, now, interval, burst, &next);
-    }
-
-    if (wait == 0 && conn && t->active >= (uint64_t) conn) {
-        over_conn = 1;
-    }
-
-    if (wait == 0 && !over_conn) {
-        hold = ngx_http_claw_tables_hold_locked(tb, t);
-
-        if (hold == NULL && tb->ledger) {
-            ngx_shmtx_unlock(&tb->shpool->mutex);
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "claw: zone \"%V\" full, request of tenant \"%V\" "
-                          "refused", &tb->shm_zone->shm.name, &ctx->id);
-            return NGX_HTTP_SERVICE_UNAVAILABLE;
-        }
-
-        if (hold) {
-            hold->active++;
-        }
-
-        if (interval) {
-            t->tat = next;
-        }
-
-        t->active++;
-        ctx->active = 1;
-    }
-
-    ngx_shmtx_unlock(&tb->shpool->mutex);
+    over_conn = (!ctx->active && wait == 0);
 
     /* a refusal is remembered by the caller: it is answered again */
     ctx->limited = ctx->active;
@@ -118,7 +81,7 @@ ngx_http_claw_limit(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
         return NGX_OK;
     }
 
-    (void) ngx_atomic_fetch_add(&t->rate_limited, 1);
+    (void) ngx_atomic_fetch_add(&ctx->tenant->rate_limited, 1);
 
     if (over_conn) {
         ngx_log_error(clcf->limit_log_level, r->connection->log, 0,

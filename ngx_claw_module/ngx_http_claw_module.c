@@ -449,9 +449,10 @@ ngx_http_claw_check(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        r->request_line.len = ngx_http_claw_fragment_redact(
-                                  r->request_line.data, r->request_line.len, p);
+        (void) ngx_http_claw_fragment_redact(r->request_line.data,
+                                             r->request_line.len, p);
         r->request_line.data = p;
+        r->request_line.len = len;
 
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "claw: a fragment in the request target");
@@ -677,7 +678,8 @@ ngx_http_claw_resolve(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     hash = ngx_murmur_hash2(name, len);
 
     t = ngx_http_claw_tables_acquire(&cmcf->tables, domain, hash, name,
-                                     len, &copy.tconf, &ctx->revoked, &full);
+                                     len, &copy.tconf, &ctx->revoked,
+                                     &ctx->hold, &full);
 
     if (full) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -702,7 +704,7 @@ ngx_http_claw_resolve(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
 
     tc = ngx_palloc(r->pool, copy.tconf.head);
     if (tc == NULL) {
-        ngx_http_claw_tables_release(&cmcf->tables, t, 0);
+        ngx_http_claw_tables_release(&cmcf->tables, t, ctx->hold, 0);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -784,7 +786,8 @@ ngx_http_claw_cleanup(void *data)
     }
 
     if (ctx->tenant) {
-        ngx_http_claw_tables_release(ctx->tables, ctx->tenant, ctx->active);
+        ngx_http_claw_tables_release(ctx->tables, ctx->tenant, ctx->hold,
+                                     ctx->active);
         ctx->tenant = NULL;
     }
 }

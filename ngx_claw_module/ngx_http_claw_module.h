@@ -100,6 +100,7 @@ typedef struct {
     ngx_http_request_t          *request;
     ngx_http_claw_tables_t      *tables;
     ngx_http_claw_tenant_t      *tenant;         /* pinned, or NULL */
+    ngx_http_claw_hold_t        *hold;           /* this worker's record */
     ngx_http_claw_tconf_t       *tconf;          /* the request's copy */
 
     ngx_str_t                    id;

@@ -4,11 +4,11 @@
  *
  * The tenant tables in the shared zone: tenants by id, custom domains by
  * name, and the ledgers of what each worker holds.  Requests pin a
- * tenant's slot in one short critical section and work on a copy of its
- * configuration; every change, from the registry file on reload or from
- * the admin API, is prepared (allocated) first and then committed under
- * one lock, so no request ever sees half a change.  Nothing here does
- * I/O or knows where a change came from.
+ * tenant's slot in the one critical section they take, and work on a
+ * copy of its configuration; every change, from the registry file on
+ * reload or from the admin API, is prepared (allocated) first and then
+ * committed under one lock, so no request ever sees half a change.
+ * Nothing here does I/O or knows where a change came from.
  */
 
 
@@ -51,9 +51,14 @@ static ngx_http_claw_tenant_t *ngx_http_claw_find_id_locked(
     ngx_http_claw_shctx_t *sh, uint32_t hash, u_char *id, size_t len);
 static ngx_http_claw_tenant_t *ngx_http_claw_find_domain_locked(
     ngx_http_claw_shctx_t *sh, uint32_t hash, u_char *name, size_t len);
+static ngx_http_claw_hold_t *ngx_http_claw_hold_locked(
+    ngx_http_claw_tables_t *tb, ngx_http_claw_tenant_t *t);
+static void ngx_http_claw_reclaim_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_ledger_t *ledger);
 static void ngx_http_claw_unhold_locked(ngx_http_claw_tables_t *tb,
-    ngx_http_claw_ledger_t *ledger, ngx_http_claw_tenant_t *t,
-    uint32_t pins, uint32_t active);
+    ngx_http_claw_hold_t *h);
+static void ngx_http_claw_free_tenant_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_tenant_t *t);
 
 
 /*
@@ -433,6 +438,7 @@ ngx_http_claw_commit_locked(ngx_http_claw_tables_t *tb,
 
         t->uid = ++sh->uid;
         t->hash = ch->hash;
+        t->refs = 1;                        /* the tables' */
 
         b = t->hash & (sh->nbuckets - 1);
         t->next = sh->ids[b];
@@ -485,10 +491,34 @@ ngx_http_claw_unlink_locked(ngx_http_claw_tables_t *tb,
     tb->sh->ntenants--;
     tb->sh->changes++;
 
-    if (t->refs) {
-        t->dead = 1;
+    t->dead = 1;
+
+    /* pinned: workers look again at what they relay for it */
+
+    if (t->refs > 1) {
         ngx_http_claw_revoke_locked(tb, t);
-        return;
+    }
+
+    /* with the lock held nobody pins it any more: the last unpin frees */
+
+    if (ngx_atomic_fetch_add(&t->refs, (ngx_atomic_int_t) -1) == 1) {
+        ngx_http_claw_free_tenant_locked(tb, t);
+    }
+}
+
+
+/* a slot nobody pins, unlinked: its ledger records go with it */
+
+static void
+ngx_http_claw_free_tenant_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_tenant_t *t)
+{
+    ngx_http_claw_hold_t  *h, *next;
+
+    for (h = t->holds; h; h = next) {
+        next = h->tnext;
+        ngx_queue_remove(&h->queue);
+        ngx_slab_free_locked(tb->shpool, h);
     }
 
     ngx_slab_free_locked(tb->shpool, t);
@@ -594,19 +624,20 @@ ngx_http_claw_tables_holds(ngx_http_claw_tables_t *tb,
  * Finds a tenant and pins its slot for the request; the request gets a
  * copy of the tenant's configuration, so the lock is held for the lookup
  * and a copy of a few hundred bytes, no longer.  NULL with *full set: the
- * tenant is there, but the zone has no room for this worker's pin.
+ * tenant is there, but the zone has no room for this worker's record.
  */
 
 ngx_http_claw_tenant_t *
 ngx_http_claw_tables_acquire(ngx_http_claw_tables_t *tb,
     ngx_uint_t domain, uint32_t hash, u_char *name, size_t len,
     ngx_http_claw_tconf_t *copy, ngx_atomic_uint_t *revoked,
-    ngx_uint_t *full)
+    ngx_http_claw_hold_t **hold, ngx_uint_t *full)
 {
-    ngx_http_claw_hold_t    *hold;
+    ngx_http_claw_hold_t    *h;
     ngx_http_claw_tenant_t  *t;
 
     *full = 0;
+    *hold = NULL;
 
     ngx_shmtx_lock(&tb->shpool->mutex);
 
@@ -618,20 +649,20 @@ ngx_http_claw_tables_acquire(ngx_http_claw_tables_t *tb,
     }
 
     if (t) {
-        hold = ngx_http_claw_tables_hold_locked(tb, t);
+        h = ngx_http_claw_hold_locked(tb, t);
 
-        if (hold == NULL && tb->ledger) {
-            /* no room for this worker's entry in its ledger */
+        if (h == NULL && tb->ledger) {
             *full = 1;
             t = NULL;
             goto done;
         }
 
-        if (hold) {
-            hold->pins++;
+        if (h) {
+            h->pins++;
+            *hold = h;
         }
 
-        t->refs++;
+        (void) ngx_atomic_fetch_add(&t->refs, 1);
         *revoked = t->revoked;
         ngx_memcpy(copy, t->conf, t->conf->head);
     }
@@ -644,26 +675,129 @@ done:
 }
 
 
+/*
+ * The request ends: without the lock, unless it was the last pin of a
+ * deleted tenant.  The worker's own record first: a worker killed between
+ * the two leaves a count too high (a slot never freed), never too low.
+ */
+
 void
 ngx_http_claw_tables_release(ngx_http_claw_tables_t *tb,
-    ngx_http_claw_tenant_t *t, ngx_uint_t active)
+    ngx_http_claw_tenant_t *t, ngx_http_claw_hold_t *hold, ngx_uint_t active)
 {
-    ngx_shmtx_lock(&tb->shpool->mutex);
+    if (hold) {
+        hold->pins--;
+        hold->active -= active ? 1 : 0;
+    }
 
-    ngx_http_claw_unhold_locked(tb, tb->ledger, t, 1, active ? 1 : 0);
+    if (active) {
+        (void) ngx_atomic_fetch_add(&t->active, (ngx_atomic_int_t) -1);
+    }
 
-    ngx_shmtx_unlock(&tb->shpool->mutex);
+    if (ngx_atomic_fetch_add(&t->refs, (ngx_atomic_int_t) -1) == 1) {
+        ngx_shmtx_lock(&tb->shpool->mutex);
+        ngx_http_claw_free_tenant_locked(tb, t);
+        ngx_shmtx_unlock(&tb->shpool->mutex);
+    }
 }
 
 
-/* this worker's ledger entry for t, created on first use */
+/*
+ * Admits a request of a pinned tenant, or says how long to wait (*wait,
+ * nanoseconds; 0 with a refusal: over the concurrency limit).  The rate
+ * is judged before the concurrency, as a refusal reports the rate first;
+ * the count of requests in flight is taken, then the rate spent, and the
+ * count given back if another request spent the rate in between.
+ */
 
-ngx_http_claw_hold_t *
-ngx_http_claw_tables_hold_locked(ngx_http_claw_tables_t *tb,
+ngx_uint_t
+ngx_http_claw_tables_admit(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_tenant_t *t, ngx_http_claw_hold_t *hold, uint64_t now,
+    uint64_t interval, int64_t burst, int64_t conn, uint64_t *wait,
+    uint64_t *next)
+{
+    uint64_t           tat;
+    ngx_atomic_uint_t  active;
+
+    *wait = 0;
+    *next = 0;
+
+#if (NGX_PTR_SIZE == 8)
+
+    if (interval) {
+        *wait = ngx_http_claw_gcra(t->tat, now, interval, burst, next);
+
+        if (*wait) {
+            return 0;
+        }
+    }
+
+    active = ngx_atomic_fetch_add(&t->active, 1);
+
+    if (conn && active >= (ngx_atomic_uint_t) conn) {
+        (void) ngx_atomic_fetch_add(&t->active, (ngx_atomic_int_t) -1);
+        return 0;
+    }
+
+    while (interval) {
+        tat = t->tat;
+
+        *wait = ngx_http_claw_gcra(tat, now, interval, burst, next);
+
+        if (*wait) {
+            (void) ngx_atomic_fetch_add(&t->active, (ngx_atomic_int_t) -1);
+            return 0;
+        }
+
+        if (ngx_atomic_cmp_set(&t->tat, tat, *next)) {
+            break;
+        }
+    }
+
+#else
+
+    ngx_shmtx_lock(&tb->shpool->mutex);
+
+    if (interval) {
+        *wait = ngx_http_claw_gcra(t->tat, now, interval, burst, next);
+    }
+
+    active = t->active;
+
+    if (*wait || (conn && active >= (ngx_atomic_uint_t) conn)) {
+        ngx_shmtx_unlock(&tb->shpool->mutex);
+        return 0;
+    }
+
+    if (interval) {
+        t->tat = *next;
+    }
+
+    /* releases give it back without the lock */
+    (void) ngx_atomic_fetch_add(&t->active, 1);
+
+    ngx_shmtx_unlock(&tb->shpool->mutex);
+
+    (void) tat;
+
+#endif
+
+    if (hold) {
+        hold->active++;
+    }
+
+    return 1;
+}
+
+
+/* this worker's record for t, created on its first request */
+
+static ngx_http_claw_hold_t *
+ngx_http_claw_hold_locked(ngx_http_claw_tables_t *tb,
     ngx_http_claw_tenant_t *t)
 {
-    ngx_http_claw_hold_t   *h, **hp;
-    ngx_http_claw_ledger_t *ledger;
+    ngx_http_claw_hold_t    *h;
+    ngx_http_claw_ledger_t  *ledger;
 
     ledger = tb->ledger;
 
@@ -671,63 +805,92 @@ ngx_http_claw_tables_hold_locked(ngx_http_claw_tables_t *tb,
         return NULL;
     }
 
-    hp = &ledger->holds[((uintptr_t) t >> 7) % NGX_HTTP_CLAW_HOLD_BUCKETS];
-
-    for (h = *hp; h; h = h->next) {
-        if (h->tenant == t) {
+    for (h = t->holds; h; h = h->tnext) {
+        if (h->ledger == ledger) {
             return h;
         }
     }
 
     h = ngx_slab_alloc_locked(tb->shpool, sizeof(ngx_http_claw_hold_t));
+
     if (h == NULL) {
-        return NULL;
+        /* room for tenants first: the records of idle ones go */
+        ngx_http_claw_reclaim_locked(tb, ledger);
+        h = ngx_slab_alloc_locked(tb->shpool, sizeof(ngx_http_claw_hold_t));
+
+        if (h == NULL) {
+            return NULL;
+        }
     }
 
     h->tenant = t;
+    h->ledger = ledger;
     h->pins = 0;
     h->active = 0;
-    h->next = *hp;
-    *hp = h;
+    h->tnext = t->holds;
+    t->holds = h;
+    ngx_queue_insert_tail(&ledger->holds, &h->queue);
 
     return h;
 }
 
 
+/* frees a ledger's records of tenants it has no request of */
+
+static void
+ngx_http_claw_reclaim_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_ledger_t *ledger)
+{
+    ngx_queue_t           *q, *next;
+    ngx_http_claw_hold_t  *h;
+
+    for (q = ngx_queue_head(&ledger->holds);
+         q != ngx_queue_sentinel(&ledger->holds);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        h = ngx_queue_data(q, ngx_http_claw_hold_t, queue);
+
+        if (h->pins == 0) {
+            ngx_http_claw_unhold_locked(tb, h);
+        }
+    }
+}
+
+
+/* a record goes: what it still counts is given back */
+
 static void
 ngx_http_claw_unhold_locked(ngx_http_claw_tables_t *tb,
-    ngx_http_claw_ledger_t *ledger, ngx_http_claw_tenant_t *t, uint32_t pins,
-    uint32_t active)
+    ngx_http_claw_hold_t *h)
 {
-    ngx_http_claw_hold_t  *h, **hp;
+    ngx_http_claw_hold_t    **hp;
+    ngx_http_claw_tenant_t   *t;
 
-    if (ledger) {
-        hp = &ledger->holds[((uintptr_t) t >> 7)
-                            % NGX_HTTP_CLAW_HOLD_BUCKETS];
+    t = h->tenant;
 
-        for (h = *hp; h; hp = &h->next, h = h->next) {
-            if (h->tenant != t) {
-                continue;
-            }
-
-            h->pins -= pins;
-            h->active -= active;
-
-            if (h->pins == 0) {
-                *hp = h->next;
-                ngx_slab_free_locked(tb->shpool, h);
-            }
-
+    for (hp = &t->holds; *hp; hp = &(*hp)->tnext) {
+        if (*hp == h) {
+            *hp = h->tnext;
             break;
         }
     }
 
-    t->active -= active;
-    t->refs -= pins;
+    ngx_queue_remove(&h->queue);
 
-    if (t->refs == 0 && t->dead) {
-        ngx_slab_free_locked(tb->shpool, t);
+    if (h->active) {
+        (void) ngx_atomic_fetch_add(&t->active,
+                                    - (ngx_atomic_int_t) h->active);
     }
+
+    if (h->pins
+        && ngx_atomic_fetch_add(&t->refs, - (ngx_atomic_int_t) h->pins)
+           == h->pins)
+    {
+        ngx_http_claw_free_tenant_locked(tb, t);
+    }
+
+    ngx_slab_free_locked(tb->shpool, h);
 }
 
 
@@ -741,9 +904,9 @@ ngx_int_t
 ngx_http_claw_tables_init_worker(ngx_http_claw_tables_t *tb,
     ngx_log_t *log)
 {
-    ngx_int_t                n;
     ngx_uint_t               pins, active;
-    ngx_http_claw_hold_t    *h, *next;
+    ngx_queue_t             *q;
+    ngx_http_claw_hold_t    *h;
     ngx_http_claw_shctx_t   *sh;
     ngx_http_claw_ledger_t  *ledger;
 
@@ -762,23 +925,14 @@ ngx_http_claw_tables_init_worker(ngx_http_claw_tables_t *tb,
         pins = 0;
         active = 0;
 
-        for (n = 0; n < NGX_HTTP_CLAW_HOLD_BUCKETS; n++) {
-            for (h = ledger->holds[n]; h; h = next) {
-                next = h->next;
-                pins += h->pins;
-                active += h->active;
+        while (!ngx_queue_empty(&ledger->holds)) {
+            q = ngx_queue_head(&ledger->holds);
+            h = ngx_queue_data(q, ngx_http_claw_hold_t, queue);
 
-                h->tenant->active -= h->active;
-                h->tenant->refs -= h->pins;
+            pins += h->pins;
+            active += h->active;
 
-                if (h->tenant->refs == 0 && h->tenant->dead) {
-                    ngx_slab_free_locked(tb->shpool, h->tenant);
-                }
-
-                ngx_slab_free_locked(tb->shpool, h);
-            }
-
-            ledger->holds[n] = NULL;
+            ngx_http_claw_unhold_locked(tb, h);
         }
 
         if (pins) {
@@ -812,6 +966,7 @@ ngx_http_claw_tables_init_worker(ngx_http_claw_tables_t *tb,
         }
 
         ngx_memzero(ledger, sizeof(ngx_http_claw_ledger_t));
+        ngx_queue_init(&ledger->holds);
         ledger->slot = ngx_process_slot;
         ledger->next = sh->ledgers;
         sh->ledgers = ledger;
@@ -826,12 +981,14 @@ ngx_http_claw_tables_init_worker(ngx_http_claw_tables_t *tb,
 }
 
 
-/* a worker that exits having released everything leaves no ledger */
+/*
+ * A worker that exits having released everything leaves an empty ledger
+ * for the next worker of its slot
+ */
 
 void
 ngx_http_claw_tables_exit_worker(ngx_http_claw_tables_t *tb)
 {
-    ngx_uint_t               n;
     ngx_http_claw_ledger_t  *ledger;
 
     ledger = tb->ledger;
@@ -842,13 +999,9 @@ ngx_http_claw_tables_exit_worker(ngx_http_claw_tables_t *tb)
 
     ngx_shmtx_lock(&tb->shpool->mutex);
 
-    for (n = 0; n < NGX_HTTP_CLAW_HOLD_BUCKETS; n++) {
-        if (ledger->holds[n]) {
-            break;
-        }
-    }
+    ngx_http_claw_reclaim_locked(tb, ledger);
 
-    if (n == NGX_HTTP_CLAW_HOLD_BUCKETS) {
+    if (ngx_queue_empty(&ledger->holds)) {
         ledger->pid = 0;
     }
 

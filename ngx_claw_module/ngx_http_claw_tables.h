@@ -108,31 +108,48 @@ struct ngx_http_claw_name_s {
 
 /*
  * A tenant's slot: stable for the tenant's whole life, so limit state
- * and counters outlive configuration changes.  Requests pin the slot
- * (refs) and may use it after the lock is released; a slot deleted
- * while pinned is unlinked, marked dead and freed by the last unpin.
- * "revoked" moves whenever a token of the tenant is taken away or the
- * tenant goes: workers then look again at the requests they relay for it.
+ * and counters outlive configuration changes.  "refs" counts one for the
+ * tables and one per request that pinned the slot (and may use it after
+ * the lock is released); a slot deleted while pinned is unlinked, marked
+ * dead and freed by the last unpin.  "revoked" moves whenever a token of
+ * the tenant is taken away or the tenant goes: workers then look again at
+ * the requests they relay for it.
+ *
+ * A request takes the zone's lock once, to find and pin its tenant; its
+ * limits are decided, and its pin given back, with atomic operations.
  */
 
 #define NGX_HTTP_CLAW_CLASSES  5                /* 1xx ... 5xx */
+
+typedef struct ngx_http_claw_hold_s    ngx_http_claw_hold_t;
+typedef struct ngx_http_claw_ledger_s  ngx_http_claw_ledger_t;
 
 struct ngx_http_claw_tenant_s {
     ngx_http_claw_tenant_t      *next;          /* hash chain */
     ngx_http_claw_tconf_t       *conf;
     ngx_http_claw_name_t        *names;
+    ngx_http_claw_hold_t        *holds;         /* one per worker using it */
     uint64_t                     uid;
     uint32_t                     hash;
-    uint32_t                     refs;
-    uint32_t                     active;
     uint32_t                     mark;
-    ngx_atomic_t                 revoked;
     unsigned                     dead:1;
 
-    /* rate limiter state (GCRA theoretical arrival time, nanoseconds) */
-    uint64_t                     tat;
+    /* updated without the lock */
+    ngx_atomic_t                 refs;
+    ngx_atomic_t                 active;
+    ngx_atomic_t                 revoked;
 
-    /* updated without the lock by pinned requests */
+    /*
+     * The rate limiter's state: GCRA's theoretical arrival time, in
+     * nanoseconds; compared and set where ngx_atomic_t has 64 bits, under
+     * the lock elsewhere
+     */
+#if (NGX_PTR_SIZE == 8)
+    ngx_atomic_t                 tat;
+#else
+    uint64_t                     tat;
+#endif
+
     ngx_atomic_t                 requests[NGX_HTTP_CLAW_CLASSES];
     ngx_atomic_t                 auth_failures;
     ngx_atomic_t                 rate_limited;
@@ -143,21 +160,19 @@ struct ngx_http_claw_tenant_s {
 
 
 /*
- * What each worker holds: pinned slots and admitted requests per tenant.
- * A worker that dies without releasing them (kill -9, a crash) leaves
- * its ledger behind, and the next worker to start gives it all back, so
- * no concurrency count stays stuck.
+ * What each worker holds: pinned slots and admitted requests per tenant,
+ * one record per tenant the worker has served, kept (and found again
+ * through the tenant) so that a request allocates nothing.  Only the
+ * worker writes its counts.  A worker that dies without releasing them
+ * (kill -9, a crash) leaves its ledger behind, and the next worker to
+ * start gives it all back, so no concurrency count stays stuck.
  */
 
-/* a ledger fits a 512-byte slab */
-#define NGX_HTTP_CLAW_HOLD_BUCKETS  61
-
-typedef struct ngx_http_claw_hold_s    ngx_http_claw_hold_t;
-typedef struct ngx_http_claw_ledger_s  ngx_http_claw_ledger_t;
-
 struct ngx_http_claw_hold_s {
-    ngx_http_claw_hold_t        *next;
+    ngx_queue_t                  queue;         /* the ledger's */
+    ngx_http_claw_hold_t        *tnext;         /* the tenant's */
     ngx_http_claw_tenant_t      *tenant;
+    ngx_http_claw_ledger_t      *ledger;
     uint32_t                     pins;
     uint32_t                     active;
 };
@@ -167,7 +182,7 @@ struct ngx_http_claw_ledger_s {
     ngx_http_claw_ledger_t      *next;
     ngx_int_t                    slot;          /* ngx_process_slot */
     ngx_pid_t                    pid;           /* 0: free */
-    ngx_http_claw_hold_t        *holds[NGX_HTTP_CLAW_HOLD_BUCKETS];
+    ngx_queue_t                  holds;
 };
 
 
@@ -206,11 +221,15 @@ void ngx_http_claw_tables_exit_worker(ngx_http_claw_tables_t *tb);
 ngx_http_claw_tenant_t *ngx_http_claw_tables_acquire(
     ngx_http_claw_tables_t *tb, ngx_uint_t domain, uint32_t hash,
     u_char *name, size_t len, ngx_http_claw_tconf_t *copy,
-    ngx_atomic_uint_t *revoked, ngx_uint_t *full);
+    ngx_atomic_uint_t *revoked, ngx_http_claw_hold_t **hold,
+    ngx_uint_t *full);
 void ngx_http_claw_tables_release(ngx_http_claw_tables_t *tb,
-    ngx_http_claw_tenant_t *t, ngx_uint_t active);
-ngx_http_claw_hold_t *ngx_http_claw_tables_hold_locked(
-    ngx_http_claw_tables_t *tb, ngx_http_claw_tenant_t *t);
+    ngx_http_claw_tenant_t *t, ngx_http_claw_hold_t *hold,
+    ngx_uint_t active);
+ngx_uint_t ngx_http_claw_tables_admit(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_tenant_t *t, ngx_http_claw_hold_t *hold, uint64_t now,
+    uint64_t interval, int64_t burst, int64_t conn, uint64_t *wait,
+    uint64_t *next);
 ngx_http_claw_tenant_t *ngx_http_claw_tables_peek(ngx_http_claw_tables_t *tb,
     ngx_uint_t domain, u_char *name, size_t len);
 ngx_int_t ngx_http_claw_tables_owns(ngx_http_claw_tables_t *tb,

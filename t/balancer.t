@@ -445,8 +445,12 @@ _EOC_
 
 
 
-=== TEST 12: a full claw_keepalive pool lets its least recently used connection go
-With room for one connection, bob's takes alice's place: alice starts over.
+=== TEST 12: a full claw_keepalive pool lets its least recently used connection go for a tenant asked for more often, and only then
+With room for one connection: alice's is pooled; bob, asked for as often
+as alice, does not take its place (his connection is closed); asked for
+more often, he does, and alice starts over.  Before the admission check a
+full pool always gave up its least recently used connection (bob's second
+request reused his first connection).
 --- http_config eval
 <<'_EOC_' . $::Backends
     claw_zone claw:1m;
@@ -459,6 +463,9 @@ With room for one connection, bob's takes alice's place: alice starts over.
 _EOC_
 --- config
     claw_domain claw.test;
+
+    location = /report.txt {
+    }
 
     location /alice {
         claw on;
@@ -475,11 +482,118 @@ _EOC_
         proxy_http_version 1.1;
         proxy_set_header Connection "";
     }
---- request eval
-["GET /alice", "GET /bob", "GET /bob", "GET /alice"]
---- response_body_like eval
-[qr/^shared-container n=\d+$/, qr/^bob-container n=1$/,
- qr/^bob-container n=2$/, qr/^shared-container n=1$/]
+--- init
+my @seen;
+for my $who (qw(alice bob bob bob alice)) {
+    my ($status, $body) = ClawTest::http_request('GET', "/$who");
+    chomp $body;
+    push @seen, "$who: $status $body";
+}
+ClawTest::report(@seen);
+--- request
+GET /report.txt
+--- response_body
+alice: 200 shared-container n=1
+bob: 200 bob-container n=1
+bob: 200 bob-container n=1
+bob: 200 bob-container n=2
+alice: 200 shared-container n=1
+--- no_error_log
+[error]
+
+
+
+=== TEST 12a: a full claw_keepalive pool gives up a tenant's spare connection for anyone
+alice's two connections fill the pool (one held by a slow answer while the
+other is opened); bob, asked for no more often than alice, takes the place
+of her least recently used one, since she keeps another; alice's other one
+is still there.  Before, her count kept both, and bob's connection was
+closed (his second request started over).
+--- http_config eval
+my $hold = 'x' x (1024 * ($ENV{TEST_NGINX_USE_VALGRIND} ? 8 : 2));
+<<"_EOC_"
+    server {
+        listen 127.0.0.1:19861;
+        location = /alice/slow {
+            limit_rate 1k;
+            return 200 "$hold\n";
+        }
+        location / {
+            return 200 "shared-container n=\$connection_requests\n";
+        }
+    }
+
+    server {
+        listen 127.0.0.1:19862;
+        return 200 "bob-container n=\$connection_requests\n";
+    }
+
+    claw_zone claw:1m;
+    claw_tenants \$TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
+    upstream claw {
+        claw_balancer;
+        claw_keepalive 2;
+    }
+_EOC_
+--- config
+    claw_domain claw.test;
+
+    location = /report.txt {
+    }
+
+    location /alice {
+        claw on;
+        claw_tenant alice;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+
+    location /bob {
+        claw on;
+        claw_tenant bob;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+--- init
+my @seen;
+my $get = sub {
+    my ($path) = @_;
+    my ($status, $body) = ClawTest::http_request('GET', $path);
+    chomp $body;
+    push @seen, "$path: $status $body";
+};
+# the slow answer read to its end, so that its connection is kept
+pipe(my $r, my $w) or die "pipe: $!\n";
+my $pid = fork // die "fork: $!\n";
+if ($pid == 0) {
+    close $r;
+    my ($status) = eval { ClawTest::http_request('GET', '/alice/slow') };
+    print $w ($status // 0), "\n";
+    close $w;
+    POSIX::_exit(0);
+}
+close $w;
+Time::HiRes::sleep(ClawTest::patience(0.3));
+$get->('/alice');
+my $status = <$r> // "0\n";
+waitpid $pid, 0;
+chomp $status;
+push @seen, "/alice/slow: $status";
+$get->('/bob');
+$get->('/bob');
+$get->('/alice');
+ClawTest::report(@seen);
+--- request
+GET /report.txt
+--- response_body
+/alice: 200 shared-container n=1
+/alice/slow: 200
+/bob: 200 bob-container n=1
+/bob: 200 bob-container n=2
+/alice: 200 shared-container n=2
 --- no_error_log
 [error]
 
@@ -537,6 +651,63 @@ _EOC_
 Host: alice.claw.test
 --- response_body eval
 ["shared-container n=1\n", "shared-container n=1\n"]
+--- no_error_log
+[error]
+
+
+
+=== TEST 14a: claw_keepalive timeout= counts from each connection's last use, for every connection of the pool
+alice's connection and bob's are left idle 0.6 s apart; 1.2 s after
+alice's, 0.6 s after bob's, with timeout=1s, alice's is gone and bob's is
+used again; bob's, used again, is still there 0.6 s later.
+--- http_config eval
+<<'_EOC_' . $::Backends
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
+    upstream claw {
+        claw_balancer;
+        claw_keepalive 8 timeout=1s;
+    }
+_EOC_
+--- config
+    claw_domain claw.test;
+
+    location = /report.txt {
+    }
+
+    location / {
+        claw on;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+--- init
+my @seen;
+my $get = sub {
+    my ($who) = @_;
+    my ($status, $body) = ClawTest::http_request('GET', '/', undef,
+                                                 "Host: $who.claw.test");
+    chomp $body;
+    push @seen, "$who: $status $body";
+};
+$get->('alice');
+Time::HiRes::sleep(0.6);
+$get->('bob');
+Time::HiRes::sleep(0.6);
+$get->('bob');
+$get->('alice');
+Time::HiRes::sleep(0.6);
+$get->('bob');
+ClawTest::report(@seen);
+--- request
+GET /report.txt
+--- response_body
+alice: 200 shared-container n=1
+bob: 200 bob-container n=1
+bob: 200 bob-container n=2
+alice: 200 shared-container n=1
+bob: 200 bob-container n=3
 --- no_error_log
 [error]
 
