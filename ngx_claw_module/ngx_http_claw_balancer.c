@@ -68,6 +68,7 @@ struct ngx_http_claw_keepalive_s {
     /* how often each tenant was asked for lately, see ngx_http_claw_seen */
     uint16_t                    *seen;
     uint32_t                     seen_mask;
+    ngx_uint_t                   seen_shift;    /* 32 - log2(counters) */
     ngx_uint_t                   seen_count;
     unsigned                     full:1;        /* counted since full */
 
@@ -220,8 +221,10 @@ ngx_http_claw_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
 
     /* 4 counters per pooled connection or more: few tenants collide */
 
+    ka->seen_shift = 32 - 10;
+
     for (m = 1024; m < ka->max * 4; m *= 2) {
-        /* void */
+        ka->seen_shift--;
     }
 
     ka->seen = ngx_pcalloc(cf->pool, m * sizeof(uint16_t));
@@ -659,23 +662,29 @@ ngx_http_claw_seen(ngx_http_claw_keepalive_t *ka, uint32_t hash,
     uint16_t    *a, *b;
     ngx_uint_t   i, n;
 
+    /* the low bits, and the high bits of another mix of all of them */
+
     a = &ka->seen[hash & ka->seen_mask];
-    b = &ka->seen[(hash * 0x9e3779b1) >> 7 & ka->seen_mask];
+    b = &ka->seen[(uint32_t) (hash * 0x9e3779b1) >> ka->seen_shift];
 
     n = ngx_min(*a, *b);
 
-    if (!add || n == 0xffff) {
+    if (!add) {
         return n;
     }
 
     /* only the smaller grows: the estimate stays as tight as it can */
 
-    if (*a == n) {
-        (*a)++;
-    }
+    if (n < 0xffff) {
+        if (*a == n) {
+            (*a)++;
+        }
 
-    if (*b == n) {
-        (*b)++;
+        if (*b == n) {
+            (*b)++;
+        }
+
+        n++;
     }
 
     if (++ka->seen_count >= 10 * ka->max) {
@@ -686,7 +695,7 @@ ngx_http_claw_seen(ngx_http_claw_keepalive_t *ka, uint32_t hash,
         }
     }
 
-    return n + 1;
+    return n;
 }
 
 

@@ -19,6 +19,13 @@
 #include "ngx_http_claw_token.h"
 
 
+/* tenants' counts are shared by the workers without the lock */
+
+#if !(NGX_HAVE_ATOMIC_OPS)
+#error "ngx_claw_module needs the atomic operations this nginx lacks"
+#endif
+
+
 static ngx_int_t ngx_http_claw_prepare(ngx_http_claw_tables_t *tb,
     ngx_http_claw_change_t *ch);
 static void ngx_http_claw_unprepare(ngx_http_claw_tables_t *tb,
@@ -26,6 +33,8 @@ static void ngx_http_claw_unprepare(ngx_http_claw_tables_t *tb,
 static ngx_int_t ngx_http_claw_alloc_change_locked(
     ngx_http_claw_tables_t *tb, ngx_http_claw_change_t *ch,
     ngx_uint_t slot);
+static ngx_int_t ngx_http_claw_alloc_try_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_change_t *ch, ngx_uint_t slot);
 static void ngx_http_claw_unprepare_locked(ngx_http_claw_tables_t *tb,
     ngx_http_claw_change_t *ch);
 static ngx_uint_t ngx_http_claw_commit_locked(ngx_http_claw_tables_t *tb,
@@ -53,8 +62,10 @@ static ngx_http_claw_tenant_t *ngx_http_claw_find_domain_locked(
     ngx_http_claw_shctx_t *sh, uint32_t hash, u_char *name, size_t len);
 static ngx_http_claw_hold_t *ngx_http_claw_hold_locked(
     ngx_http_claw_tables_t *tb, ngx_http_claw_tenant_t *t);
-static void ngx_http_claw_reclaim_locked(ngx_http_claw_tables_t *tb,
+static ngx_uint_t ngx_http_claw_reclaim_locked(ngx_http_claw_tables_t *tb,
     ngx_http_claw_ledger_t *ledger);
+static ngx_uint_t ngx_http_claw_reclaim_all_locked(
+    ngx_http_claw_tables_t *tb);
 static void ngx_http_claw_unhold_locked(ngx_http_claw_tables_t *tb,
     ngx_http_claw_hold_t *h);
 static void ngx_http_claw_free_tenant_locked(ngx_http_claw_tables_t *tb,
@@ -291,11 +302,28 @@ ngx_http_claw_prepare(ngx_http_claw_tables_t *tb,
 /*
  * What a change puts in the zone: the configuration block, the custom
  * domains' name records and, for a new tenant, its slot.  A full zone
- * is an error; nothing is half allocated, nothing is evicted.
+ * first gives up the workers' records of tenants they have no request
+ * of; then it is an error: nothing is half allocated, no tenant evicted.
  */
 
 static ngx_int_t
 ngx_http_claw_alloc_change_locked(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_change_t *ch, ngx_uint_t slot)
+{
+    if (ngx_http_claw_alloc_try_locked(tb, ch, slot) == NGX_OK) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_claw_reclaim_all_locked(tb) == 0) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_claw_alloc_try_locked(tb, ch, slot);
+}
+
+
+static ngx_int_t
+ngx_http_claw_alloc_try_locked(ngx_http_claw_tables_t *tb,
     ngx_http_claw_change_t *ch, ngx_uint_t slot)
 {
     u_char                 *d;
@@ -657,12 +685,16 @@ ngx_http_claw_tables_acquire(ngx_http_claw_tables_t *tb,
             goto done;
         }
 
+        /* the ref first: a worker killed between the two leaves refs
+         * too high (a deleted tenant never freed), never too low */
+
+        (void) ngx_atomic_fetch_add(&t->refs, 1);
+
         if (h) {
             h->pins++;
             *hold = h;
         }
 
-        (void) ngx_atomic_fetch_add(&t->refs, 1);
         *revoked = t->revoked;
         ngx_memcpy(copy, t->conf, t->conf->head);
     }
@@ -679,6 +711,8 @@ done:
  * The request ends: without the lock, unless it was the last pin of a
  * deleted tenant.  The worker's own record first: a worker killed between
  * the two leaves a count too high (a slot never freed), never too low.
+ * Its pins last: a record without pins is another process's to free
+ * (ngx_http_claw_reclaim_all_locked), and is not written any more.
  */
 
 void
@@ -686,8 +720,12 @@ ngx_http_claw_tables_release(ngx_http_claw_tables_t *tb,
     ngx_http_claw_tenant_t *t, ngx_http_claw_hold_t *hold, ngx_uint_t active)
 {
     if (hold) {
+        if (active) {
+            hold->active--;
+        }
+
+        ngx_memory_barrier();
         hold->pins--;
-        hold->active -= active ? 1 : 0;
     }
 
     if (active) {
@@ -722,7 +760,7 @@ ngx_http_claw_tables_admit(ngx_http_claw_tables_t *tb,
     *wait = 0;
     *next = 0;
 
-#if (NGX_PTR_SIZE == 8)
+#if (NGX_HAVE_ATOMIC_OPS && NGX_PTR_SIZE == 8)
 
     if (interval) {
         *wait = ngx_http_claw_gcra(t->tat, now, interval, burst, next);
@@ -815,7 +853,7 @@ ngx_http_claw_hold_locked(ngx_http_claw_tables_t *tb,
 
     if (h == NULL) {
         /* room for tenants first: the records of idle ones go */
-        ngx_http_claw_reclaim_locked(tb, ledger);
+        ngx_http_claw_reclaim_all_locked(tb);
         h = ngx_slab_alloc_locked(tb->shpool, sizeof(ngx_http_claw_hold_t));
 
         if (h == NULL) {
@@ -835,14 +873,17 @@ ngx_http_claw_hold_locked(ngx_http_claw_tables_t *tb,
 }
 
 
-/* frees a ledger's records of tenants it has no request of */
+/* frees a ledger's records of tenants it has no request of; how many */
 
-static void
+static ngx_uint_t
 ngx_http_claw_reclaim_locked(ngx_http_claw_tables_t *tb,
     ngx_http_claw_ledger_t *ledger)
 {
+    ngx_uint_t             n;
     ngx_queue_t           *q, *next;
     ngx_http_claw_hold_t  *h;
+
+    n = 0;
 
     for (q = ngx_queue_head(&ledger->holds);
          q != ngx_queue_sentinel(&ledger->holds);
@@ -852,9 +893,32 @@ ngx_http_claw_reclaim_locked(ngx_http_claw_tables_t *tb,
         h = ngx_queue_data(q, ngx_http_claw_hold_t, queue);
 
         if (h->pins == 0) {
+            /* its owner's last writes, active before pins, are seen */
+            ngx_memory_barrier();
             ngx_http_claw_unhold_locked(tb, h);
+            n++;
         }
     }
+
+    return n;
+}
+
+
+/* every worker's records of tenants it has no request of; how many */
+
+static ngx_uint_t
+ngx_http_claw_reclaim_all_locked(ngx_http_claw_tables_t *tb)
+{
+    ngx_uint_t               n;
+    ngx_http_claw_ledger_t  *ledger;
+
+    n = 0;
+
+    for (ledger = tb->sh->ledgers; ledger; ledger = ledger->next) {
+        n += ngx_http_claw_reclaim_locked(tb, ledger);
+    }
+
+    return n;
 }
 
 

@@ -144,7 +144,7 @@ struct ngx_http_claw_tenant_s {
      * nanoseconds; compared and set where ngx_atomic_t has 64 bits, under
      * the lock elsewhere
      */
-#if (NGX_PTR_SIZE == 8)
+#if (NGX_HAVE_ATOMIC_OPS && NGX_PTR_SIZE == 8)
     ngx_atomic_t                 tat;
 #else
     uint64_t                     tat;

@@ -208,3 +208,46 @@ get 200: all
 zone "claw_t3" full
 [alert]
 --- timeout: 120
+
+
+
+=== TEST 4: the workers' records of idle tenants make room for new tenants too: a full zone takes as many tenants as were deleted
+The zone is filled with tenants until it refuses one (507); 20 of them
+are deleted, and the others served on both workers, whose records take
+the room the 20 left; 20 new tenants are then all created, the records
+giving way.  Before, records made room only for other records: the new
+tenants got 507 while the zone was full of records of idle tenants.
+--- http_config
+    claw_zone claw:256k;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/data/tenants.conf;
+
+    upstream claw {
+        claw_balancer;
+        keepalive 8;
+    }
+--- init
+my ($n, $s) = (0, 0);
+while (++$n <= 5000) {
+    $s = main::put("fill$n");
+    last if $s != 201;
+}
+my %status;
+$status{"delete " . main::admin('DELETE', "/fill$_")}++ for 1 .. 20;
+for my $round (1 .. 3) {
+    $status{"get " . main::get("fill$_")}++ for 21 .. $n - 1;
+}
+$status{"new put " . main::put("new$_")}++ for 1 .. 20;
+$status{"new get " . main::get("new$_")}++ for 1 .. 20;
+ClawTest::report("filled: " . ($n > 100 && $s == 507 ? "yes" : "no, $n, $s"),
+                 map { "$_: " . ($_ eq "get 200" && $status{$_} == 3 * ($n - 21)
+                                 ? "all" : $status{$_}) }
+                 sort keys %status);
+--- response_body
+filled: yes
+delete 204: 20
+get 200: all
+new get 200: 20
+new put 201: 20
+--- no_error_log
+[alert]
+--- timeout: 120
