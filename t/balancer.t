@@ -510,12 +510,14 @@ of her least recently used one, since she keeps another; alice's other one
 is still there.  Before, her count kept both, and bob's connection was
 closed (his second request started over).
 --- http_config eval
-my $hold = 'x' x (1024 * ($ENV{TEST_NGINX_USE_VALGRIND} ? 8 : 2));
+# 2 KB at 1 KB/s, or 256 bytes/s under valgrind: a second or seven
+my $rate = $ENV{TEST_NGINX_USE_VALGRIND} ? 256 : 1024;
+my $hold = 'x' x 2048;
 <<"_EOC_"
     server {
         listen 127.0.0.1:19861;
         location = /alice/slow {
-            limit_rate 1k;
+            limit_rate $rate;
             return 200 "$hold\n";
         }
         location / {
