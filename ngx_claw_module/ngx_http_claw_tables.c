@@ -35,6 +35,7 @@ static ngx_int_t ngx_http_claw_alloc_change_locked(
     ngx_uint_t slot);
 static ngx_int_t ngx_http_claw_alloc_try_locked(ngx_http_claw_tables_t *tb,
     ngx_http_claw_change_t *ch, ngx_uint_t slot);
+static ngx_uint_t ngx_http_claw_room_locked(ngx_http_claw_tables_t *tb);
 static void ngx_http_claw_unprepare_locked(ngx_http_claw_tables_t *tb,
     ngx_http_claw_change_t *ch);
 static ngx_uint_t ngx_http_claw_commit_locked(ngx_http_claw_tables_t *tb,
@@ -310,15 +311,38 @@ static ngx_int_t
 ngx_http_claw_alloc_change_locked(ngx_http_claw_tables_t *tb,
     ngx_http_claw_change_t *ch, ngx_uint_t slot)
 {
-    if (ngx_http_claw_alloc_try_locked(tb, ch, slot) == NGX_OK) {
-        return NGX_OK;
-    }
+    ngx_uint_t  i;
 
-    if (ngx_http_claw_reclaim_all_locked(tb) == 0) {
-        return NGX_ERROR;
-    }
+    for (i = 0; /* void */; i++) {
+        if (ngx_http_claw_alloc_try_locked(tb, ch, slot) == NGX_OK) {
 
-    return ngx_http_claw_alloc_try_locked(tb, ch, slot);
+            if (ngx_http_claw_room_locked(tb)) {
+                return NGX_OK;
+            }
+
+            ngx_http_claw_unprepare_locked(tb, ch);
+        }
+
+        if (i == 1 || ngx_http_claw_reclaim_all_locked(tb) == 0) {
+            return NGX_ERROR;
+        }
+    }
+}
+
+
+/*
+ * Tenants leave the last thirty-second of the zone's pages, two at
+ * least, to the workers' records: a request always finds room for one
+ */
+
+static ngx_uint_t
+ngx_http_claw_room_locked(ngx_http_claw_tables_t *tb)
+{
+    ngx_uint_t  reserve;
+
+    reserve = tb->shm_zone->shm.size / ngx_pagesize / 32;
+
+    return tb->shpool->pfree >= ngx_max(reserve, 2);
 }
 
 
@@ -1018,6 +1042,12 @@ ngx_http_claw_tables_init_worker(ngx_http_claw_tables_t *tb,
     if (ledger == NULL) {
         ledger = ngx_slab_alloc_locked(tb->shpool,
                                        sizeof(ngx_http_claw_ledger_t));
+
+        if (ledger == NULL && ngx_http_claw_reclaim_all_locked(tb)) {
+            ledger = ngx_slab_alloc_locked(tb->shpool,
+                                           sizeof(ngx_http_claw_ledger_t));
+        }
+
         if (ledger == NULL) {
             ngx_shmtx_unlock(&tb->shpool->mutex);
 

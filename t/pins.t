@@ -251,3 +251,42 @@ new put 201: 20
 --- no_error_log
 [alert]
 --- timeout: 120
+
+
+
+=== TEST 5: a zone filled with tenants to its 507 still has room for a record of every request in flight: 100 at once on 100 tenants, all served
+Tenants may not take the last thirty-second of the zone, which is kept
+for the workers' records.  Before, the admin API could take every page,
+and requests of tenants without a record were refused with 503 ("zone
+full") once the few records left in the last page were in use.
+--- http_config
+    claw_zone claw:256k;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/data/tenants.conf;
+
+    upstream claw {
+        claw_balancer;
+        keepalive 8;
+    }
+--- init
+my ($n, $s) = (0, 0);
+while (++$n <= 5000) {
+    $s = main::put("fill$n");
+    last if $s != 201;
+}
+my @bg = map { ClawTest::http_status_background('/_c/respond?sleep=2000',
+                                                "Host: fill$_.claw.test",
+                                                @main::Auth) } 1 .. 100;
+my %ended;
+for my $b (@bg) {
+    my ($st) = ClawTest::background_status($b);
+    $ended{$st}++;
+}
+ClawTest::report("filled: " . ($n > 100 && $s == 507 ? "yes" : "no, $n, $s"),
+                 map { "in flight ended $_: $ended{$_}" } sort keys %ended);
+--- response_body
+filled: yes
+in flight ended 200: 100
+--- no_error_log
+[alert]
+full, request of tenant
+--- timeout: 120
