@@ -102,6 +102,17 @@ sub within {
            : "$before bytes before, $after after";
 }
 
+# a zone that fills with a few hundred tenants
+our $SmallZone = <<'_EOC_';
+    claw_zone claw:256k;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/data/tenants.conf;
+
+    upstream claw {
+        claw_balancer;
+        keepalive 8;
+    }
+_EOC_
+
 run_tests();
 
 __DATA__
@@ -179,14 +190,7 @@ zone after again: within 2 pages
 The zone is filled with tenants through the admin API until it refuses
 one (507); then every tenant is asked for, on both workers, each asking
 for a record per worker: the records of tenants served earlier give way.
---- http_config
-    claw_zone claw:256k;
-    claw_tenants $TEST_NGINX_SERVER_ROOT/html/data/tenants.conf;
-
-    upstream claw {
-        claw_balancer;
-        keepalive 8;
-    }
+--- http_config eval: $::SmallZone
 --- init
 my ($n, $s) = (0, 0);
 while (++$n <= 5000) {
@@ -217,14 +221,7 @@ are deleted, and the others served on both workers, whose records take
 the room the 20 left; 20 new tenants are then all created, the records
 giving way.  Before, records made room only for other records: the new
 tenants got 507 while the zone was full of records of idle tenants.
---- http_config
-    claw_zone claw:256k;
-    claw_tenants $TEST_NGINX_SERVER_ROOT/html/data/tenants.conf;
-
-    upstream claw {
-        claw_balancer;
-        keepalive 8;
-    }
+--- http_config eval: $::SmallZone
 --- init
 my ($n, $s) = (0, 0);
 while (++$n <= 5000) {
@@ -259,14 +256,7 @@ Tenants may not take the last thirty-second of the zone, which is kept
 for the workers' records.  Before, the admin API could take every page,
 and requests of tenants without a record were refused with 503 ("zone
 full") once the few records left in the last page were in use.
---- http_config
-    claw_zone claw:256k;
-    claw_tenants $TEST_NGINX_SERVER_ROOT/html/data/tenants.conf;
-
-    upstream claw {
-        claw_balancer;
-        keepalive 8;
-    }
+--- http_config eval: $::SmallZone
 --- init
 my ($n, $s) = (0, 0);
 while (++$n <= 5000) {
