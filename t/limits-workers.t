@@ -195,17 +195,27 @@ Authorization: Bearer not-a-token
 # count kept per worker would admit up to 3 on each.  A second wave after
 # the first: again exactly 3, so nothing stayed counted on either worker.
 --- init
+# A wave that one worker happened to take whole proves nothing about a
+# count shared between workers: it is sent again, at most 5 times.
 my (@lines, @seen);
 for my $w (1, 2) {
-    my ($answers, $more) = main::wave(12, $::Hold);
+    my ($answers, $more, $workers, $seen);
+    for my $try (1 .. 5) {
+        ($answers, $more) = main::wave(12, $::Hold);
+        my %pids = map { $_->[1] => 1 } @$answers;
+        $seen = join ' ', sort { $a <=> $b } keys %pids;
+        # (asked only now: right after nginx starts its workers may not run)
+        $workers = join ' ', sort { $a <=> $b } ClawTest::worker_pids();
+        last if $workers =~ /^\d+ \d+$/ && $seen eq $workers;
+    }
+    push @seen, ($workers =~ /^\d+ \d+$/ && $seen eq $workers)
+                ? 'both' : "$seen (workers: $workers)";
     my @ok = grep { $_->[0] == 200 } @$answers;
     my @no = grep { $_->[0] == 429 } @$answers;
     my $last_no = 0;
     $last_no < $_->[2] and $last_no = $_->[2] for @no;
     my $first_ok = $::Hold * 10;
     $first_ok > $_->[2] and $first_ok = $_->[2] for @ok;
-    my %pids = map { $_->[1] => 1 } @$answers;
-    push @seen, join(' ', sort { $a <=> $b } keys %pids);
     push @lines,
         "wave $w: admitted: " . @ok,
         "wave $w: refused with 429: " . @no,
@@ -218,11 +228,7 @@ for my $w (1, 2) {
             . (($last_no < $first_ok) ? 'yes' : "no ($last_no s)"),
         "wave $w: one more halfway: $more";
 }
-# (asked only now: right after nginx starts its workers may not run yet)
-my $workers = join ' ', sort { $a <=> $b } ClawTest::worker_pids();
-push @lines, map { "wave $_: workers that answered: "
-                   . (($workers =~ /^\d+ \d+$/ && $seen[$_ - 1] eq $workers)
-                      ? 'both' : "$seen[$_ - 1] (workers: $workers)") } 1, 2;
+push @lines, map { "wave $_: workers that answered: $seen[$_ - 1]" } 1, 2;
 ClawTest::report(@lines);
 --- timeout: 10
 --- request
