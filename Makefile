@@ -26,7 +26,8 @@ SRCS        := $(wildcard ngx_claw_module/*.c ngx_claw_module/*.h)
 
 # the pure parsers and codecs, which unit tests and fuzz targets link alone
 PURE        := ngx_claw_module/ngx_http_claw_parse.c \
-               ngx_claw_module/ngx_http_claw_token.c
+               ngx_claw_module/ngx_http_claw_token.c \
+               ngx_claw_module/ngx_http_claw_resp.c
 UNIT        := $(BUILD)/unit/claw_unit
 # disk faults on demand for t/journal.t, loaded into nginx with LD_PRELOAD
 FAULT       := $(BUILD)/unit/claw_fault.so
@@ -38,7 +39,8 @@ PKG_BUILD   := nginx-core nginx-dev gcc make libc6-dev libpcre2-dev libjansson-d
                libssl-dev zlib1g-dev openssl
 PKG_TEST    := perl libtest-base-perl libtest-longstring-perl \
                libtext-diff-perl liblist-moreutils-perl libhttp-message-perl \
-               liburi-perl curl nghttp2-client openssl pebble
+               liburi-perl curl nghttp2-client openssl pebble redis-server \
+               redis-tools
 PKG_DEMO    := curl
 
 # the real Test::Nginx when it is installed, the project's runner if not

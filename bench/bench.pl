@@ -49,6 +49,9 @@
 #                      drifts by tens of percent over tens of seconds,
 #                      more than the 5% the K=10 target asks to resolve:
 #                      two runs a few seconds apart see the same machine
+#   BENCH_CLUSTER      1: also the paired run of claw in cluster mode
+#                      (claw_cluster on a redis-server started here)
+#                      and claw alone, at the smallest K          1
 #   BENCH_DOC          1: also write the table into docs/benchmarks.md
 #   BENCH_PROFILE      perf: instead of the table, profile the contestants
 #                      under the same load with perf (make bench-profile);
@@ -79,6 +82,7 @@ my %O = (
     duration    => $ENV{BENCH_DURATION}    // 10,
     warmup      => $ENV{BENCH_WARMUP}      // 2,
     conns       => $ENV{BENCH_CONNECTIONS} // 64,
+    cluster     => $ENV{BENCH_CLUSTER}     // 1,
     contestants => $ENV{BENCH_CONTESTANTS}
                    // 'claw nginx-bare nginx-stock haproxy caddy',
     proxy_cpu   => $ENV{BENCH_PROXY_CPU}   // 0,
@@ -118,8 +122,10 @@ my %PORT = (
     'nginx-stock' => 28002,
     'haproxy'     => 28003,
     'caddy'       => 28004,
+    'claw-cluster' => 28005,
 );
 my $CLAW_METRICS_PORT = 28010;
+my $REDIS_PORT        = 28090;
 my $BACKEND_BASE      = 20000;
 my $BACKEND_STATUS    = 25000;
 
@@ -136,6 +142,7 @@ my %GEN = (
     'nginx-stock' => \&gen_stock,
     'haproxy'     => \&gen_haproxy,
     'caddy'       => \&gen_caddy,
+    'claw-cluster' => \&gen_claw_cluster,
 );
 
 my %running;    # pid => what, for the clean-up
@@ -306,6 +313,17 @@ sub main {
         if $O{pairs} > 0
            && grep { $_ eq 'claw' } @CONTESTANTS;
 
+    if ($O{pairs} > 0 && $O{cluster} && grep { $_ eq 'claw' } @CONTESTANTS) {
+        my $k = $SCALES[0];
+        start_redis();
+        remove_tree(kdir($k) . '/claw-cluster');
+        make_path(map { kdir($k) . "/claw-cluster/$_" } qw(logs tmp));
+        my @t = map { { id => tid($_), port => tport($_),
+                        token => ttoken($_) } } 0 .. $k - 1;
+        gen_claw_cluster(kdir($k) . '/claw-cluster', $k, \@t);
+        $paired->{cluster} = paired('claw-cluster', 'claw', $k);
+    }
+
     stop_backends();
 
     my $elapsed = time - $t0;
@@ -417,7 +435,13 @@ EOF
 # tenant by claw_keepalive, large enough for every tenant to keep one
 
 sub gen_claw {
-    my ($dir, $k, $t) = @_;
+    my ($dir, $k, $t, $cluster) = @_;
+    my $port = $cluster ? $PORT{'claw-cluster'} : $PORT{claw};
+    my $metrics = $CLAW_METRICS_PORT + ($cluster ? 1 : 0);
+    my $link = $cluster
+        ? "claw_cluster redis://127.0.0.1:$REDIS_PORT node=bench "
+          . "prefix=bench$k:;"
+        : '';
 
     open my $f, '>', "$dir/tenants.conf" or die "$dir/tenants.conf: $!";
     print $f "# bench: $k tenants over $B backends\n";
@@ -434,6 +458,7 @@ sub gen_claw {
     claw_zone claw:$O{zone};
     claw_tenants $dir/tenants.conf;
     claw_auth_fail_limit off;
+    $link
 
     upstream claw_tenant {
         claw_balancer;
@@ -441,7 +466,7 @@ sub gen_claw {
     }
 
     server {
-        listen 127.0.0.1:$PORT{claw};
+        listen 127.0.0.1:$port;
         claw_domain $DOMAIN;
 
         location / {
@@ -452,7 +477,7 @@ $PROXY_COMMON
     }
 
     server {
-        listen 127.0.0.1:$CLAW_METRICS_PORT;
+        listen 127.0.0.1:$metrics;
 
         location = /metrics {
             claw_metrics;
@@ -461,6 +486,11 @@ $PROXY_COMMON
 }
 EOF
 }
+
+
+# claw in cluster mode: the same, its limits reconciled through a
+# redis-server every 100 ms, its follower waiting on the server's log
+sub gen_claw_cluster { gen_claw(@_[0 .. 2], 1) }
 
 
 # nginx-bare: the ceiling: one backend, no routing, no auth, no limits
@@ -723,6 +753,23 @@ sub stop {
 
 sub cleanup {
     stop($_) for keys %running;
+}
+
+
+# the cluster's server, on the load CPU, with nothing kept on disk
+sub start_redis {
+    die "bench: redis-server not found (apt-get install redis-server)\n"
+        unless which('redis-server');
+    my $dir = "$OUT/redis";
+    make_path($dir);
+    my $pid = spawn($O{load_cpu}, "$dir/redis.log", {}, 'redis-server',
+                    '--port', $REDIS_PORT, '--bind', '127.0.0.1',
+                    '--save', '', '--appendonly', 'no', '--dir', $dir);
+    my $deadline = time + 10;
+    sleep 0.05 until port_open($REDIS_PORT) || time > $deadline;
+    die "bench: redis-server did not start (see $dir/redis.log)\n"
+        unless port_open($REDIS_PORT);
+    return $pid;
 }
 
 
@@ -1460,6 +1507,16 @@ sub report {
         }
     }
 
+    if ($paired && $paired->{cluster}) {
+        my $p = $paired->{cluster};
+        $r .= sprintf "\nPaired run at K=%s, cluster mode: claw with "
+                    . "`claw_cluster` (a local redis-server, limits "
+                    . "reconciled every 100 ms) ÷ claw alone, req/s, median "
+                    . "of %d pairs: **%.3f** (pairs %.3f to %.3f); proxy CPU "
+                    . "per request: %.3f.\n", commify($p->{k}), $p->{n},
+                      $p->{ratio}, $p->{min}, $p->{max}, $p->{cpu};
+    }
+
     if ($paired) {
         $r .= sprintf "\nPaired run at K=%s: %s and %s both running, "
                     . "measured in turn over %d pairs of %d s slices (ABBA); "
@@ -1505,6 +1562,12 @@ sub targets {
                                                @CONTESTANTS;
 
     # the paired run resolves what the rounds, minutes apart, cannot
+
+    if ($paired && $paired->{cluster}) {
+        $line->('claw in cluster mode ÷ claw alone at K=' . $paired->{k}
+                . ' ≥ 0.97', sprintf('%.3f', $paired->{cluster}{ratio}),
+                $paired->{cluster}{ratio} >= 0.97, 'paired run');
+    }
 
     if ($paired && $paired->{k} == 10) {
         my (undef, $ratio) = stat_of($res, 10, 'claw', 'rps');

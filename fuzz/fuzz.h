@@ -25,6 +25,7 @@
 
 #include "ngx_http_claw_parse.h"
 #include "ngx_http_claw_token.h"
+#include "ngx_http_claw_resp.h"
 
 
 #define CHECK(cond)                                                           \

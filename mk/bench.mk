@@ -10,14 +10,18 @@
 #   BENCH_DOC=1 make bench   also writes the table into docs/benchmarks.md
 #   make bench-profile    perf profile of each contestant under the load
 #   make bench-callgrind  instructions per request of claw and nginx-bare
+#   make bench-cluster    cluster mode: change propagation over three
+#                         nodes and a redis-server, rate accuracy
+#                         (bench/cluster; its request-path cost is in
+#                         make bench's paired runs)
 #
 # Everything the benchmark writes is under build/bench/.  A run on a
 # 2-core machine is noisy: read the ratios, never the absolute figures,
 # and keep timed assertions out of make test.
 
-PKG_BENCH   := wrk haproxy caddy util-linux perl
+PKG_BENCH   := wrk haproxy caddy util-linux perl redis-server
 
-.PHONY: bench bench-deps bench-profile bench-callgrind
+.PHONY: bench bench-deps bench-profile bench-callgrind bench-cluster
 
 bench-deps:
 	@scripts/apt-install $(PKG_BENCH)
@@ -35,3 +39,6 @@ bench-callgrind: bench-deps build
 	@scripts/apt-install valgrind
 	BENCH_PROFILE=callgrind \
 	BENCH_CONTESTANTS="$${BENCH_CONTESTANTS:-claw nginx-bare}" $(BENCH_RUN)
+
+bench-cluster: bench-deps build
+	BENCH_MODULE=$(abspath $(MODULE)) NGINX=$(NGINX) perl bench/cluster

@@ -14,7 +14,7 @@
 
 # --- fuzzing ---------------------------------------------------------------
 
-FUZZ_TARGETS  := host origin bearer cookie session args line gcra admin
+FUZZ_TARGETS  := host origin bearer cookie session args line gcra admin resp
 FUZZ_SECONDS  ?= 60
 FUZZ_JOBS     ?= 1
 FUZZ_FLAGS    ?=
@@ -22,7 +22,8 @@ FUZZ_CC       ?= clang-14
 FUZZ_DIR      := $(BUILD)/fuzz
 FUZZ_OUT      := fuzz/out
 FUZZ_HDRS     := fuzz/fuzz.h $(wildcard ngx_claw_module/ngx_http_claw_parse.h \
-                                     ngx_claw_module/ngx_http_claw_token.h)
+                                     ngx_claw_module/ngx_http_claw_token.h \
+                                     ngx_claw_module/ngx_http_claw_resp.h)
 
 # libFuzzer, as the issue asks: clang's -fsanitize=fuzzer with ASan/UBSan
 FUZZ_CFLAGS   := -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror \

@@ -25,6 +25,7 @@
 #include "ngx_http_claw_admin.h"
 #include "ngx_http_claw_stream.h"
 #include "ngx_http_claw_token.h"
+#include "ngx_http_claw_cluster.h"
 
 
 /* a minted token: a prefix that says what it is, 256 random bits */
@@ -47,6 +48,7 @@ typedef struct {
     ngx_uint_t                   tokens;        /* /tokens[/...] */
     const char                  *invalid;       /* a 400 for the path */
     ngx_uint_t                   none;          /* no such resource */
+    ngx_uint_t                   import;        /* /cluster/import */
 } ngx_http_claw_route_t;
 
 
@@ -64,6 +66,9 @@ typedef struct {
     unsigned                     created:1;
     ngx_uint_t                   status;
     json_t                      *json;          /* the answer's body */
+    ngx_http_claw_cluster_op_t   cop;           /* in cluster mode */
+    ngx_http_claw_tconf_t       *tconf;         /* the new record */
+    ngx_uint_t                   tries;
 } ngx_http_claw_change_ctx_t;
 
 
@@ -111,6 +116,19 @@ static void ngx_http_claw_admin_fail(ngx_http_claw_change_ctx_t *cc,
 static char *ngx_http_claw_admin_entry(ngx_http_request_t *r, json_t *root,
     ngx_str_t *id, ngx_http_claw_entry_t *e);
 static json_t *ngx_http_claw_admin_tenant(ngx_http_claw_tconf_t *tc);
+static ngx_int_t ngx_http_claw_admin_cluster_start(
+    ngx_http_claw_change_ctx_t *cc);
+static void ngx_http_claw_admin_cluster_got(ngx_http_claw_cluster_op_t *op);
+static ngx_int_t ngx_http_claw_admin_cluster_record(
+    ngx_http_claw_change_ctx_t *cc);
+static void ngx_http_claw_admin_cluster_written(
+    ngx_http_claw_cluster_op_t *op);
+static void ngx_http_claw_admin_cluster_applied(
+    ngx_http_claw_cluster_op_t *op);
+static ngx_int_t ngx_http_claw_admin_import(ngx_http_request_t *r);
+static void ngx_http_claw_admin_imported(ngx_http_claw_cluster_op_t *op);
+static ngx_str_t *ngx_http_claw_admin_domains(ngx_pool_t *pool,
+    ngx_http_claw_entry_t *e);
 static ngx_int_t ngx_http_claw_admin_send(ngx_http_request_t *r,
     ngx_uint_t status, json_t *json);
 static ngx_int_t ngx_http_claw_admin_error(ngx_http_request_t *r,
@@ -183,6 +201,19 @@ ngx_http_claw_admin_handler(ngx_http_request_t *r)
 
         return ngx_http_claw_admin_error(r, NGX_HTTP_NOT_FOUND,
                                          "no such resource");
+    }
+
+    if (route.import) {
+        if (r->method == NGX_HTTP_POST) {
+            rc = ngx_http_discard_request_body(r);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+
+            return ngx_http_claw_admin_import(r);
+        }
+
+        return ngx_http_claw_admin_allow(r, "POST");
     }
 
     if (route.id.len == 0) {
@@ -354,6 +385,14 @@ ngx_http_claw_admin_route(ngx_http_request_t *r, ngx_http_claw_route_t *route)
         segs[n].data = seg;
         segs[n].len = p - seg;
         n++;
+    }
+
+    if (n == 2 && segs[0].len == 7
+        && ngx_strncmp(segs[0].data, "cluster", 7) == 0
+        && segs[1].len == 6 && ngx_strncmp(segs[1].data, "import", 6) == 0)
+    {
+        route->import = 1;
+        return;
     }
 
     if (n == 0 || n > 4 || segs[0].len != 7
@@ -759,6 +798,10 @@ ngx_http_claw_admin_start(ngx_http_request_t *r, ngx_uint_t what,
         }
 
         break;
+    }
+
+    if (cmcf->cluster) {
+        return ngx_http_claw_admin_cluster_start(cc);
     }
 
     cc->op.handler = ngx_http_claw_admin_locked;
@@ -1177,7 +1220,9 @@ ngx_http_claw_admin_finish(ngx_http_claw_change_ctx_t *cc)
         cc->prepared = 0;
     }
 
-    ngx_http_claw_journal_end(&cmcf->journal);
+    if (cmcf->cluster == NULL) {
+        ngx_http_claw_journal_end(&cmcf->journal);
+    }
 
     r->main->blocked--;
     r->aio = 0;
@@ -1536,4 +1581,426 @@ ngx_http_claw_admin_message(const char *fmt, va_list args)
     p = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
 
     return json_pack("{s:s%}", "error", (char *) msg, (size_t) (p - msg));
+}
+
+
+/*
+ * Cluster mode: the change is made on the server, against the record
+ * the server holds (read first, and written only if it is still the
+ * same), and answered once this node applied it from the log.
+ */
+
+static ngx_int_t
+ngx_http_claw_admin_cluster_start(ngx_http_claw_change_ctx_t *cc)
+{
+    const char                 *why;
+    ngx_http_request_t         *r;
+    ngx_http_claw_main_conf_t  *cmcf;
+
+    r = cc->request;
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+
+    why = ngx_http_claw_cluster_writable(cmcf->cluster);
+
+    if (why) {
+        (void) ngx_http_claw_retry_after(r, 1);
+        return ngx_http_claw_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "%s", why);
+    }
+
+    cc->cop.cluster = cmcf->cluster;
+    cc->cop.pool = r->pool;
+    cc->cop.log = r->connection->log;
+    cc->cop.data = cc;
+    cc->cop.id = cc->id;
+    cc->cop.handler = ngx_http_claw_admin_cluster_got;
+
+    r->main->count++;
+    r->main->blocked++;
+    r->aio = 1;
+
+    if (ngx_http_claw_cluster_get(&cc->cop) != NGX_OK) {
+        ngx_http_claw_admin_cluster_got(&cc->cop);
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_claw_admin_cluster_got(ngx_http_claw_cluster_op_t *op)
+{
+    ngx_http_claw_change_ctx_t  *cc = op->data;
+
+    if (op->rc != NGX_OK) {
+        (void) ngx_http_claw_retry_after(cc->request, 1);
+        ngx_http_claw_admin_fail(cc, NGX_HTTP_SERVICE_UNAVAILABLE, "%s",
+                                 op->error);
+        ngx_http_claw_admin_finish(cc);
+        return;
+    }
+
+    if (ngx_http_claw_admin_cluster_record(cc) != NGX_OK) {
+        ngx_http_claw_admin_finish(cc);
+        return;
+    }
+
+    op->handler = ngx_http_claw_admin_cluster_written;
+
+    if (ngx_http_claw_cluster_write(op) != NGX_OK) {
+        ngx_http_claw_admin_cluster_written(op);
+    }
+}
+
+
+/* the new record, from the one the server holds */
+
+static ngx_int_t
+ngx_http_claw_admin_cluster_record(ngx_http_claw_change_ctx_t *cc)
+{
+    int                          i;
+    u_char                      *p;
+    size_t                       size, head;
+    ngx_http_request_t          *r;
+    ngx_http_claw_error_t        err;
+    ngx_http_claw_entry_t        old, *e;
+    ngx_http_claw_cluster_op_t  *op;
+
+    r = cc->request;
+    op = &cc->cop;
+
+    op->nold = 0;
+    op->old_domains = NULL;
+
+    if (op->found) {
+
+        /* the parser works in place: on a copy */
+
+        p = ngx_pnalloc(r->pool, op->expect.len);
+        if (p == NULL) {
+            goto nomem;
+        }
+
+        ngx_memcpy(p, op->expect.data, op->expect.len);
+
+        if (ngx_http_claw_parse_line(p, op->expect.len, &old, &err) != 1) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "claw cluster: the record of tenant \"%V\" on "
+                          "the server is malformed", &cc->id);
+
+            if (cc->what != NGX_HTTP_CLAW_PUT
+                && cc->what != NGX_HTTP_CLAW_DELETE)
+            {
+                ngx_http_claw_admin_fail(cc, NGX_HTTP_CONFLICT,
+                                         "the record of tenant \"%V\" on "
+                                         "the cluster server is malformed; "
+                                         "replace it with PUT", &cc->id);
+                return NGX_ERROR;
+            }
+
+        } else {
+            op->old_domains = ngx_http_claw_admin_domains(r->pool, &old);
+            if (op->old_domains == NULL && old.ndomains) {
+                goto nomem;
+            }
+
+            op->nold = old.ndomains;
+        }
+
+    } else if (cc->what != NGX_HTTP_CLAW_PUT) {
+        ngx_http_claw_admin_fail(cc, NGX_HTTP_NOT_FOUND, "no tenant \"%V\"",
+                                 &cc->id);
+        return NGX_ERROR;
+    }
+
+    switch (cc->what) {
+
+    case NGX_HTTP_CLAW_DELETE:
+        ngx_str_null(&op->record);
+        op->nnew = 0;
+        return NGX_OK;
+
+    case NGX_HTTP_CLAW_PUT:
+        e = &cc->entry;
+        break;
+
+    default:
+        e = &old;
+        i = ngx_http_claw_digest_find(cc->digest, (u_char *) e->tokens,
+                                      e->ntokens);
+
+        if (cc->what == NGX_HTTP_CLAW_MINT) {
+            if (e->ntokens == NGX_HTTP_CLAW_MAX_TOKENS) {
+                ngx_http_claw_admin_fail(cc, NGX_HTTP_CONFLICT,
+                                         "tenant \"%V\" has %d tokens "
+                                         "already; delete one first",
+                                         &cc->id, NGX_HTTP_CLAW_MAX_TOKENS);
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(e->tokens[e->ntokens++], cc->digest,
+                       NGX_HTTP_CLAW_DIGEST_LEN);
+
+        } else {
+            if (i < 0) {
+                ngx_http_claw_admin_fail(cc, NGX_HTTP_NOT_FOUND,
+                                         "no such token");
+                return NGX_ERROR;
+            }
+
+            ngx_memmove(e->tokens[i], e->tokens[i + 1],
+                        (e->ntokens - i - 1) * NGX_HTTP_CLAW_DIGEST_LEN);
+            e->ntokens--;
+        }
+
+        break;
+    }
+
+    size = ngx_http_claw_tconf_size(e, &head);
+
+    cc->tconf = ngx_palloc(r->pool, size);
+    if (cc->tconf == NULL) {
+        goto nomem;
+    }
+
+    ngx_http_claw_tconf_build(cc->tconf, e);
+
+    op->record.len = ngx_http_claw_tconf_line(cc->tconf, NULL);
+    op->record.data = ngx_pnalloc(r->pool, op->record.len);
+    if (op->record.data == NULL) {
+        goto nomem;
+    }
+
+    (void) ngx_http_claw_tconf_line(cc->tconf, op->record.data);
+
+    op->new_domains = ngx_http_claw_admin_domains(r->pool, e);
+    if (op->new_domains == NULL && e->ndomains) {
+        goto nomem;
+    }
+
+    op->nnew = e->ndomains;
+
+    return NGX_OK;
+
+nomem:
+
+    ngx_http_claw_admin_fail(cc, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                             "out of memory");
+    return NGX_ERROR;
+}
+
+
+static ngx_str_t *
+ngx_http_claw_admin_domains(ngx_pool_t *pool, ngx_http_claw_entry_t *e)
+{
+    u_char      *p;
+    ngx_str_t   *d;
+    ngx_uint_t   i;
+
+    if (e->ndomains == 0) {
+        return NULL;
+    }
+
+    d = ngx_palloc(pool, e->ndomains * sizeof(ngx_str_t));
+    if (d == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < e->ndomains; i++) {
+        p = ngx_pnalloc(pool, e->domains[i].len);
+        if (p == NULL) {
+            return NULL;
+        }
+
+        ngx_memcpy(p, e->domains[i].data, e->domains[i].len);
+
+        d[i].data = p;
+        d[i].len = e->domains[i].len;
+    }
+
+    return d;
+}
+
+
+static void
+ngx_http_claw_admin_cluster_written(ngx_http_claw_cluster_op_t *op)
+{
+    ngx_http_claw_change_ctx_t  *cc = op->data;
+
+    switch (op->rc) {
+
+    case NGX_OK:
+        op->handler = ngx_http_claw_admin_cluster_applied;
+        ngx_http_claw_cluster_wait(op);
+        return;
+
+    case NGX_BUSY:
+
+        /* changed on the server since it was read: read it again */
+
+        if (++cc->tries < 5) {
+            op->handler = ngx_http_claw_admin_cluster_got;
+
+            if (ngx_http_claw_cluster_get(op) != NGX_OK) {
+                ngx_http_claw_admin_cluster_got(op);
+            }
+
+            return;
+        }
+
+        ngx_http_claw_admin_fail(cc, NGX_HTTP_CONFLICT,
+                                 "tenant \"%V\" kept changing on the "
+                                 "cluster server; nothing changed",
+                                 &cc->id);
+        break;
+
+    case NGX_DECLINED:
+        ngx_http_claw_admin_fail(cc, NGX_HTTP_CONFLICT,
+                                 "domain \"%V\" belongs to tenant \"%V\"",
+                                 &op->domain, &op->owner);
+        break;
+
+    default:
+        (void) ngx_http_claw_retry_after(cc->request, 1);
+        ngx_http_claw_admin_fail(cc, NGX_HTTP_SERVICE_UNAVAILABLE, "%s",
+                                 op->error);
+        break;
+    }
+
+    ngx_http_claw_admin_finish(cc);
+}
+
+
+static void
+ngx_http_claw_admin_cluster_applied(ngx_http_claw_cluster_op_t *op)
+{
+    ngx_http_claw_change_ctx_t  *cc = op->data;
+
+    u_char                      *p;
+    ngx_http_request_t          *r;
+    u_char                       hex[sizeof("sha256:")
+                                     + 2 * NGX_HTTP_CLAW_DIGEST_LEN];
+
+    r = cc->request;
+
+    switch (cc->what) {
+
+    case NGX_HTTP_CLAW_DELETE:
+        cc->status = NGX_HTTP_NO_CONTENT;
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "claw: tenant \"%V\" deleted in the cluster", &cc->id);
+        break;
+
+    case NGX_HTTP_CLAW_PUT:
+        cc->status = op->created ? NGX_HTTP_CREATED : NGX_HTTP_OK;
+        cc->json = ngx_http_claw_admin_tenant(cc->tconf);
+
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "claw: tenant \"%V\" %s in the cluster", &cc->id,
+                      op->created ? "added" : "changed");
+
+        if (cc->json == NULL) {
+            cc->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        break;
+
+    default:
+        p = ngx_cpymem(hex, "sha256:", sizeof("sha256:") - 1);
+        p = ngx_hex_dump(p, cc->digest, NGX_HTTP_CLAW_DIGEST_LEN);
+
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "claw: token %*s of tenant \"%V\" %s in the cluster",
+                      (size_t) (p - hex), hex, &cc->id,
+                      cc->what == NGX_HTTP_CLAW_MINT ? "minted" : "deleted");
+
+        if (cc->what == NGX_HTTP_CLAW_REVOKE) {
+            cc->status = NGX_HTTP_NO_CONTENT;
+            break;
+        }
+
+        cc->status = NGX_HTTP_CREATED;
+        cc->json = json_pack("{s:s%,s:s%}", "token", (char *) cc->token.data,
+                             cc->token.len, "hash", (char *) hex,
+                             (size_t) (p - hex));
+
+        ngx_explicit_memzero(cc->token.data, cc->token.len);
+
+        if (cc->json == NULL) {
+            cc->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        break;
+    }
+
+    ngx_http_claw_admin_finish(cc);
+}
+
+
+/* POST /cluster/import: this node's registry into an empty server */
+
+static ngx_int_t
+ngx_http_claw_admin_import(ngx_http_request_t *r)
+{
+    ngx_http_claw_main_conf_t   *cmcf;
+    ngx_http_claw_change_ctx_t  *cc;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+
+    if (cmcf->cluster == NULL) {
+        return ngx_http_claw_admin_error(r, NGX_HTTP_NOT_FOUND,
+                                         "no claw_cluster");
+    }
+
+    cc = ngx_pcalloc(r->pool, sizeof(ngx_http_claw_change_ctx_t));
+    if (cc == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cc->request = r;
+
+    cc->cop.cluster = cmcf->cluster;
+    cc->cop.pool = r->pool;
+    cc->cop.log = r->connection->log;
+    cc->cop.data = cc;
+    cc->cop.handler = ngx_http_claw_admin_imported;
+
+    r->main->count++;
+    r->main->blocked++;
+    r->aio = 1;
+
+    if (ngx_http_claw_cluster_import(&cc->cop) != NGX_OK) {
+        ngx_http_claw_admin_imported(&cc->cop);
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_claw_admin_imported(ngx_http_claw_cluster_op_t *op)
+{
+    ngx_http_claw_change_ctx_t  *cc = op->data;
+
+    if (op->rc == NGX_OK) {
+        ngx_log_error(NGX_LOG_NOTICE, cc->request->connection->log, 0,
+                      "claw cluster: %ui tenants imported", op->created);
+
+        cc->status = NGX_HTTP_OK;
+        cc->json = json_pack("{s:i}", "imported", (json_int_t) op->created);
+
+        if (cc->json == NULL) {
+            cc->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+    } else if (op->rc == NGX_BUSY) {
+        ngx_http_claw_admin_fail(cc, NGX_HTTP_CONFLICT, "%s", op->error);
+
+    } else {
+        (void) ngx_http_claw_retry_after(cc->request, 1);
+        ngx_http_claw_admin_fail(cc, NGX_HTTP_SERVICE_UNAVAILABLE, "%s",
+                                 op->error);
+    }
+
+    ngx_http_claw_admin_finish(cc);
 }

@@ -1504,6 +1504,7 @@ static ngx_int_t
 ngx_http_claw_failed(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     ngx_http_claw_ctx_t *ctx, ngx_int_t status, char *why)
 {
+    size_t                      len;
     ngx_http_claw_main_conf_t  *cmcf;
     u_char                      key[NGX_HTTP_CLAW_FAIL_KEY];
 
@@ -1515,9 +1516,15 @@ ngx_http_claw_failed(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     if (clcf->fail_limit) {
         cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
 
-        ngx_http_claw_fail_add(&cmcf->fails, key,
-                               ngx_http_claw_fail_key(r, key),
-                               clcf->fail_limit, r->connection->log);
+        len = ngx_http_claw_fail_key(r, key);
+
+        ngx_http_claw_fail_add(&cmcf->fails, key, len, clcf->fail_limit,
+                               r->connection->log);
+
+        if (cmcf->cluster) {
+            ngx_http_claw_share_failed(&cmcf->share, key, len,
+                                       clcf->fail_limit);
+        }
     }
 
     if (status == NGX_HTTP_UNAUTHORIZED) {

@@ -23,6 +23,8 @@ struct ngx_http_claw_fail_s {
     ngx_http_claw_fail_t        *next;          /* hash chain */
     ngx_queue_t                  queue;         /* most recent first */
     uint64_t                     tat;           /* microseconds */
+    uint64_t                     share_seen;    /* cluster mode */
+    ngx_msec_t                   share_when;
     uint32_t                     hash;
     u_char                       len;
     u_char                       key[NGX_HTTP_CLAW_FAIL_KEY];
@@ -236,6 +238,8 @@ ngx_http_claw_fail_add(ngx_http_claw_fails_t *fails, u_char *key, size_t len,
         f->len = (u_char) len;
         ngx_memcpy(f->key, key, len);
         f->tat = now;
+        f->share_seen = 0;
+        f->share_when = 0;
 
         fp = &sh->buckets[hash & (sh->nbuckets - 1)];
         f->next = *fp;
@@ -253,6 +257,67 @@ ngx_http_claw_fail_add(ngx_http_claw_fails_t *fails, u_char *key, size_t len,
         == 0)
     {
         f->tat = next;
+    }
+
+    ngx_shmtx_unlock(&fails->shpool->mutex);
+}
+
+
+/*
+ * Cluster mode: failures of the address on other nodes, in all, fill
+ * its bucket here as if they had been made here (a full bucket is as
+ * full as it gets).
+ */
+
+void
+ngx_http_claw_fail_debit(ngx_http_claw_fails_t *fails, u_char *key,
+    size_t len, uint64_t others, ngx_uint_t limit, ngx_msec_t stale)
+{
+    uint64_t                     now, debit, interval, full;
+    ngx_http_claw_fail_t        *f;
+    ngx_http_claw_fail_shctx_t  *sh;
+
+    sh = fails->sh;
+    now = (uint64_t) ngx_current_msec * 1000;
+
+    ngx_shmtx_lock(&fails->shpool->mutex);
+
+    f = ngx_http_claw_fail_find_locked(sh, ngx_murmur_hash2(key, len), key,
+                                       len);
+
+    if (f == NULL) {
+        ngx_shmtx_unlock(&fails->shpool->mutex);
+        return;
+    }
+
+    if (f->share_when == 0
+        || (ngx_msec_int_t) (ngx_current_msec - f->share_when)
+           > (ngx_msec_int_t) stale)
+    {
+        /*
+         * Unlike a rate's, a first count is taken whole: the counters
+         * live a minute past the address's last failure anywhere, and a
+         * bucket holds no more than a full one
+         */
+        debit = others;
+        f->share_seen = others;
+
+    } else if (others > f->share_seen) {
+        debit = others - f->share_seen;
+        f->share_seen = others;
+
+    } else {
+        debit = 0;
+    }
+
+    f->share_when = ngx_current_msec;
+
+    if (debit) {
+        interval = 60000000 / limit;
+        full = now + limit * interval;
+
+        f->tat = ngx_min(ngx_max(f->tat, now) + debit * interval,
+                         ngx_max(full, f->tat));
     }
 
     ngx_shmtx_unlock(&fails->shpool->mutex);

@@ -29,6 +29,8 @@ time_t ngx_http_claw_fail_wait(ngx_http_claw_fails_t *fails, u_char *key,
     size_t len, ngx_uint_t limit);
 void ngx_http_claw_fail_add(ngx_http_claw_fails_t *fails, u_char *key,
     size_t len, ngx_uint_t limit, ngx_log_t *log);
+void ngx_http_claw_fail_debit(ngx_http_claw_fails_t *fails, u_char *key,
+    size_t len, uint64_t others, ngx_uint_t limit, ngx_msec_t stale);
 
 
 #endif /* _NGX_HTTP_CLAW_FAIL_H_INCLUDED_ */

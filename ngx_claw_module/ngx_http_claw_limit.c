@@ -37,6 +37,7 @@ ngx_http_claw_limit(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     ngx_uint_t                 over_conn;
     ngx_http_claw_rate_t       rate;
     ngx_http_claw_tconf_t     *tc;
+    ngx_http_claw_main_conf_t *cmcf;
 
     tc = ctx->tconf;
 
@@ -55,6 +56,16 @@ ngx_http_claw_limit(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
                                              conn, &wait, &next);
 
     over_conn = (!ctx->active && wait == 0);
+
+    if (ctx->active && interval) {
+        cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+
+        if (cmcf->cluster) {
+            ngx_http_claw_share_admitted(&cmcf->share, ctx->tenant,
+                                         ctx->hold, ctx->id.data,
+                                         ctx->id.len, interval);
+        }
+    }
 
     /* a refusal is remembered by the caller: it is answered again */
     ctx->limited = ctx->active;

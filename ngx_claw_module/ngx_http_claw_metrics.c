@@ -101,6 +101,7 @@ typedef struct {
     ngx_uint_t                  tenant;
     size_t                      zone_used;
     size_t                      zone_size;
+    ngx_http_claw_cluster_sh_t *cluster;
 } ngx_http_claw_metrics_ctx_t;
 
 
@@ -151,6 +152,8 @@ static ngx_http_claw_family_t  ngx_http_claw_families[] = {
 static ngx_uint_t ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b);
 static u_char *ngx_http_claw_metrics_line(u_char *p, ngx_str_t *name,
     ngx_http_claw_counters_t *c, const char *code, uint64_t value);
+static u_char *ngx_http_claw_metrics_cluster(u_char *p,
+    ngx_http_claw_cluster_sh_t *sh);
 
 
 static ngx_int_t
@@ -229,6 +232,7 @@ ngx_http_claw_metrics_handler(ngx_http_request_t *r)
     mc->zone_used = (size_t) ((pages - shpool->pfree) * ngx_pagesize)
                     + (size_t) (shpool->start - (u_char *) shpool);
     mc->zone_size = cmcf->tables.shm_zone->shm.size;
+    mc->cluster = cmcf->cluster ? cmcf->cluster->sh : NULL;
 
     rc = ngx_http_send_header(r);
 
@@ -322,7 +326,7 @@ ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b)
         mc->tenant = 0;
     }
 
-    if ((size_t) (end - p) < 1024) {
+    if ((size_t) (end - p) < 4096) {
         goto full;
     }
 
@@ -338,6 +342,10 @@ ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b)
         "claw_zone_bytes_total %uz\n",
         mc->n, mc->zone_used, mc->zone_size);
 
+    if (mc->cluster) {
+        p = ngx_http_claw_metrics_cluster(p, mc->cluster);
+    }
+
     b->last = p;
 
     return 1;
@@ -347,6 +355,59 @@ full:
     b->last = p;
 
     return 0;
+}
+
+
+/* the cluster link, under 1024 bytes */
+
+static u_char *
+ngx_http_claw_metrics_cluster(u_char *p, ngx_http_claw_cluster_sh_t *sh)
+{
+    ngx_uint_t   i, state;
+    uint64_t     ms, lag;
+
+    static char  *states[] = { "down", "sync", "up", "empty", "lost" };
+
+    state = sh->state;
+    ms = sh->last_ms;
+    lag = sh->lag;
+
+    p = ngx_sprintf(p,
+        "# HELP claw_cluster_state The link to the cluster server: down, "
+        "sync (reading the whole registry), up (following its log), empty "
+        "(it holds no registry), lost (it lost the one it had).\n"
+        "# TYPE claw_cluster_state gauge\n");
+
+    for (i = 0; i < 5; i++) {
+        p = ngx_sprintf(p, "claw_cluster_state{state=\"%s\"} %d\n",
+                        states[i], state == i);
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP claw_cluster_applied_total Changes applied from the "
+        "cluster's log and registry.\n"
+        "# TYPE claw_cluster_applied_total counter\n"
+        "claw_cluster_applied_total %uA\n"
+        "# HELP claw_cluster_skipped_total Changes from the cluster that "
+        "could not be applied (see the error log).\n"
+        "# TYPE claw_cluster_skipped_total counter\n"
+        "claw_cluster_skipped_total %uA\n"
+        "# HELP claw_cluster_last_applied_timestamp_seconds When the last "
+        "change applied was made (the server's clock).\n"
+        "# TYPE claw_cluster_last_applied_timestamp_seconds gauge\n"
+        "claw_cluster_last_applied_timestamp_seconds %uL.%03uL\n"
+        "# HELP claw_cluster_lag_seconds From the server's taking of the "
+        "last change applied to its applying here.\n"
+        "# TYPE claw_cluster_lag_seconds gauge\n"
+        "claw_cluster_lag_seconds %uL.%03uL\n"
+        "# HELP claw_cluster_last_contact_timestamp_seconds When the "
+        "server last answered.\n"
+        "# TYPE claw_cluster_last_contact_timestamp_seconds gauge\n"
+        "claw_cluster_last_contact_timestamp_seconds %uA\n",
+        sh->applied, sh->skipped, ms / 1000, ms % 1000, lag / 1000,
+        lag % 1000, sh->contact);
+
+    return p;
 }
 
 

@@ -45,6 +45,8 @@ static char *ngx_http_claw_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_claw_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_claw_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static char *ngx_http_claw_cluster(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_claw_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_claw_tenants(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -214,6 +216,13 @@ static ngx_command_t  ngx_http_claw_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_claw_loc_conf_t, limit_log_level),
       &ngx_http_claw_log_levels },
+
+    { ngx_string("claw_cluster"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_claw_cluster,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
 
     { ngx_string("claw_admin"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
@@ -1015,13 +1024,20 @@ ngx_http_claw_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_claw_main_conf_t  *cmcf = conf;
 
     if (cmcf->tables.shm_zone == NULL) {
-        if (cmcf->journal.path.len) {
+        if (cmcf->journal.path.len || cmcf->cluster) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "\"claw_tenants\" requires \"claw_zone\"");
+                          "\"%s\" requires \"claw_zone\"",
+                          cmcf->cluster ? "claw_cluster" : "claw_tenants");
             return NGX_CONF_ERROR;
         }
 
         return NGX_CONF_OK;
+    }
+
+    if (cmcf->cluster) {
+        cmcf->cluster->tables = &cmcf->tables;
+        cmcf->cluster->apply = ngx_http_claw_apply;
+        cmcf->cluster->applier = &cmcf->applier;
     }
 
     if (cmcf->journal.path.len == 0) {
@@ -1340,6 +1356,15 @@ ngx_http_claw_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 static char *
+ngx_http_claw_cluster(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_main_conf_t  *cmcf = conf;
+
+    return ngx_http_claw_cluster_directive(cf, &cmcf->cluster);
+}
+
+
+static char *
 ngx_http_claw_tenants(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_claw_main_conf_t  *cmcf = conf;
@@ -1626,6 +1651,25 @@ ngx_http_claw_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (cmcf->cluster) {
+        ngx_http_claw_apply_init(&cmcf->applier, &cmcf->tables,
+                                 &cmcf->journal, cycle->log);
+
+        if (ngx_http_claw_cluster_init_worker(cmcf->cluster, cycle)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        cmcf->share.cluster = cmcf->cluster;
+        cmcf->share.tables = &cmcf->tables;
+        cmcf->share.fails = &cmcf->fails;
+
+        if (ngx_http_claw_share_init_worker(&cmcf->share, cycle) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
     return ngx_http_claw_domains_init_worker(cmcf, cycle);
 }
 
@@ -1641,6 +1685,11 @@ ngx_http_claw_exit_process(ngx_cycle_t *cycle)
 
     if (cmcf == NULL || cmcf->tables.shm_zone == NULL) {
         return;
+    }
+
+    if (cmcf->cluster) {
+        ngx_http_claw_share_exit_worker(&cmcf->share);
+        ngx_http_claw_cluster_exit_worker(cmcf->cluster);
     }
 
     ngx_http_claw_journal_exit_worker(&cmcf->journal);

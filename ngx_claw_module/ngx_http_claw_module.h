@@ -17,6 +17,9 @@
 #include "ngx_http_claw_journal.h"
 #include "ngx_http_claw_registry.h"
 #include "ngx_http_claw_fail.h"
+#include "ngx_http_claw_apply.h"
+#include "ngx_http_claw_cluster.h"
+#include "ngx_http_claw_share.h"
 
 
 /* $claw_auth */
@@ -41,6 +44,9 @@ typedef struct {
     ngx_http_claw_registry_t     registry;      /* the file */
     ngx_http_claw_journal_t      journal;       /* admin changes */
     ngx_http_claw_fails_t        fails;         /* failed credentials */
+    ngx_http_claw_cluster_t     *cluster;       /* claw_cluster */
+    ngx_http_claw_applier_t      applier;       /* the cluster's changes */
+    ngx_http_claw_share_t        share;         /* limits across nodes */
     ngx_http_claw_live_t         live;
     ngx_array_t                  suffixes;      /* every claw_domain */
     void                        *domains;       /* domains.c, per worker */

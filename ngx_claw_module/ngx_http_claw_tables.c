@@ -784,6 +784,12 @@ ngx_http_claw_tables_admit(ngx_http_claw_tables_t *tb,
     *wait = 0;
     *next = 0;
 
+    /* a cluster node cut off from the others takes its share only */
+
+    if (tb->sh->share > 1) {
+        interval *= tb->sh->share;
+    }
+
 #if (NGX_HAVE_ATOMIC_OPS && NGX_PTR_SIZE == 8)
 
     if (interval) {
@@ -889,6 +895,7 @@ ngx_http_claw_hold_locked(ngx_http_claw_tables_t *tb,
     h->ledger = ledger;
     h->pins = 0;
     h->active = 0;
+    h->share_round = 0;
     h->tnext = t->holds;
     t->holds = h;
     ngx_queue_insert_tail(&ledger->holds, &h->queue);
@@ -1606,6 +1613,86 @@ ngx_http_claw_tconf_cmp(const void *one, const void *two)
  * The slot a name resolves to, to be compared with another slot only:
  * it is not pinned, so it must not be used after the lock is released.
  */
+
+/*
+ * Cluster mode: the admissions of other nodes since the last debit move
+ * a tenant's arrival time on, as if they had been made here.  A baseline
+ * older than "stale" ms (no traffic here meanwhile) is taken as it is:
+ * admissions made elsewhere while this node saw none constrain nothing
+ * now.  One lock for a worker's whole round.
+ */
+
+void
+ngx_http_claw_tables_debit(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_debit_t *d, ngx_uint_t n, uint64_t now, ngx_msec_t stale)
+{
+    uint64_t                 debit, tat, next, cap;
+    ngx_uint_t               i;
+    ngx_http_claw_tenant_t  *t;
+
+    ngx_shmtx_lock(&tb->shpool->mutex);
+
+    for (i = 0; i < n; i++) {
+        t = ngx_http_claw_find_id_locked(tb->sh,
+                                         ngx_murmur_hash2(d[i].id, d[i].len),
+                                         d[i].id, d[i].len);
+        if (t == NULL) {
+            continue;
+        }
+
+        if (t->share_when == 0
+            || (ngx_msec_int_t) (ngx_current_msec - t->share_when)
+               > (ngx_msec_int_t) stale)
+        {
+            debit = 0;
+            t->share_seen = d[i].others;
+
+        } else if (d[i].others > t->share_seen) {
+            debit = d[i].others - t->share_seen;
+            t->share_seen = d[i].others;
+
+        } else {
+            debit = 0;
+        }
+
+        t->share_when = ngx_current_msec;
+
+        if (debit == 0 || d[i].interval == 0) {
+            continue;
+        }
+
+        /* a minute's worth at most: the past cannot block for longer */
+
+        cap = now + 60 * 1000000000ULL;
+
+        for ( ;; ) {
+            tat = t->tat;
+            next = ngx_max(tat, now) + debit * d[i].interval;
+            next = ngx_min(next, ngx_max(cap, tat));
+
+#if (NGX_HAVE_ATOMIC_OPS && NGX_PTR_SIZE == 8)
+            if (ngx_atomic_cmp_set(&t->tat, tat, next)) {
+                break;
+            }
+#else
+            t->tat = next;
+            break;
+#endif
+        }
+    }
+
+    ngx_shmtx_unlock(&tb->shpool->mutex);
+}
+
+
+/* rates are divided by n (1: not) */
+
+void
+ngx_http_claw_tables_share(ngx_http_claw_tables_t *tb, ngx_uint_t n)
+{
+    tb->sh->share = n;
+}
+
 
 ngx_http_claw_tenant_t *
 ngx_http_claw_tables_peek(ngx_http_claw_tables_t *tb, ngx_uint_t domain,

@@ -156,6 +156,10 @@ struct ngx_http_claw_tenant_s {
     ngx_atomic_t                 lockouts;
     ngx_atomic_t                 revoked_requests;
     ngx_atomic_t                 bytes_sent;
+
+    /* cluster mode: other nodes' admissions, as last debited here */
+    uint64_t                     share_seen;
+    ngx_msec_t                   share_when;
 };
 
 
@@ -175,6 +179,8 @@ struct ngx_http_claw_hold_s {
     ngx_http_claw_ledger_t      *ledger;
     uint32_t                     pins;
     uint32_t                     active;
+    uint32_t                     share_round;   /* the worker's own */
+    uint32_t                     share_index;
 };
 
 
@@ -199,6 +205,7 @@ typedef struct {
     /* read without the lock */
     ngx_atomic_t                 revoked;       /* of any tenant */
     ngx_atomic_t                 retired;       /* replaced by a reload */
+    ngx_atomic_t                 share;         /* > 1: rates divided */
 } ngx_http_claw_shctx_t;
 
 
@@ -230,6 +237,18 @@ ngx_uint_t ngx_http_claw_tables_admit(ngx_http_claw_tables_t *tb,
     ngx_http_claw_tenant_t *t, ngx_http_claw_hold_t *hold, uint64_t now,
     uint64_t interval, int64_t burst, int64_t conn, uint64_t *wait,
     uint64_t *next);
+/* what other nodes admitted of a tenant, in all (cluster mode) */
+typedef struct {
+    u_char                      *id;
+    size_t                       len;
+    uint64_t                     others;
+    uint64_t                     interval;      /* ns, as admitted here */
+} ngx_http_claw_debit_t;
+
+void ngx_http_claw_tables_debit(ngx_http_claw_tables_t *tb,
+    ngx_http_claw_debit_t *d, ngx_uint_t n, uint64_t now,
+    ngx_msec_t stale);
+void ngx_http_claw_tables_share(ngx_http_claw_tables_t *tb, ngx_uint_t n);
 ngx_http_claw_tenant_t *ngx_http_claw_tables_peek(ngx_http_claw_tables_t *tb,
     ngx_uint_t domain, u_char *name, size_t len);
 ngx_int_t ngx_http_claw_tables_owns(ngx_http_claw_tables_t *tb,

@@ -59,6 +59,13 @@ ok(-f $module, "the module is built: $module");
 check("nginx.conf", adapt("$root/examples/nginx.conf"));
 check("openclaw.conf", adapt("$root/examples/openclaw.conf"));
 
+# a node of the two-node example, its server refusing connections (nginx
+# -t warns and passes: the node would serve its own registry)
+my $cluster = adapt("$root/examples/cluster.conf");
+$cluster =~ s{redis://:CHANGE-ME\@10\.0\.0\.10:6379/0}{redis://:pw\@127.0.0.1:1/0}
+    or die "examples/cluster.conf: no redis URL to adapt\n";
+check("cluster.conf", $cluster);
+
 sh("$root/examples/gen-tenant-servers $root/examples/tenants.conf "
    . "claw.example.com > $dir/claw/servers.conf");
 check("per-tenant-servers.conf", adapt("$root/examples/per-tenant-servers.conf"));

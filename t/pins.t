@@ -153,7 +153,9 @@ my $before = main::used();
 my @ids = map { "gone$_" } 1 .. 150;
 my %status;
 $status{"put " . main::put($_)}++ for @ids;
-my @bg = map { ClawTest::http_status_background('/_c/respond?sleep=3000',
+# held long enough for 150 deletes, one synced journal record each, on
+# a slow disk too
+my @bg = map { ClawTest::http_status_background('/_c/respond?sleep=10000',
                                                 "Host: $_.claw.test", @main::Auth) } @ids;
 Time::HiRes::sleep(1);
 $status{"delete " . main::admin('DELETE', "/$_")}++ for @ids;

@@ -17,70 +17,20 @@ use warnings;
 
 use Exporter qw(import);
 use File::Temp qw(tempdir);
-use IO::Socket::IP;
 use JSON::PP ();
-use POSIX ();
-use Time::HiRes qw(time sleep);
 
-use ClawTest ();
+# spawn() runs every process under a watcher that ends it with the test
+use ClawTest qw(spawn wait_port);
 
 our @EXPORT = qw(
     pebble_start pebble_root acme_status acme_domain wait_until
     served_cert tls_get orders_of sh_run
 );
 
-my $OWNER = $$;
-my @PIDS;
 my $DIR = tempdir('claw-acme-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $DNS;
 
 sub sh_run { system(@_) == 0 or die "@_: failed\n" }
-
-sub wait_port {
-    my ($port, $what) = @_;
-    for (1 .. 100) {
-        my $s = IO::Socket::IP->new(PeerHost => '127.0.0.1',
-                                    PeerPort => $port, Timeout => 1);
-        if ($s) { close $s; return }
-        sleep 0.05;
-    }
-    die "$what did not listen on 127.0.0.1:$port\n";
-}
-
-# Runs a command in the background under a watcher that ends it when
-# this test process goes, even by kill -9, so no CA outlives the test.
-sub spawn {
-    my ($log, $env, @cmd) = @_;
-    my $parent = $$;
-    my $pid = fork // die "fork: $!\n";
-    if ($pid == 0) {
-        my $kid = fork // POSIX::_exit(125);
-        if ($kid == 0) {
-            $ENV{$_} = $env->{$_} for keys %$env;
-            open STDOUT, '>', $log or POSIX::_exit(126);
-            open STDERR, '>&', \*STDOUT;
-            exec @cmd or POSIX::_exit(127);
-        }
-        my $stop = 0;
-        $SIG{TERM} = sub { $stop = 1 };
-        while (waitpid($kid, POSIX::WNOHANG()) == 0) {
-            if ($stop || getppid() != $parent) {
-                kill 'TERM', $kid;
-                for (1 .. 50) {
-                    last if waitpid($kid, POSIX::WNOHANG()) != 0;
-                    sleep 0.05;
-                }
-                kill 'KILL', $kid;
-                waitpid $kid, 0;
-                last;
-            }
-            sleep 0.1;
-        }
-        POSIX::_exit(0);
-    }
-    push @PIDS, $pid;
-    return $pid;
-}
 
 # The DNS server of every pebble: 127.0.0.1 for every name, no AAAA.
 sub dns_start {
@@ -163,18 +113,12 @@ sub acme_domain {
     return $d;
 }
 
-# polls until the code returns true, at most $secs seconds
+# polls every 0.2 s until the code returns true, at most $secs seconds
 sub wait_until {
     my ($secs, $code) = @_;
     # an ACME exchange under valgrind is several times slower
     $secs *= 3 if $ENV{TEST_NGINX_USE_VALGRIND};
-    my $deadline = time + $secs;
-    while (time < $deadline) {
-        my $r = $code->();
-        return $r if $r;
-        sleep 0.2;
-    }
-    return $code->();
+    return ClawTest::wait_until($secs, $code, 0.2);
 }
 
 # the certificate served for an SNI on the TLS server, as openssl prints
@@ -201,20 +145,6 @@ sub orders_of {
     my $n = 0;
     while (<$fh>) { $n++ if !defined $name || /\s\Q$name\E$/ }
     return $n;
-}
-
-END {
-    local ($?, $!);
-    if ($$ == $OWNER && @PIDS) {
-        kill 'TERM', @PIDS;
-        for (1 .. 100) {
-            last unless grep { waitpid($_, POSIX::WNOHANG()) == 0 } @PIDS;
-            sleep 0.05;
-        }
-        kill 'KILL', grep { kill 0, $_ } @PIDS;
-        waitpid $_, 0 for @PIDS;
-        @PIDS = ();
-    }
 }
 
 1;

@@ -29,6 +29,13 @@ package ClawTest;
 # hold tunnels and streams (stream_open) in the test process itself,
 # while its --- init code acts, and tell when nginx ended them.
 #
+#   my $pid = ClawTest::spawn($log, {VAR => 1}, 'server', '--port', 9);
+#   ClawTest::wait_port(9, 'server');
+#   ClawTest::wait_until(5, sub { ... });
+#
+# run servers beside nginx (t/perl/ClawAcme.pm, t/perl/ClawCluster.pm),
+# ended with the test process however it ends.
+#
 # Test files run from the repository root; the container script is found
 # relative to this file, so the current directory does not matter here.
 
@@ -55,7 +62,8 @@ our @EXPORT = qw(
     fresh_zone
 );
 our @EXPORT_OK = qw(ws_accept_for ws_decode_all stop_containers
-                    ws_open ws_echo stream_open watch_closed chunked_parts);
+                    ws_open ws_echo stream_open watch_closed chunked_parts
+                    spawn spawn_stop wait_port wait_until http_exchange);
 
 my $BIN = File::Spec->rel2abs(
     File::Spec->catfile(dirname(__FILE__), '..', 'bin', 'claw-container'));
@@ -68,6 +76,7 @@ my $WS_GUID      = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 my $OWNER = $$;      # only the process that started containers stops them
 my @PIDS;            # pids of running container daemons
 my @RESTARTED;       # nginx masters started by nginx_restart_hard()
+my @SPAWNED;         # watchers of the processes started by spawn()
 my $DIR;             # pid files, logs, captured stderr
 
 # ---------------------------------------------------------------------------
@@ -287,14 +296,41 @@ sub http_get {
 # A whole request with a method and a body; returns (status, body, head).
 sub http_request {
     my ($method, $path, $body, @headers) = @_;
-    my $sock = connect_nginx('http_request', 10);
+    return http_exchange(connect_nginx('http_request', 10), undef,
+                         $method, $path, $body, @headers);
+}
+
+# The same request on a connected socket (TCP or unix), which it closes:
+# HTTP/1.1 with Connection: close (and Host: localhost unless a Host
+# header is given), the answer read until the server closes.  With a
+# timeout in seconds, an answer not complete by then gives
+# (0, '', 'timeout').  The body is as sent (chunks not decoded).
+sub http_exchange {
+    my ($sock, $timeout, $method, $path, $body, @headers) = @_;
+    local $SIG{PIPE} = 'IGNORE';
     $body //= '';
     push @headers, "Host: localhost" unless grep { /^host:/i } @headers;
+    $sock->autoflush(1);
     print $sock "$method $path HTTP/1.1\r\n", map({ "$_\r\n" } @headers),
                 "Content-Length: " . length($body) . "\r\n",
                 "Connection: close\r\n\r\n", $body;
-    local $/;
-    my $resp = <$sock> // '';
+    my $resp = '';
+    if (defined $timeout) {
+        my $deadline = time + $timeout;
+        while (1) {
+            my $left = $deadline - time;
+            my $rin = '';
+            vec($rin, fileno $sock, 1) = 1;
+            if ($left <= 0 || select(my $rout = $rin, undef, undef, $left) < 1) {
+                close $sock;
+                return (0, '', 'timeout');
+            }
+            last unless sysread $sock, $resp, 65536, length $resp;
+        }
+    } else {
+        local $/;
+        $resp = <$sock> // '';
+    }
     close $sock;
     my ($head, $content) = split /\r\n\r\n/, $resp, 2;
     my ($status) = ($head // '') =~ m{^HTTP/1\.\d (\d{3})};
@@ -388,6 +424,99 @@ END {
         }
         kill 'KILL', grep { _alive($_) } @RESTARTED;
     }
+}
+
+# ---------------------------------------------------------------------------
+# Servers run beside the nginx under test (a CA, a Redis).  Not exported
+# by default: use ClawTest qw(spawn wait_port wait_until).
+# ---------------------------------------------------------------------------
+
+# Runs a command in the background under a watcher that ends it when
+# this test process goes, even by kill -9, so that nothing outlives the
+# test; stdout and stderr go to $log, %$env is added to the environment.
+# Returns the watcher's pid, for spawn_stop().
+sub spawn {
+    my ($log, $env, @cmd) = @_;
+    my $parent = $$;
+    my $pid = fork // die "fork: $!\n";
+    if ($pid == 0) {
+        my $kid = fork // POSIX::_exit(125);
+        if ($kid == 0) {
+            $ENV{$_} = $env->{$_} for keys %$env;
+            open STDOUT, '>', $log or POSIX::_exit(126);
+            open STDERR, '>&', \*STDOUT;
+            exec @cmd or POSIX::_exit(127);
+        }
+        my $stop = 0;
+        $SIG{TERM} = sub { $stop = 1 };
+        while (waitpid($kid, POSIX::WNOHANG()) == 0) {
+            if ($stop || getppid() != $parent) {
+                kill 'TERM', $kid;
+                for (1 .. 50) {
+                    last if waitpid($kid, POSIX::WNOHANG()) != 0;
+                    sleep 0.05;
+                }
+                kill 'KILL', $kid;
+                waitpid $kid, 0;
+                last;
+            }
+            sleep 0.1;
+        }
+        POSIX::_exit(0);
+    }
+    push @SPAWNED, $pid;
+    return $pid;
+}
+
+# Ends one command of spawn() (TERM, KILL after 2.5 s) and returns once
+# it is gone.
+sub spawn_stop {
+    my ($pid) = @_;
+    return unless grep { $_ == $pid } @SPAWNED;
+    @SPAWNED = grep { $_ != $pid } @SPAWNED;
+    kill 'TERM', $pid;
+    waitpid $pid, 0;
+}
+
+END {
+    local ($?, $!);
+    if ($$ == $OWNER && @SPAWNED) {
+        kill 'TERM', @SPAWNED;
+        for (1 .. 100) {
+            last unless grep { waitpid($_, POSIX::WNOHANG()) == 0 } @SPAWNED;
+            sleep 0.05;
+        }
+        kill 'KILL', grep { kill 0, $_ } @SPAWNED;
+        waitpid $_, 0 for @SPAWNED;
+        @SPAWNED = ();
+    }
+}
+
+# Waits (5 s at most) until 127.0.0.1:$port takes connections; dies
+# naming $what if it does not.
+sub wait_port {
+    my ($port, $what) = @_;
+    for (1 .. 100) {
+        my $s = IO::Socket::IP->new(PeerHost => '127.0.0.1',
+                                    PeerPort => $port, Timeout => 1);
+        if ($s) { close $s; return }
+        sleep 0.05;
+    }
+    die "$what did not listen on 127.0.0.1:$port\n";
+}
+
+# Calls the code every $interval seconds (default 0.05) until it returns
+# true, at most $secs seconds, and once more at the end; returns what it
+# returned last.
+sub wait_until {
+    my ($secs, $code, $interval) = @_;
+    my $deadline = time + $secs;
+    while (time < $deadline) {
+        my $r = $code->();
+        return $r if $r;
+        sleep $interval // 0.05;
+    }
+    return $code->();
 }
 
 # The same request from a child process, in the background (a slow request

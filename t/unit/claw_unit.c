@@ -13,6 +13,7 @@
 
 #include "ngx_http_claw_parse.h"
 #include "ngx_http_claw_token.h"
+#include "ngx_http_claw_resp.h"
 
 
 static int  tests, failed;
@@ -468,6 +469,103 @@ test_digests(void)
        "HMAC-SHA256 with a key longer than a block, RFC 4231 6");
 }
 
+/* a reply of the test's, fed a byte at a time: incomplete until whole */
+
+static long
+resp_whole(const char *in, size_t len, size_t *nodes)
+{
+    size_t  i;
+    long    n;
+
+    for (i = 0; i < len; i++) {
+        if (ngx_http_claw_resp_scan((const unsigned char *) in, i, nodes)
+            != 0)
+        {
+            return -2;
+        }
+    }
+
+    n = ngx_http_claw_resp_scan((const unsigned char *) in, len, nodes);
+
+    return n;
+}
+
+
+static void
+test_resp(void)
+{
+    long                   n;
+    size_t                 nodes, len;
+    unsigned char          buf[128];
+    ngx_http_claw_resp_t   r[16];
+    const unsigned char   *argv[3];
+    size_t                 lens[3];
+
+    static const char  xread[] =
+        "*1\r\n*2\r\n$5\r\nc:log\r\n*2\r\n"
+        "*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nr\r\n$7\r\n- alice\r\n"
+        "*2\r\n$3\r\n2-0\r\n*2\r\n$1\r\nr\r\n$0\r\n\r\n"
+        "+OK\r\n";
+
+    n = resp_whole(xread, sizeof(xread) - 1 - 5, &nodes);
+    ok(n == (long) sizeof(xread) - 1 - 5 && nodes == 14,
+       "RESP: an XREAD reply is incomplete until its last byte (%ld, %zu)",
+       n, nodes);
+
+    ngx_http_claw_resp_parse((const unsigned char *) xread, n, r);
+    ok(r[0].type == '*' && r[0].nelts == 1
+       && r[0].elts[0].elts[1].nelts == 2
+       && ngx_http_claw_resp_is(&r[0].elts[0].elts[0], "c:log")
+       && ngx_http_claw_resp_is(&r[0].elts[0].elts[1].elts[0].elts[0], "1-0")
+       && ngx_http_claw_resp_is(
+              &r[0].elts[0].elts[1].elts[0].elts[1].elts[1], "- alice")
+       && r[0].elts[0].elts[1].elts[1].elts[1].elts[1].len == 0,
+       "RESP: nested arrays parse into indexable elements");
+
+    n = ngx_http_claw_resp_scan((const unsigned char *) xread + n, 5, &nodes);
+    ok(n == 5 && nodes == 1, "RESP: a second reply after the first");
+
+    ok(resp_whole("$-1\r\n", 5, &nodes) == 5
+       && resp_whole("*-1\r\n", 5, &nodes) == 5
+       && resp_whole("+\r\n", 3, &nodes) == 3
+       && resp_whole(":-42\r\n", 6, &nodes) == 6
+       && resp_whole("-ERR no\r\n", 9, &nodes) == 9,
+       "RESP: nil, empty status, integer and error replies");
+
+    ngx_http_claw_resp_parse((const unsigned char *) ":-42\r\n", 6, r);
+    ok(r[0].type == ':' && r[0].integer == -42, "RESP: integer value");
+
+    ngx_http_claw_resp_parse((const unsigned char *) "$-1\r\n", 5, r);
+    ok(r[0].type == NGX_HTTP_CLAW_RESP_NIL, "RESP: nil bulk string");
+
+    ok(ngx_http_claw_resp_scan(S("?x\r\n"), &nodes) == -1
+       && ngx_http_claw_resp_scan(S("$3\r\nabcd\r\n"), &nodes) == -1
+       && ngx_http_claw_resp_scan(S("$-2\r\n"), &nodes) == -1
+       && ngx_http_claw_resp_scan(S(":1x\r\n"), &nodes) == -1
+       && ngx_http_claw_resp_scan(S(":\r\n"), &nodes) == -1
+       && ngx_http_claw_resp_scan(S("+a\rb\r\n"), &nodes) == -1
+       && ngx_http_claw_resp_scan(S("$99999999999999999999\r\n"), &nodes)
+          == -1
+       && ngx_http_claw_resp_scan(S("*9\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n"
+                                    "*1\r\n*1\r\n*1\r\n*1\r\n"), &nodes) == -1,
+       "RESP: malformed replies, and nesting deeper than %d",
+       NGX_HTTP_CLAW_RESP_DEPTH);
+
+    argv[0] = (const unsigned char *) "SET";
+    argv[1] = (const unsigned char *) "k";
+    argv[2] = (const unsigned char *) "a\r\nb";
+    lens[0] = 3;
+    lens[1] = 1;
+    lens[2] = 4;
+
+    len = ngx_http_claw_resp_command(buf, 3, argv, lens) - buf;
+    ok(len <= ngx_http_claw_resp_command_len(3, lens)
+       && len == sizeof("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n") - 1
+       && memcmp(buf, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n", len)
+          == 0,
+       "RESP: a command is an array of bulk strings, binary-safe");
+}
+
 
 int
 main(void)
@@ -479,6 +577,7 @@ main(void)
     test_sessions();
     test_cookies_and_args();
     test_gcra();
+    test_resp();
 
     printf("1..%d\n", tests);
 
