@@ -1661,13 +1661,18 @@ ngx_http_claw_admin_cluster_record(ngx_http_claw_change_ctx_t *cc)
     int                          i;
     u_char                      *p;
     size_t                       size, head;
+    ngx_int_t                    rc;
+    ngx_str_t                    owner;
     ngx_http_request_t          *r;
     ngx_http_claw_error_t        err;
+    ngx_http_claw_change_t       ch;
     ngx_http_claw_entry_t        old, *e;
+    ngx_http_claw_main_conf_t   *cmcf;
     ngx_http_claw_cluster_op_t  *op;
 
     r = cc->request;
     op = &cc->cop;
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
 
     op->nold = 0;
     op->old_domains = NULL;
@@ -1764,6 +1769,32 @@ ngx_http_claw_admin_cluster_record(ngx_http_claw_change_ctx_t *cc)
     }
 
     ngx_http_claw_tconf_build(cc->tconf, e);
+
+    /*
+     * What this node could not apply is refused before the server takes
+     * it, as on a single node: a full zone, a domain another tenant holds
+     */
+
+    ngx_str_null(&owner);
+
+    rc = ngx_http_claw_tables_prepare(&cmcf->tables, cc->tconf, &ch, &owner,
+                                      r->pool);
+
+    if (rc == NGX_BUSY) {
+        ngx_http_claw_admin_fail(cc, NGX_HTTP_CONFLICT,
+                                 "a domain belongs to tenant \"%V\"", &owner);
+        return NGX_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "claw zone \"%V\" is full, tenant \"%V\" not changed",
+                      &cmcf->tables.shm_zone->shm.name, &cc->id);
+        ngx_http_claw_admin_fail(cc, 507, "the claw zone is full");
+        return NGX_ERROR;
+    }
+
+    ngx_http_claw_tables_abort(&cmcf->tables, &ch);
 
     op->record.len = ngx_http_claw_tconf_line(cc->tconf, NULL);
     op->record.data = ngx_pnalloc(r->pool, op->record.len);

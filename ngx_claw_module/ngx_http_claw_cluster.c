@@ -37,11 +37,11 @@
                                                    to be applied here */
 
 
+/* a change to apply: a log entry (its id), or a record (ms 0) */
 typedef struct {
+    ngx_http_claw_apply_item_t   item;
     uint64_t                     ms;
     uint64_t                     seq;
-    ngx_str_t                    key;           /* for messages */
-    ngx_str_t                    rec;
 } ngx_http_claw_entry_rec_t;
 
 
@@ -51,6 +51,7 @@ typedef struct {
     ngx_pool_t                  *pool;          /* of the step under way */
     ngx_uint_t                   snapshot;      /* reading every record */
     ngx_uint_t                   alerted;
+    ngx_uint_t                   told;          /* that it is down */
 
     u_char                       epoch[NGX_HTTP_CLAW_EPOCH_LEN];
     size_t                       epoch_len;
@@ -61,11 +62,13 @@ typedef struct {
     ngx_str_t                    cursor;
     ngx_rbtree_t                 seen;
     ngx_rbtree_node_t            sentinel;
-    ngx_uint_t                   deleting;
+    ngx_uint_t                   deleting;      /* 1, then 2: deferred */
+    ngx_array_t                 *deferred;      /* a domain still held */
 
     /* entries being applied, in order */
     ngx_array_t                 *entries;
     ngx_uint_t                   next;
+    ngx_http_claw_apply_item_t  *items;         /* the batch's */
 } ngx_http_claw_follower_t;
 
 
@@ -76,6 +79,8 @@ static void ngx_http_claw_follow_retry(ngx_event_t *ev);
 static void ngx_http_claw_follow_epoch(void *data,
     ngx_http_claw_resp_t *reply);
 static void ngx_http_claw_follow_first(void *data,
+    ngx_http_claw_resp_t *reply);
+static void ngx_http_claw_follow_last(void *data,
     ngx_http_claw_resp_t *reply);
 static void ngx_http_claw_follow_snapshot(ngx_http_claw_follower_t *fl);
 static void ngx_http_claw_follow_snap_last(void *data,
@@ -91,7 +96,8 @@ static void ngx_http_claw_follow_read(ngx_http_claw_follower_t *fl);
 static void ngx_http_claw_follow_entries(void *data,
     ngx_http_claw_resp_t *reply);
 static void ngx_http_claw_follow_apply(ngx_http_claw_follower_t *fl);
-static void ngx_http_claw_follow_applied(void *data, ngx_int_t rc);
+static void ngx_http_claw_follow_applied(void *data, ngx_uint_t n,
+    ngx_int_t rc);
 static void ngx_http_claw_follow_down(ngx_http_claw_follower_t *fl,
     const char *why);
 static void ngx_http_claw_follow_state(ngx_http_claw_follower_t *fl,
@@ -123,6 +129,19 @@ static void ngx_http_claw_cluster_fail(ngx_http_claw_cluster_op_t *op,
 
 
 static ngx_uint_t  ngx_http_claw_cluster_tag;
+
+
+/*
+ * KEYS: the epoch, the log.  ARGV: the prefix.  1: a registry is there;
+ * 2: records, domains or a log without one; 0: nothing
+ */
+
+static ngx_str_t  ngx_http_claw_cluster_empty_script = ngx_string(
+"if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end\n"
+"if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end\n"
+"if #redis.call('KEYS', ARGV[1] .. 't:*') > 0 then return 2 end\n"
+"if #redis.call('KEYS', ARGV[1] .. 'd:*') > 0 then return 2 end\n"
+"return 0\n");
 
 
 /*
@@ -206,8 +225,24 @@ ngx_http_claw_cluster_directive(ngx_conf_t *cf, ngx_http_claw_cluster_t **clp)
             cl->prefix.data = value[i].data + 7;
             cl->prefix.len = value[i].len - 7;
 
-            if (cl->prefix.len > 64) {
-                goto invalid;
+            /* the prefix is a SCAN pattern too: no glob characters */
+
+            if (cl->prefix.len > 64
+                || ngx_strlchr(cl->prefix.data,
+                               cl->prefix.data + cl->prefix.len, '*')
+                || ngx_strlchr(cl->prefix.data,
+                               cl->prefix.data + cl->prefix.len, '?')
+                || ngx_strlchr(cl->prefix.data,
+                               cl->prefix.data + cl->prefix.len, '[')
+                || ngx_strlchr(cl->prefix.data,
+                               cl->prefix.data + cl->prefix.len, ']')
+                || ngx_strlchr(cl->prefix.data,
+                               cl->prefix.data + cl->prefix.len, '\\'))
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": at most 64 characters, "
+                                   "none of \"*?[]\\\"", &value[i]);
+                return NGX_CONF_ERROR;
             }
 
             continue;
@@ -343,6 +378,8 @@ ngx_http_claw_cluster_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_ERROR;
     }
 
+    cl->sh->shpool = shpool;
+
     shpool->data = cl->sh;
 
     return NGX_OK;
@@ -418,7 +455,9 @@ ngx_http_claw_follow_start(ngx_http_claw_follower_t *fl)
 
     cl = fl->cl;
 
-    if (ngx_exiting || ngx_terminate || cl->follower == NULL) {
+    if (ngx_exiting || ngx_terminate || cl->follower == NULL
+        || ngx_http_claw_tables_retired(cl->tables))
+    {
         return;
     }
 
@@ -537,6 +576,7 @@ ngx_http_claw_follow_first(void *data, ngx_http_claw_resp_t *reply)
 
     uint64_t                     ms, seq, fms, fseq;
     size_t                       epoch_len;
+    ngx_str_t                    args[6];
     ngx_http_claw_resp_t        *id;
     u_char                       epoch[NGX_HTTP_CLAW_EPOCH_LEN];
 
@@ -571,6 +611,88 @@ ngx_http_claw_follow_first(void *data, ngx_http_claw_resp_t *reply)
         }
     }
 
+    /* and whether it ends before it: restored from an older save? */
+
+    ngx_str_set(&args[0], "XREVRANGE");
+    ngx_str_set(&args[2], "+");
+    ngx_str_set(&args[3], "-");
+    ngx_str_set(&args[4], "COUNT");
+    ngx_str_set(&args[5], "1");
+
+    if (ngx_http_claw_cluster_key(fl->pool, fl->cl, "log", NULL, &args[1])
+        != NGX_OK
+        || ngx_http_claw_redis_command(&fl->cl->cmd,
+                                       ngx_http_claw_follow_last, fl,
+                                       fl->cl->redis.timeout, 6, args)
+           != NGX_OK)
+    {
+        ngx_http_claw_follow_down(fl, NULL);
+    }
+}
+
+
+static void
+ngx_http_claw_follow_last(void *data, ngx_http_claw_resp_t *reply)
+{
+    ngx_http_claw_follower_t  *fl = data;
+
+    uint64_t                     ms, seq, lms, lseq;
+    size_t                       epoch_len;
+    ngx_http_claw_resp_t        *id;
+    ngx_http_claw_cluster_t     *cl;
+    u_char                       epoch[NGX_HTTP_CLAW_EPOCH_LEN];
+
+    cl = fl->cl;
+
+    if (reply == NULL || reply->type != NGX_HTTP_CLAW_RESP_ARRAY) {
+        ngx_http_claw_follow_down(fl, reply ? "XREVRANGE failed" : NULL);
+        return;
+    }
+
+    ngx_http_claw_cluster_get_last(cl->sh, &ms, &seq, epoch, &epoch_len);
+
+    lms = 0;
+    lseq = 0;
+
+    if (reply->nelts) {
+        id = &reply->elts[0];
+
+        if (id->type != NGX_HTTP_CLAW_RESP_ARRAY || id->nelts != 2
+            || ngx_http_claw_cluster_id(id->elts[0].str, id->elts[0].len,
+                                        &lms, &lseq)
+               != NGX_OK)
+        {
+            ngx_http_claw_follow_down(fl, "malformed XREVRANGE reply");
+            return;
+        }
+    }
+
+    if (lms < ms || (lms == ms && lseq < seq)) {
+
+        /*
+         * This node applied changes the server no longer holds: it
+         * stays as it is, whatever the server is told from now on,
+         * until a registry is imported again (a new epoch).
+         */
+
+        if (!cl->sh->behind) {
+            ngx_log_error(NGX_LOG_ALERT, cl->log, 0,
+                          "claw cluster: the log of the server \"%V\" "
+                          "ends at %uL-%uL, before the last change this "
+                          "node applied, %uL-%uL (restored from an older "
+                          "save?): this node keeps serving the registry it "
+                          "has and refuses changes until one is imported",
+                          &cl->redis.url, lms, lseq, ms, seq);
+            cl->sh->behind = 1;
+        }
+    }
+
+    if (cl->sh->behind) {
+        ngx_http_claw_follow_state(fl, NGX_HTTP_CLAW_CLUSTER_LOST);
+        ngx_add_timer(&fl->retry, cl->retry);
+        return;
+    }
+
     ngx_http_claw_follow_state(fl, NGX_HTTP_CLAW_CLUSTER_UP);
     ngx_http_claw_follow_read(fl);
 }
@@ -591,6 +713,13 @@ ngx_http_claw_follow_snapshot(ngx_http_claw_follower_t *fl)
     ngx_rbtree_init(&fl->seen, &fl->sentinel, ngx_str_rbtree_insert_value);
     ngx_str_set(&fl->cursor, "0");
     fl->deleting = 0;
+
+    fl->deferred = ngx_array_create(fl->pool, 4,
+                                    sizeof(ngx_http_claw_entry_rec_t));
+    if (fl->deferred == NULL) {
+        ngx_http_claw_follow_down(fl, "out of memory");
+        return;
+    }
 
     ngx_str_set(&args[0], "XREVRANGE");
     ngx_str_set(&args[2], "+");
@@ -740,6 +869,11 @@ ngx_http_claw_follow_scanned(void *data, ngx_http_claw_resp_t *reply)
     }
 
     for (i = 0; i < keys->nelts; i++) {
+        if (keys->elts[i].type != NGX_HTTP_CLAW_RESP_STRING) {
+            ngx_http_claw_follow_down(fl, "malformed SCAN reply");
+            return;
+        }
+
         args[i + 1].len = keys->elts[i].len;
         args[i + 1].data = ngx_pnalloc(fl->pool, keys->elts[i].len);
         if (args[i + 1].data == NULL) {
@@ -807,6 +941,24 @@ ngx_http_claw_follow_records(void *data, ngx_http_claw_resp_t *reply)
             continue;                   /* deleted meanwhile: in the log */
         }
 
+        /* "<prefix>t:<id>", as SCAN was asked for; checked all the same */
+
+        if (e[i].item.key.len <= cl->prefix.len + 2
+            || ngx_memcmp(e[i].item.key.data, cl->prefix.data,
+                          cl->prefix.len) != 0
+            || ngx_memcmp(e[i].item.key.data + cl->prefix.len, "t:", 2) != 0
+            || !ngx_http_claw_valid_id(e[i].item.key.data + cl->prefix.len
+                                       + 2,
+                                       e[i].item.key.len - cl->prefix.len
+                                       - 2))
+        {
+            ngx_log_error(NGX_LOG_ERR, cl->log, 0,
+                          "claw cluster: \"%V\" skipped: not a tenant's "
+                          "key", &e[i].item.key);
+            (void) ngx_atomic_fetch_add(&cl->sh->skipped, 1);
+            continue;
+        }
+
         /* the record of a tenant is "+ <line>", seen by its id */
 
         sn = ngx_pcalloc(fl->pool, sizeof(ngx_str_node_t));
@@ -815,15 +967,21 @@ ngx_http_claw_follow_records(void *data, ngx_http_claw_resp_t *reply)
             return;
         }
 
-        sn->str.len = e[i].key.len - cl->prefix.len - 2;
-        sn->str.data = e[i].key.data + cl->prefix.len + 2;
+        sn->str.len = e[i].item.key.len - cl->prefix.len - 2;
+        sn->str.data = e[i].item.key.data + cl->prefix.len + 2;
         sn->node.key = ngx_crc32_short(sn->str.data, sn->str.len);
         ngx_rbtree_insert(&fl->seen, &sn->node);
 
-        if (v->type != NGX_HTTP_CLAW_RESP_STRING) {
+        if (v->type != NGX_HTTP_CLAW_RESP_STRING
+            || v->len < sn->str.len + 1
+            || ngx_memcmp(v->str, sn->str.data, sn->str.len) != 0
+            || (v->str[sn->str.len] != ' ' && v->str[sn->str.len] != '\t'))
+        {
             ngx_log_error(NGX_LOG_ERR, cl->log, 0,
-                          "claw cluster: \"%V\" skipped: not a string",
-                          &e[i].key);
+                          "claw cluster: \"%V\" skipped: not the registry "
+                          "line of tenant \"%V\"", &e[i].item.key,
+                          &sn->str);
+            (void) ngx_atomic_fetch_add(&cl->sh->skipped, 1);
             continue;
         }
 
@@ -837,9 +995,10 @@ ngx_http_claw_follow_records(void *data, ngx_http_claw_resp_t *reply)
         p[1] = ' ';
         ngx_memcpy(p + 2, v->str, v->len);
 
-        e[n].key = e[i].key;
-        e[n].rec.data = p;
-        e[n].rec.len = v->len + 2;
+        e[n].item.key = e[i].item.key;
+        e[n].item.rec.data = p;
+        e[n].item.rec.len = v->len + 2;
+        e[n].item.defer = 1;
         e[n].ms = 0;
         e[n].seq = 0;
         n++;
@@ -1086,9 +1245,10 @@ ngx_http_claw_follow_entries(void *data, ngx_http_claw_resp_t *reply)
 static void
 ngx_http_claw_follow_apply(ngx_http_claw_follower_t *fl)
 {
-    ngx_http_claw_cluster_t    *cl;
-    ngx_http_claw_entry_rec_t  *e;
-    ngx_http_claw_cluster_sh_t *sh;
+    ngx_uint_t                   i, n;
+    ngx_http_claw_cluster_t     *cl;
+    ngx_http_claw_entry_rec_t   *e;
+    ngx_http_claw_cluster_sh_t  *sh;
 
     cl = fl->cl;
     sh = cl->sh;
@@ -1105,10 +1265,48 @@ ngx_http_claw_follow_apply(ngx_http_claw_follower_t *fl)
                 return;
             }
 
+            /*
+             * records whose domain was another tenant's: that tenant is
+             * gone now, or gave it up later in the read
+             */
+
+            if (fl->deferred->nelts) {
+
+                /*
+                 * again while a pass makes progress (one record may wait
+                 * for another); the last pass says what it could not do
+                 */
+
+                n = (fl->deleting == 1
+                     || fl->deferred->nelts < fl->entries->nelts);
+
+                fl->deleting = 2;
+                fl->entries = fl->deferred;
+                fl->next = 0;
+
+                fl->deferred = ngx_array_create(fl->pool,
+                                                fl->entries->nelts,
+                                      sizeof(ngx_http_claw_entry_rec_t));
+                if (fl->deferred == NULL) {
+                    ngx_http_claw_follow_down(fl, "out of memory");
+                    return;
+                }
+
+                e = fl->entries->elts;
+
+                for (i = 0; i < fl->entries->nelts; i++) {
+                    e[i].item.defer = n;
+                }
+
+                ngx_http_claw_follow_apply(fl);
+                return;
+            }
+
             /* the whole registry is here: the log is followed from now */
 
             ngx_http_claw_cluster_set_last(sh, fl->snap_ms, fl->snap_seq,
                                            fl->epoch, fl->epoch_len);
+            sh->behind = 0;
 
             ngx_log_error(NGX_LOG_NOTICE, cl->log, 0,
                           "claw cluster: the registry of \"%V\" read "
@@ -1122,18 +1320,39 @@ ngx_http_claw_follow_apply(ngx_http_claw_follower_t *fl)
         return;
     }
 
-    e = &((ngx_http_claw_entry_rec_t *) fl->entries->elts)[fl->next];
+    /* the rest, in one batch as far as the applier takes it */
 
-    if (e->rec.len == 0) {
-        ngx_log_error(NGX_LOG_ERR, cl->log, 0,
-                      "claw cluster: \"%V\" skipped: no record in it",
-                      &e->key);
-        ngx_http_claw_follow_applied(fl, NGX_DECLINED);
+    e = (ngx_http_claw_entry_rec_t *) fl->entries->elts + fl->next;
+    n = fl->entries->nelts - fl->next;
+
+    fl->items = ngx_palloc(fl->pool, n * sizeof(ngx_http_claw_apply_item_t));
+    if (fl->items == NULL) {
+        ngx_http_claw_follow_down(fl, "out of memory");
         return;
     }
 
-    if (cl->apply(cl->applier, e->rec.data, e->rec.len, &e->key,
-                  ngx_http_claw_follow_applied, fl)
+    for (i = 0; i < n; i++) {
+        fl->items[i] = e[i].item;
+
+        if (e[i].item.rec.len == 0) {
+
+            /* no record in it: the batch ends before it, or is it */
+
+            if (i == 0) {
+                ngx_log_error(NGX_LOG_ERR, cl->log, 0,
+                              "claw cluster: \"%V\" skipped: no record in "
+                              "it", &e[i].item.key);
+                fl->items[0].rc = NGX_DECLINED;
+                ngx_http_claw_follow_applied(fl, 1, NGX_OK);
+                return;
+            }
+
+            n = i;
+            break;
+        }
+    }
+
+    if (cl->apply(cl->applier, fl->items, n, ngx_http_claw_follow_applied, fl)
         != NGX_OK)
     {
         ngx_http_claw_follow_down(fl, "out of memory");
@@ -1142,13 +1361,14 @@ ngx_http_claw_follow_apply(ngx_http_claw_follower_t *fl)
 
 
 static void
-ngx_http_claw_follow_applied(void *data, ngx_int_t rc)
+ngx_http_claw_follow_applied(void *data, ngx_uint_t n, ngx_int_t rc)
 {
     ngx_http_claw_follower_t  *fl = data;
 
+    ngx_uint_t                   i;
     ngx_msec_int_t               lag;
     ngx_http_claw_cluster_t     *cl;
-    ngx_http_claw_entry_rec_t   *e;
+    ngx_http_claw_entry_rec_t   *e, *d;
     ngx_http_claw_cluster_sh_t  *sh;
 
     cl = fl->cl;
@@ -1161,29 +1381,42 @@ ngx_http_claw_follow_applied(void *data, ngx_int_t rc)
     if (rc == NGX_AGAIN) {
 
         /*
-         * the journal could not take it: later, from the last entry
-         * applied (or the snapshot anew)
+         * the journal could not take them: later, from the last entry
+         * applied (or the whole registry anew)
          */
 
         ngx_add_timer(&fl->retry, cl->retry);
         return;
     }
 
-    e = &((ngx_http_claw_entry_rec_t *) fl->entries->elts)[fl->next];
+    e = (ngx_http_claw_entry_rec_t *) fl->entries->elts + fl->next;
 
-    (void) ngx_atomic_fetch_add(rc == NGX_OK ? &sh->applied : &sh->skipped,
-                                1);
+    for (i = 0; i < n; i++) {
+        if (fl->items[i].rc == NGX_BUSY) {
+            d = ngx_array_push(fl->deferred);
+            if (d == NULL) {
+                ngx_http_claw_follow_down(fl, "out of memory");
+                return;
+            }
 
-    if (e->ms) {
-        lag = (ngx_msec_int_t) (ngx_time() * 1000 + ngx_cached_time->msec
-                                - e->ms);
-        sh->lag = lag > 0 ? lag : 0;
+            *d = e[i];
+            continue;
+        }
 
-        ngx_http_claw_cluster_set_last(sh, e->ms, e->seq, fl->epoch,
-                                       fl->epoch_len);
+        (void) ngx_atomic_fetch_add(fl->items[i].rc == NGX_OK
+                                    ? &sh->applied : &sh->skipped, 1);
     }
 
-    fl->next++;
+    if (n && e[n - 1].ms) {
+        lag = (ngx_msec_int_t) (ngx_time() * 1000 + ngx_cached_time->msec
+                                - e[n - 1].ms);
+        sh->lag = lag > 0 ? lag : 0;
+
+        ngx_http_claw_cluster_set_last(sh, e[n - 1].ms, e[n - 1].seq,
+                                       fl->epoch, fl->epoch_len);
+    }
+
+    fl->next += n;
 
     ngx_http_claw_follow_apply(fl);
 }
@@ -1207,7 +1440,9 @@ ngx_http_claw_follow_down(ngx_http_claw_follower_t *fl, const char *why)
                         ? cl->follow.error : cl->cmd.error);
     }
 
-    if (sh->state != NGX_HTTP_CLAW_CLUSTER_DOWN) {
+    if (sh->state != NGX_HTTP_CLAW_CLUSTER_DOWN || !fl->told) {
+        fl->told = 1;
+
         ngx_log_error(NGX_LOG_ERR, cl->log, 0,
                       "claw cluster: the server \"%V\" failed: %s; this "
                       "node serves the registry it has, and tries again "
@@ -1262,7 +1497,7 @@ ngx_http_claw_follow_push(ngx_http_claw_follower_t *fl, ngx_str_t *key,
 
     ngx_memzero(e, sizeof(ngx_http_claw_entry_rec_t));
 
-    e->key = *key;
+    e->item.key = *key;
 
     if (data == NULL) {
         return e;
@@ -1275,7 +1510,7 @@ ngx_http_claw_follow_push(ngx_http_claw_follower_t *fl, ngx_str_t *key,
         return NULL;
     }
 
-    e->rec.data = p;
+    e->item.rec.data = p;
 
     if (op) {
         p = ngx_cpymem(p, op, ngx_strlen(op));
@@ -1283,7 +1518,7 @@ ngx_http_claw_follow_push(ngx_http_claw_follower_t *fl, ngx_str_t *key,
 
     ngx_memcpy(p, data, len);
 
-    e->rec.len = size;
+    e->item.rec.len = size;
 
     return e;
 }
@@ -1292,20 +1527,24 @@ ngx_http_claw_follow_push(ngx_http_claw_follower_t *fl, ngx_str_t *key,
 /* --- the last entry applied, read by every worker ----------------------- */
 
 
+/*
+ * Under the cluster zone's lock, which the master takes back from a
+ * worker that dies holding it: a reader never waits for a dead writer,
+ * and two followers of a reload never mix their entries.
+ */
+
 static void
 ngx_http_claw_cluster_set_last(ngx_http_claw_cluster_sh_t *sh, uint64_t ms,
     uint64_t seq, u_char *epoch, size_t epoch_len)
 {
-    (void) ngx_atomic_fetch_add(&sh->version, 1);
-    ngx_memory_barrier();
+    ngx_shmtx_lock(&sh->shpool->mutex);
 
     sh->last_ms = ms;
     sh->last_seq = seq;
     ngx_memcpy(sh->epoch, epoch, epoch_len);
     sh->epoch_len = epoch_len;
 
-    ngx_memory_barrier();
-    (void) ngx_atomic_fetch_add(&sh->version, 1);
+    ngx_shmtx_unlock(&sh->shpool->mutex);
 }
 
 
@@ -1313,28 +1552,14 @@ static void
 ngx_http_claw_cluster_get_last(ngx_http_claw_cluster_sh_t *sh, uint64_t *ms,
     uint64_t *seq, u_char *epoch, size_t *epoch_len)
 {
-    ngx_atomic_uint_t  v;
+    ngx_shmtx_lock(&sh->shpool->mutex);
 
-    for ( ;; ) {
-        v = sh->version;
-        ngx_memory_barrier();
+    *ms = sh->last_ms;
+    *seq = sh->last_seq;
+    *epoch_len = sh->epoch_len;
+    ngx_memcpy(epoch, sh->epoch, NGX_HTTP_CLAW_EPOCH_LEN);
 
-        if (v & 1) {
-            ngx_cpu_pause();
-            continue;
-        }
-
-        *ms = sh->last_ms;
-        *seq = sh->last_seq;
-        *epoch_len = sh->epoch_len;
-        ngx_memcpy(epoch, sh->epoch, NGX_HTTP_CLAW_EPOCH_LEN);
-
-        ngx_memory_barrier();
-
-        if (sh->version == v) {
-            return;
-        }
-    }
+    ngx_shmtx_unlock(&sh->shpool->mutex);
 }
 
 
@@ -1406,6 +1631,14 @@ ngx_http_claw_cluster_key(ngx_pool_t *pool, ngx_http_claw_cluster_t *cl,
 const char *
 ngx_http_claw_cluster_writable(ngx_http_claw_cluster_t *cl)
 {
+    if (cl->sh->behind) {
+        return "the cluster server's log ends before changes this node "
+               "applied (restored from an older save?): delete the "
+               "registry's keys on the server (epoch, log, t:*, d:* under "
+               "the prefix), then import the newest node's registry with "
+               "POST /cluster/import";
+    }
+
     switch (cl->sh->state) {
 
     case NGX_HTTP_CLAW_CLUSTER_UP:
@@ -1735,15 +1968,23 @@ ngx_http_claw_cluster_import(ngx_http_claw_cluster_op_t *op)
         return NGX_OK;
 
     case 1:
-        args = ngx_palloc(op->pool, 2 * sizeof(ngx_str_t));
+        /* no registry, and nothing of one either: no records, no log */
+
+        args = ngx_palloc(op->pool, 6 * sizeof(ngx_str_t));
         if (args == NULL) {
             goto nomem;
         }
 
-        ngx_str_set(&args[0], "EXISTS");
+        ngx_str_set(&args[0], "EVAL");
+        args[1] = ngx_http_claw_cluster_empty_script;
+        ngx_str_set(&args[2], "2");
 
-        if (ngx_http_claw_cluster_key(op->pool, cl, "epoch", NULL, &args[1])
-            != NGX_OK)
+        if (ngx_http_claw_cluster_key(op->pool, cl, "epoch", NULL, &args[3])
+            != NGX_OK
+            || ngx_http_claw_cluster_key(op->pool, cl, "log", NULL, &args[4])
+               != NGX_OK
+            || ngx_http_claw_cluster_key(op->pool, cl, "", NULL, &args[5])
+               != NGX_OK)
         {
             goto nomem;
         }
@@ -1752,7 +1993,7 @@ ngx_http_claw_cluster_import(ngx_http_claw_cluster_op_t *op)
 
         if (ngx_http_claw_redis_command(&cl->cmd,
                                         ngx_http_claw_cluster_import_step,
-                                        op, cl->redis.timeout, 2, args)
+                                        op, cl->redis.timeout, 6, args)
             != NGX_OK)
         {
             goto failed;
@@ -1914,13 +2155,26 @@ ngx_http_claw_cluster_import_step(void *data, ngx_http_claw_resp_t *reply)
 {
     ngx_http_claw_cluster_op_t  *op = data;
 
-    ngx_str_t  args[2];
+    ngx_str_t                 args[2];
+    ngx_http_claw_cluster_t  *cl;
+
+    cl = op->cluster;
 
     if (op->rc == NGX_ERROR) {
         if (--op->pending == 0) {
             op->handler(op);
         }
 
+        return;
+    }
+
+    if (op->step == 4) {
+
+        /* imported: the lock expires anyway if it could not be deleted */
+
+        op->step++;
+        op->rc = NGX_OK;
+        op->handler(op);
         return;
     }
 
@@ -1943,8 +2197,23 @@ ngx_http_claw_cluster_import_step(void *data, ngx_http_claw_resp_t *reply)
     case 1:
         if (reply->type != NGX_HTTP_CLAW_RESP_INTEGER || reply->integer) {
             op->rc = NGX_BUSY;
-            ngx_sprintf(op->error, "the cluster server holds a registry "
-                        "already%Z");
+
+            if (reply->type == NGX_HTTP_CLAW_RESP_INTEGER
+                && reply->integer == 2)
+            {
+                ngx_snprintf(op->error, sizeof(op->error) - 1,
+                             "the cluster server holds records or a log "
+                             "under \"%V\" but no registry: delete them "
+                             "(redis-cli --scan --pattern '%Vt:*', '%Vd:*', "
+                             "'%Vlog') or use another prefix%Z",
+                             &cl->prefix, &cl->prefix, &cl->prefix,
+                             &cl->prefix);
+
+            } else {
+                ngx_sprintf(op->error, "the cluster server holds a "
+                            "registry already%Z");
+            }
+
             goto failed;
         }
 
@@ -1958,25 +2227,27 @@ ngx_http_claw_cluster_import_step(void *data, ngx_http_claw_resp_t *reply)
             goto failed;
         }
 
-        /* the lock goes now: a later import is told why it cannot */
+        /* the lock goes before the answer: a later import is told why */
 
         ngx_str_set(&args[0], "DEL");
 
-        if (ngx_http_claw_cluster_key(op->pool, op->cluster, "import", NULL,
+        if (ngx_http_claw_cluster_key(op->pool, cl, "import", NULL,
                                       &args[1])
-            == NGX_OK)
+            != NGX_OK
+            || ngx_http_claw_redis_command(&cl->cmd,
+                                           ngx_http_claw_cluster_import_step,
+                                           op, cl->redis.timeout, 2, args)
+               != NGX_OK)
         {
-            (void) ngx_http_claw_redis_command(&op->cluster->cmd,
-                                               ngx_http_claw_cluster_ignore,
-                                               NULL,
-                                               op->cluster->redis.timeout, 2,
-                                               args);
+            op->rc = NGX_OK;
+            op->handler(op);
+            return;
         }
 
         op->step++;
-        op->rc = NGX_OK;
-        op->handler(op);
+        op->unlocked = 1;
         return;
+
     }
 
     if (--op->pending) {
@@ -1995,6 +2266,24 @@ failed:
 
     if (op->rc != NGX_BUSY) {
         op->rc = NGX_ERROR;
+    }
+
+    /* the lock is ours from step 1 on: it goes, the records stay */
+
+    if (op->step > 0 && !op->unlocked && reply) {
+        op->unlocked = 1;
+
+        ngx_str_set(&args[0], "DEL");
+
+        if (ngx_http_claw_cluster_key(op->pool, cl, "import", NULL,
+                                      &args[1])
+            == NGX_OK)
+        {
+            (void) ngx_http_claw_redis_command(&cl->cmd,
+                                               ngx_http_claw_cluster_ignore,
+                                               NULL, cl->redis.timeout, 2,
+                                               args);
+        }
     }
 
     if (--op->pending == 0) {

@@ -36,7 +36,9 @@ typedef struct {
     ngx_atomic_t                 contact;       /* s, the last answer */
     ngx_atomic_t                 last_ms;       /* the last entry applied */
     ngx_atomic_t                 last_seq;
-    ngx_atomic_t                 version;       /* odd while writing */
+    ngx_slab_pool_t             *shpool;       /* its lock: the last */
+    ngx_atomic_t                 behind;        /* the server's log ends
+                                                   before the last entry */
     ngx_atomic_t                 nodes;         /* seen lately, this one
                                                    included */
     u_char                       epoch[NGX_HTTP_CLAW_EPOCH_LEN];
@@ -46,8 +48,8 @@ typedef struct {
 
 
 typedef ngx_int_t (*ngx_http_claw_cluster_apply_pt)(void *applier,
-    u_char *rec, size_t len, ngx_str_t *key, ngx_http_claw_apply_pt handler,
-    void *data);
+    ngx_http_claw_apply_item_t *items, ngx_uint_t n,
+    ngx_http_claw_apply_pt handler, void *data);
 
 typedef struct ngx_http_claw_cluster_op_s  ngx_http_claw_cluster_op_t;
 typedef void (*ngx_http_claw_cluster_pt)(ngx_http_claw_cluster_op_t *op);
@@ -112,6 +114,7 @@ struct ngx_http_claw_cluster_op_s {
     ngx_msec_t                   deadline;
     ngx_uint_t                   pending;       /* import: replies due */
     ngx_uint_t                   step;
+    ngx_uint_t                   unlocked;
 };
 
 

@@ -358,7 +358,7 @@ full:
 }
 
 
-/* the cluster link, under 1024 bytes */
+/* the cluster link, under 2048 bytes */
 
 static u_char *
 ngx_http_claw_metrics_cluster(u_char *p, ngx_http_claw_cluster_sh_t *sh)

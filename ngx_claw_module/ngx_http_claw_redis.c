@@ -16,6 +16,7 @@
 
 #define NGX_HTTP_CLAW_REDIS_BUF    16384
 #define NGX_HTTP_CLAW_REDIS_ARGS   8
+#define NGX_HTTP_CLAW_REDIS_REPLY_MAX  (128 * 1024 * 1024)
 
 
 struct ngx_http_claw_redis_cmd_s {
@@ -206,7 +207,7 @@ ngx_http_claw_redis_connect(ngx_http_claw_redis_t *rd)
     rd->peer.name = &conf->url;
     rd->peer.get = ngx_event_get_peer;
     rd->peer.log = rd->log;
-    rd->peer.log_error = NGX_ERROR_ERR;
+    rd->peer.log_error = NGX_ERROR_INFO;
 
     rc = ngx_event_connect_peer(&rd->peer);
 
@@ -223,6 +224,9 @@ ngx_http_claw_redis_connect(ngx_http_claw_redis_t *rd)
 
     c = rd->peer.connection;
     c->data = rd;
+
+    /* the cluster's own messages say what failed, once */
+    c->log_error = NGX_ERROR_INFO;
     c->read->handler = ngx_http_claw_redis_read_handler;
     c->write->handler = ngx_http_claw_redis_write_handler;
 
@@ -504,6 +508,12 @@ ngx_http_claw_redis_read_handler(ngx_event_t *rev)
     }
 
     for ( ;; ) {
+        if (rd->in.last - rd->in.pos > NGX_HTTP_CLAW_REDIS_REPLY_MAX) {
+            ngx_http_claw_redis_fail(rd, "a reply over %uz bytes",
+                                     (size_t) NGX_HTTP_CLAW_REDIS_REPLY_MAX);
+            return;
+        }
+
         if (ngx_http_claw_redis_room(&rd->in, 4096) != NGX_OK) {
             ngx_http_claw_redis_fail(rd, "out of memory");
             return;
@@ -716,6 +726,8 @@ ngx_http_claw_redis_probe(ngx_http_claw_redis_conf_t *conf, u_char *err,
     socklen_t              elen;
     ngx_socket_t           s;
     struct pollfd          pfd;
+    ngx_msec_t             deadline;
+    ngx_msec_int_t         left;
     ngx_http_claw_resp_t  *reply;
     const u_char          *argv[3];
     size_t                 lens[3];
@@ -777,6 +789,11 @@ ngx_http_claw_redis_probe(ngx_http_claw_redis_conf_t *conf, u_char *err,
         goto failed;
     }
 
+    /* the whole exchange, not each step, within the timeout */
+
+    ngx_time_update();
+    deadline = ngx_current_msec + conf->connect_timeout;
+
     pfd.fd = s;
     pfd.events = POLLOUT;
 
@@ -803,7 +820,10 @@ ngx_http_claw_redis_probe(ngx_http_claw_redis_conf_t *conf, u_char *err,
     while (i < want) {
         pfd.events = POLLIN;
 
-        rc = poll(&pfd, 1, conf->connect_timeout);
+        ngx_time_update();
+        left = (ngx_msec_int_t) (deadline - ngx_current_msec);
+
+        rc = (left > 0) ? poll(&pfd, 1, left) : 0;
 
         if (rc != 1) {
             ngx_snprintf(err, size, "the server did not answer in time%Z");
@@ -858,6 +878,13 @@ ngx_http_claw_redis_probe(ngx_http_claw_redis_conf_t *conf, u_char *err,
                 ngx_free(reply);
                 ngx_close_socket(s);
                 return NGX_ERROR;
+            }
+
+            if (i + 1 == want && !ngx_http_claw_resp_is(reply, "PONG")) {
+                ngx_snprintf(err, size, "PING was not answered PONG: not a "
+                             "Redis-protocol server?%Z");
+                ngx_free(reply);
+                goto declined;
             }
 
             ngx_free(reply);

@@ -245,9 +245,21 @@ ngx_http_claw_share_tick(ngx_event_t *ev)
         return;
     }
 
-    /* a round still being sent: this one's counts wait for the next */
+    /*
+     * A round still being sent: this one's counts wait for the next.
+     * Without the server (the follower says), nothing is sent and the
+     * counts are dropped: rates are divided meanwhile.
+     */
 
-    if (sh->pending == 0
+    if (sh->cluster->sh->state == NGX_HTTP_CLAW_CLUSTER_DOWN) {
+        sh->rates->nelts = 0;
+        sh->failures->nelts = 0;
+
+        if (++sh->round == 0) {
+            sh->round = 1;
+        }
+
+    } else if (sh->pending == 0
         && (sh->rates->nelts || sh->failures->nelts))
     {
         if (ngx_http_claw_share_round(sh) != NGX_OK) {

@@ -39,15 +39,17 @@ our %Token = (alice => 'alice-token-1', bob => 'bob-token-1',
               carol => 'carol-token-1');
 our %Digest = map { $_ => ClawTest::sha256_hex($Token{$_}) } keys %Token;
 
-our @Nodes;
+our (@Nodes, $N4);
 
 sub node_http_text {
-    my ($i, $url) = @_;
+    my ($i, $url, %o) = @_;
     my $port = 19940 + $i;
+    my $zone = $o{zone} // '1m';
+    my $more = $o{cluster} // '';
     return <<"_EOC_";
-    claw_zone claw:1m;
+    claw_zone claw:$zone;
     claw_tenants \$NODE_PREFIX/html/tenants.conf;
-    claw_cluster $url node=n$i sync=100ms timeout=1s;
+    claw_cluster $url node=n$i sync=100ms timeout=1s $more;
     claw_auth_fail_limit 10/m;
 
     server {
@@ -391,6 +393,7 @@ my $n4 = node_start(name => 'n4', port => 19944, workers => 1,
                     http => main::node_http_text(4, 'redis://127.0.0.1:19939'),
                     files => { 'html/tenants.conf'
                                => "alice 127.0.0.1:19950 token=sha256:$::Digest{alice}\n" });
+$::N4 = $n4;
 push @lines, "unreachable, started: alice " . get($n4, 'alice');
 my ($rc, $out) = node_test_config($n4);
 push @lines, "unreachable, nginx -t: $rc "
@@ -436,3 +439,170 @@ create gina on node 1: 201
 guesses: 401 401 401 401 401 401 401 401 401 401
 a right token after them: 429 429 429
 from another address: 200 200 200
+
+
+
+=== TEST 10: a node stopped while custom domains move between tenants reads every record when it starts again, and ends as the others
+--- init
+my ($n1, $n2, $n3) = @::Nodes;
+my @lines;
+my $dom = sub {
+    my ($id, @d) = @_;
+    my $d = join ',', map { qq("$_.example.org") } @d;
+    return (admin($n1, 'PUT', "/tenants/$id",
+                  qq({"upstream":"127.0.0.1:19950","domains":[$d]})))[0];
+};
+push @lines, "before: " . join ' ', $dom->('hank', 'h'), $dom->('ivy', 'i'),
+                                      $dom->('kim'), $dom->('lou', 'l');
+until_all(401, 'lou', 'no-token', @::Nodes);
+node_stop($n2);
+push @lines, "while node 2 is down: " . join ' ',
+    (admin($n1, 'DELETE', '/tenants/hank'))[0], $dom->('jack', 'h'),
+    $dom->('ivy'), $dom->('kim', 'i'), $dom->('lou', 'l2'), $dom->('ivy', 'l');
+node_start_again($n2);
+my $same = wait_until(5, sub {
+    (admin($n2, 'GET', '/tenants'))[1] eq (admin($n1, 'GET', '/tenants'))[1]
+        && metric($n2, 'claw_cluster_state{state="up"}') eq '1'
+});
+push @lines, "node 2 holds what node 1 holds: " . ($same ? 'yes' : 'no');
+my (undef, $t) = admin($n2, 'GET', '/tenants');
+push @lines, "node 2: " . join ' ', map {
+    my ($id) = /"id":"([^"]+)"/;
+    my ($d) = /"domains":\[([^\]]*)\]/;
+    $d =~ s/"|\.example\.org//g;
+    "$id=" . ($d eq '' ? '-' : $d)
+} sort grep { /"id":"(hank|ivy|jack|kim|lou)"/ } split /\},\{/, $t;
+push @lines, "no skipped record on node 2: "
+    . (node_error_log($n2) =~ /belongs to tenant/ ? 'one was' : 'right');
+ClawTest::report(@lines);
+--- response_body
+before: 201 201 201 201
+while node 2 is down: 204 201 200 200 200 200
+node 2 holds what node 1 holds: yes
+node 2: ivy=l jack=h kim=i lou=l2
+no skipped record on node 2: right
+
+
+
+=== TEST 11: the server restored from an older save: no node follows it back in time (a revoked token stays revoked), an alert, changes refused until a registry is imported again
+--- init
+my ($n1, $n2, $n3) = @::Nodes;
+my @lines;
+my ($s, $b) = admin($n1, 'POST', '/tenants/ivy/tokens');
+my ($tok) = $b =~ /"token":"([^"]+)"/;
+my ($hash) = $b =~ /"hash":"sha256:([0-9a-f]+)"/;
+until_all(200, 'ivy', $tok, @::Nodes);
+push @lines, "saved: " . redis_cli($::R, 'SAVE');
+($s) = admin($n2, 'DELETE', "/tenants/ivy/tokens/$hash");
+push @lines, "revoked after the save: $s";
+until_all(401, 'ivy', $tok, @::Nodes);
+redis_stop($::R);
+redis_start_again($::R);
+my $lost = wait_until(5, sub {
+    !grep { metric($_, 'claw_cluster_state{state="lost"}') ne '1' } @::Nodes
+});
+push @lines, "lost on every node: " . ($lost ? 'yes' : 'no');
+push @lines, "alert on node 3: " . (node_error_log($n3)
+    =~ /\[alert\].*before the last change this node applied, \d+-\d+ \(restored from an older save\?\)/
+    ? 'yes' : 'no');
+push @lines, "the revoked token: " . join ' ', map { get($_, 'ivy', $tok) } @::Nodes;
+($s, $b) = admin($n1, 'PUT', '/tenants/mia', '{"upstream":"127.0.0.1:19950"}');
+push @lines, "a change: $s " . ($b =~ /older save/ ? 'says why' : $b);
+push @lines, "still refused after another server write: " . do {
+    redis_cli($::R, 'XADD', 'claw:log', '*', 'r', '- nobody');
+    Time::HiRes::sleep(1.5);
+    (admin($n1, 'PUT', '/tenants/mia', '{"upstream":"127.0.0.1:19950"}'))[0];
+};
+redis_cli($::R, 'EVAL', "for _, k in ipairs(redis.call('KEYS', 'claw:*')) do redis.call('DEL', k) end", '0');
+($s) = admin($n2, 'POST', '/cluster/import');
+push @lines, "import from node 2: $s";
+push @lines, "up on every node: " . (wait_until(5, sub {
+    !grep { metric($_, 'claw_cluster_state{state="up"}') ne '1' } @::Nodes
+}) ? 'yes' : 'no');
+push @lines, "the revoked token: " . join ' ', map { get($_, 'ivy', $tok) } @::Nodes;
+ClawTest::report(@lines);
+--- response_body
+saved: OK
+revoked after the save: 204
+lost on every node: yes
+alert on node 3: yes
+the revoked token: 401 401 401
+a change: 503 says why
+still refused after another server write: 503
+import from node 2: 200
+up on every node: yes
+the revoked token: 401 401 401
+
+
+
+=== TEST 12: reloads of node 2 into zones of other sizes while nodes 1 and 3 make changes: node 2 serves every one of them
+--- init
+my ($n1, $n2, $n3) = @::Nodes;
+my @lines;
+# two writers, as fast as they go, on nodes 1 and 3
+my @pids;
+for my $w (0, 1) {
+    my $pid = fork // die "fork: $!\n";
+    if ($pid == 0) {
+        my $end = Time::HiRes::time() + 4;
+        my $i = 0;
+        while (Time::HiRes::time() < $end) {
+            put_tenant($w ? $n3 : $n1, "z$w-" . ++$i, 'carol');
+        }
+        POSIX::_exit($i > 255 ? 255 : $i);
+    }
+    push @pids, $pid;
+}
+my $i = 0;
+for my $zone ('2m', '3m', '1m', '2m', '1m') {
+    Time::HiRes::sleep(0.3);
+    $i += node_reload($n2, http => main::node_http_text(2, $::R->{url},
+                                                        zone => $zone));
+}
+waitpid $_, 0 for @pids;
+push @lines, "reloads: $i";
+my (undef, $t1) = admin($n1, 'GET', '/tenants');
+my @z = grep { /^z/ } $t1 =~ /"id":"([^"]+)"/g;
+push @lines, "changes made: " . (@z > 50 ? 'many' : scalar @z);
+my @missing;
+wait_until(5, sub {
+    my (undef, $t2) = admin($n2, 'GET', '/tenants');
+    my %has = map { $_ => 1 } $t2 =~ /"id":"([^"]+)"/g;
+    @missing = grep { !$has{$_} } @z;
+    !@missing;
+});
+push @lines, "node 2 serves every one: " . (@missing ? "no: @missing" : 'yes');
+ClawTest::report(@lines);
+--- response_body
+reloads: 5
+changes made: many
+node 2 serves every one: yes
+
+
+
+=== TEST 13: a prefix with glob characters fails nginx -t; an import into a server that holds records but no registry is refused and says what to delete
+--- init
+my @lines;
+my $n4 = $::N4;
+node_configure($n4, http => main::node_http_text(4, $::R->{url},
+                                                 cluster => 'prefix=c[1]:'));
+my ($rc, $out) = node_test_config($n4);
+push @lines, "prefix=c[1]: " . ($rc ? 'fails' : 'passes') . ', '
+    . ($out =~ /\[emerg\] .*invalid "prefix=c\[1\]:": at most 64 characters, none of/ ? 'says why' : $out);
+redis_cli($::R, 'SET', 'stray:t:ghost', 'ghost 127.0.0.1:19950');
+node_configure($n4, http => main::node_http_text(4, $::R->{url},
+                                                 cluster => 'prefix=stray:'));
+node_start_again($n4);
+my ($s, $b) = (0, '');
+wait_until(5, sub {
+    ($s, $b) = node_admin($n4, 'admin.sock', 'POST', '/cluster/import');
+    $s != 503;
+});
+push @lines, "import: $s " . ($b =~ /holds records or a log under \\"stray:\\" but no registry/ ? 'says why' : $b);
+push @lines, "ghost on node 4: " . (node_admin($n4, 'admin.sock', 'GET', '/tenants/ghost'))[0];
+node_stop($n4);
+ClawTest::report(@lines);
+--- response_body
+prefix=c[1]: fails, says why
+import: 409 says why
+ghost on node 4: 404
