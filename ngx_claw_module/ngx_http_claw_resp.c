@@ -266,7 +266,11 @@ ngx_http_claw_resp_command(unsigned char *buf, size_t argc,
 
     for (i = 0; i < argc; i++) {
         buf += sprintf((char *) buf, "$%zu\r\n", lens[i]);
-        memcpy(buf, argv[i], lens[i]);
+
+        if (lens[i]) {                  /* an empty one may have no data */
+            memcpy(buf, argv[i], lens[i]);
+        }
+
         buf += lens[i];
         *buf++ = '\r';
         *buf++ = '\n';

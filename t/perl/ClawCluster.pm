@@ -58,7 +58,8 @@ my $OWNER = $$;
 my $BASE = tempdir('claw-cluster-XXXXXX', TMPDIR => 1);
 my @REDIS;      # every redis_start() handle
 my @NODES;      # every node_start() handle
-my $GUARD;      # the spawn() watcher of the guard of the nodes
+my $GUARD;
+my $RUNS = 0;   # _run()'s output files      # the spawn() watcher of the guard of the nodes
 
 my $REDIS_SERVER = '/usr/bin/redis-server';
 my $REDIS_CLI = '/usr/bin/redis-cli';
@@ -459,26 +460,30 @@ END {
 # when it has not ended after $timeout seconds
 sub _run {
     my ($timeout, @cmd) = @_;
-    my $pid = open(my $fh, '-|') // die "fork: $!\n";
+    # its output into a file, not a pipe: a daemon may keep the pipe open
+    # (stderr, under ASan) long after the command itself is done
+    my $file = "$BASE/run-$$-" . ++$RUNS . ".out";
+    my $pid = fork // die "fork: $!\n";
     if ($pid == 0) {
+        open STDOUT, '>', $file or POSIX::_exit(126);
         open STDERR, '>&', \*STDOUT;
         exec @cmd or POSIX::_exit(127);
     }
-    my $out = '';
     my $deadline = time + $timeout;
-    while (1) {
-        my $left = $deadline - time;
-        my $rin = '';
-        vec($rin, fileno $fh, 1) = 1;
-        if ($left <= 0 || select(my $rout = $rin, undef, undef, $left) < 1) {
-            kill 'KILL', $pid;
-            close $fh;
-            return (124, "$out($cmd[0] killed after $timeout s)\n");
-        }
-        last unless sysread $fh, $out, 65536, length $out;
+    my $done;
+    while (!($done = waitpid($pid, POSIX::WNOHANG()) == $pid)) {
+        last if time > $deadline;
+        sleep 0.02;
     }
-    close $fh;
-    return ($? >> 8, $out);
+    my $rc = $? >> 8;
+    my $out = _slurp($file) // '';
+    unlink $file;
+    if (!$done) {
+        kill 'KILL', $pid;
+        waitpid $pid, 0;
+        return (124, "$out($cmd[0] killed after $timeout s)\n");
+    }
+    return ($rc, $out);
 }
 
 sub _slurp {

@@ -564,6 +564,14 @@ test_resp(void)
        && memcmp(buf, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n", len)
           == 0,
        "RESP: a command is an array of bulk strings, binary-safe");
+
+    argv[1] = NULL;
+    lens[1] = 0;
+
+    len = ngx_http_claw_resp_command(buf, 2, argv, lens) - buf;
+    ok(len == sizeof("*2\r\n$3\r\nSET\r\n$0\r\n\r\n") - 1
+       && memcmp(buf, "*2\r\n$3\r\nSET\r\n$0\r\n\r\n", len) == 0,
+       "RESP: an empty argument with no data");
 }
 
 
