@@ -461,6 +461,13 @@ ngx_http_claw_follow_start(ngx_http_claw_follower_t *fl)
         return;
     }
 
+    /* a batch still on the journal's thread uses the step's memory */
+
+    if (((ngx_http_claw_applier_t *) cl->applier)->batch) {
+        ngx_add_timer(&fl->retry, cl->retry);
+        return;
+    }
+
     if (fl->pool) {
         ngx_destroy_pool(fl->pool);
         fl->pool = NULL;
