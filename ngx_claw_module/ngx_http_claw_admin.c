@@ -116,6 +116,12 @@ static void ngx_http_claw_admin_fail(ngx_http_claw_change_ctx_t *cc,
 static char *ngx_http_claw_admin_entry(ngx_http_request_t *r, json_t *root,
     ngx_str_t *id, ngx_http_claw_entry_t *e);
 static json_t *ngx_http_claw_admin_tenant(ngx_http_claw_tconf_t *tc);
+static ngx_int_t ngx_http_claw_admin_tokens(ngx_http_claw_change_ctx_t *cc,
+    ngx_http_claw_entry_t *e);
+static ngx_int_t ngx_http_claw_admin_fit(ngx_http_claw_change_ctx_t *cc,
+    ngx_http_claw_tconf_t *tc, ngx_http_claw_change_t *ch);
+static void ngx_http_claw_admin_answer(ngx_http_claw_change_ctx_t *cc,
+    ngx_http_claw_tconf_t *tc, const char *where);
 static ngx_int_t ngx_http_claw_admin_cluster_start(
     ngx_http_claw_change_ctx_t *cc);
 static void ngx_http_claw_admin_cluster_got(ngx_http_claw_cluster_op_t *op);
@@ -959,10 +965,7 @@ static ngx_int_t
 ngx_http_claw_admin_prepare(ngx_http_claw_change_ctx_t *cc, u_char **rec,
     size_t *len)
 {
-    int                         i;
     size_t                      size, head, n;
-    ngx_int_t                   rc;
-    ngx_str_t                   owner;
     ngx_http_request_t         *r;
     ngx_http_claw_entry_t      *e, cur;
     ngx_http_claw_tconf_t      *tc;
@@ -999,34 +1002,8 @@ ngx_http_claw_admin_prepare(ngx_http_claw_change_ctx_t *cc, u_char **rec,
         e = &cur;
         ngx_http_claw_tconf_entry(tc, e);
 
-        i = ngx_http_claw_digest_find(cc->digest, (u_char *) e->tokens,
-                                      e->ntokens);
-
-        if (cc->what == NGX_HTTP_CLAW_MINT) {
-            if (e->ntokens == NGX_HTTP_CLAW_MAX_TOKENS) {
-                ngx_http_claw_admin_fail(cc, NGX_HTTP_CONFLICT,
-                                         "tenant \"%V\" has %d tokens "
-                                         "already; delete one first",
-                                         &cc->id, NGX_HTTP_CLAW_MAX_TOKENS);
-                return NGX_ERROR;
-            }
-
-            ngx_memcpy(e->tokens[e->ntokens++], cc->digest,
-                       NGX_HTTP_CLAW_DIGEST_LEN);
-
-        } else { /* NGX_HTTP_CLAW_REVOKE */
-
-            if (i < 0) {
-                ngx_http_claw_admin_fail(cc, NGX_HTTP_NOT_FOUND,
-                                         "no such token");
-                return NGX_ERROR;
-            }
-
-            /* the token's sessions die with it: their MACs need it */
-
-            ngx_memmove(e->tokens[i], e->tokens[i + 1],
-                        (e->ntokens - i - 1) * NGX_HTTP_CLAW_DIGEST_LEN);
-            e->ntokens--;
+        if (ngx_http_claw_admin_tokens(cc, e) != NGX_OK) {
+            return NGX_ERROR;
         }
     }
 
@@ -1039,23 +1016,7 @@ ngx_http_claw_admin_prepare(ngx_http_claw_change_ctx_t *cc, u_char **rec,
 
     ngx_http_claw_tconf_build(tc, e);
 
-    ngx_str_null(&owner);
-
-    rc = ngx_http_claw_tables_prepare(tb, tc, &cc->ch, &owner, r->pool);
-
-    if (rc == NGX_BUSY) {
-        ngx_http_claw_admin_fail(cc, NGX_HTTP_CONFLICT,
-                                 "a domain belongs to tenant \"%V\"",
-                                 &owner);
-        return NGX_ERROR;
-    }
-
-    if (rc != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "claw zone \"%V\" is full, tenant \"%V\" not changed",
-                      &tb->shm_zone->shm.name, &cc->id);
-
-        ngx_http_claw_admin_fail(cc, 507, "the claw zone is full");
+    if (ngx_http_claw_admin_fit(cc, tc, &cc->ch) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -1094,14 +1055,11 @@ nomem:
 static void
 ngx_http_claw_admin_written(ngx_http_claw_jop_t *op)
 {
-    u_char                      *p;
     ngx_http_request_t          *r;
     ngx_http_claw_tconf_t       *tc;
     ngx_http_claw_tables_t      *tb;
     ngx_http_claw_main_conf_t   *cmcf;
     ngx_http_claw_change_ctx_t  *cc;
-    u_char                       hex[sizeof("sha256:")
-                                     + 2 * NGX_HTTP_CLAW_DIGEST_LEN];
 
     cc = op->data;
     r = cc->request;
@@ -1140,61 +1098,23 @@ ngx_http_claw_admin_written(ngx_http_claw_jop_t *op)
 
     case NGX_HTTP_CLAW_DELETE:
         (void) ngx_http_claw_tables_remove(tb, cc->id.data, cc->id.len);
-        cc->status = NGX_HTTP_NO_CONTENT;
-
-        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "claw: tenant \"%V\" deleted", &cc->id);
+        tc = NULL;
         break;
 
     case NGX_HTTP_CLAW_PUT:
         cc->created = ngx_http_claw_tables_commit(tb, &cc->ch);
         cc->prepared = 0;
-
-        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "claw: tenant \"%V\" %s", &cc->id,
-                      cc->created ? "added" : "changed");
-
         tc = ngx_http_claw_tables_get(tb, cc->id.data, cc->id.len, r->pool);
-
-        cc->status = cc->created ? NGX_HTTP_CREATED : NGX_HTTP_OK;
-        cc->json = tc ? ngx_http_claw_admin_tenant(tc) : NULL;
-
-        if (cc->json == NULL) {
-            cc->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
         break;
 
     default: /* NGX_HTTP_CLAW_MINT, NGX_HTTP_CLAW_REVOKE */
         (void) ngx_http_claw_tables_commit(tb, &cc->ch);
         cc->prepared = 0;
-
-        p = ngx_cpymem(hex, "sha256:", sizeof("sha256:") - 1);
-        p = ngx_hex_dump(p, cc->digest, NGX_HTTP_CLAW_DIGEST_LEN);
-
-        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "claw: token %*s of tenant \"%V\" %s",
-                      (size_t) (p - hex), hex, &cc->id,
-                      cc->what == NGX_HTTP_CLAW_MINT ? "minted" : "deleted");
-
-        if (cc->what == NGX_HTTP_CLAW_REVOKE) {
-            cc->status = NGX_HTTP_NO_CONTENT;
-            break;
-        }
-
-        cc->status = NGX_HTTP_CREATED;
-        cc->json = json_pack("{s:s%,s:s%}", "token", (char *) cc->token.data,
-                             cc->token.len, "hash", (char *) hex,
-                             (size_t) (p - hex));
-
-        ngx_explicit_memzero(cc->token.data, cc->token.len);
-
-        if (cc->json == NULL) {
-            cc->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
+        tc = NULL;
         break;
     }
+
+    ngx_http_claw_admin_answer(cc, tc, "");
 
     ngx_http_claw_admin_finish(cc);
 }
@@ -1658,11 +1578,8 @@ ngx_http_claw_admin_cluster_got(ngx_http_claw_cluster_op_t *op)
 static ngx_int_t
 ngx_http_claw_admin_cluster_record(ngx_http_claw_change_ctx_t *cc)
 {
-    int                          i;
     u_char                      *p;
     size_t                       size, head;
-    ngx_int_t                    rc;
-    ngx_str_t                    owner;
     ngx_http_request_t          *r;
     ngx_http_claw_error_t        err;
     ngx_http_claw_change_t       ch;
@@ -1731,31 +1648,9 @@ ngx_http_claw_admin_cluster_record(ngx_http_claw_change_ctx_t *cc)
 
     default:
         e = &old;
-        i = ngx_http_claw_digest_find(cc->digest, (u_char *) e->tokens,
-                                      e->ntokens);
 
-        if (cc->what == NGX_HTTP_CLAW_MINT) {
-            if (e->ntokens == NGX_HTTP_CLAW_MAX_TOKENS) {
-                ngx_http_claw_admin_fail(cc, NGX_HTTP_CONFLICT,
-                                         "tenant \"%V\" has %d tokens "
-                                         "already; delete one first",
-                                         &cc->id, NGX_HTTP_CLAW_MAX_TOKENS);
-                return NGX_ERROR;
-            }
-
-            ngx_memcpy(e->tokens[e->ntokens++], cc->digest,
-                       NGX_HTTP_CLAW_DIGEST_LEN);
-
-        } else {
-            if (i < 0) {
-                ngx_http_claw_admin_fail(cc, NGX_HTTP_NOT_FOUND,
-                                         "no such token");
-                return NGX_ERROR;
-            }
-
-            ngx_memmove(e->tokens[i], e->tokens[i + 1],
-                        (e->ntokens - i - 1) * NGX_HTTP_CLAW_DIGEST_LEN);
-            e->ntokens--;
+        if (ngx_http_claw_admin_tokens(cc, e) != NGX_OK) {
+            return NGX_ERROR;
         }
 
         break;
@@ -1775,22 +1670,7 @@ ngx_http_claw_admin_cluster_record(ngx_http_claw_change_ctx_t *cc)
      * it, as on a single node: a full zone, a domain another tenant holds
      */
 
-    ngx_str_null(&owner);
-
-    rc = ngx_http_claw_tables_prepare(&cmcf->tables, cc->tconf, &ch, &owner,
-                                      r->pool);
-
-    if (rc == NGX_BUSY) {
-        ngx_http_claw_admin_fail(cc, NGX_HTTP_CONFLICT,
-                                 "a domain belongs to tenant \"%V\"", &owner);
-        return NGX_ERROR;
-    }
-
-    if (rc != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "claw zone \"%V\" is full, tenant \"%V\" not changed",
-                      &cmcf->tables.shm_zone->shm.name, &cc->id);
-        ngx_http_claw_admin_fail(cc, 507, "the claw zone is full");
+    if (ngx_http_claw_admin_fit(cc, cc->tconf, &ch) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -1907,63 +1787,9 @@ ngx_http_claw_admin_cluster_applied(ngx_http_claw_cluster_op_t *op)
 {
     ngx_http_claw_change_ctx_t  *cc = op->data;
 
-    u_char                      *p;
-    ngx_http_request_t          *r;
-    u_char                       hex[sizeof("sha256:")
-                                     + 2 * NGX_HTTP_CLAW_DIGEST_LEN];
+    cc->created = op->created;
 
-    r = cc->request;
-
-    switch (cc->what) {
-
-    case NGX_HTTP_CLAW_DELETE:
-        cc->status = NGX_HTTP_NO_CONTENT;
-        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "claw: tenant \"%V\" deleted in the cluster", &cc->id);
-        break;
-
-    case NGX_HTTP_CLAW_PUT:
-        cc->status = op->created ? NGX_HTTP_CREATED : NGX_HTTP_OK;
-        cc->json = ngx_http_claw_admin_tenant(cc->tconf);
-
-        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "claw: tenant \"%V\" %s in the cluster", &cc->id,
-                      op->created ? "added" : "changed");
-
-        if (cc->json == NULL) {
-            cc->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        break;
-
-    default:
-        p = ngx_cpymem(hex, "sha256:", sizeof("sha256:") - 1);
-        p = ngx_hex_dump(p, cc->digest, NGX_HTTP_CLAW_DIGEST_LEN);
-
-        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "claw: token %*s of tenant \"%V\" %s in the cluster",
-                      (size_t) (p - hex), hex, &cc->id,
-                      cc->what == NGX_HTTP_CLAW_MINT ? "minted" : "deleted");
-
-        if (cc->what == NGX_HTTP_CLAW_REVOKE) {
-            cc->status = NGX_HTTP_NO_CONTENT;
-            break;
-        }
-
-        cc->status = NGX_HTTP_CREATED;
-        cc->json = json_pack("{s:s%,s:s%}", "token", (char *) cc->token.data,
-                             cc->token.len, "hash", (char *) hex,
-                             (size_t) (p - hex));
-
-        ngx_explicit_memzero(cc->token.data, cc->token.len);
-
-        if (cc->json == NULL) {
-            cc->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        break;
-    }
-
+    ngx_http_claw_admin_answer(cc, cc->tconf, " in the cluster");
     ngx_http_claw_admin_finish(cc);
 }
 
@@ -2034,4 +1860,142 @@ ngx_http_claw_admin_imported(ngx_http_claw_cluster_op_t *op)
     }
 
     ngx_http_claw_admin_finish(cc);
+}
+
+
+/* a token added to the tenant (POST), or taken away (DELETE) */
+
+static ngx_int_t
+ngx_http_claw_admin_tokens(ngx_http_claw_change_ctx_t *cc,
+    ngx_http_claw_entry_t *e)
+{
+    int  i;
+
+    if (cc->what == NGX_HTTP_CLAW_MINT) {
+        if (e->ntokens == NGX_HTTP_CLAW_MAX_TOKENS) {
+            ngx_http_claw_admin_fail(cc, NGX_HTTP_CONFLICT,
+                                     "tenant \"%V\" has %d tokens already; "
+                                     "delete one first", &cc->id,
+                                     NGX_HTTP_CLAW_MAX_TOKENS);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(e->tokens[e->ntokens++], cc->digest,
+                   NGX_HTTP_CLAW_DIGEST_LEN);
+        return NGX_OK;
+    }
+
+    i = ngx_http_claw_digest_find(cc->digest, (u_char *) e->tokens,
+                                  e->ntokens);
+
+    if (i < 0) {
+        ngx_http_claw_admin_fail(cc, NGX_HTTP_NOT_FOUND, "no such token");
+        return NGX_ERROR;
+    }
+
+    /* the token's sessions die with it: their MACs need it */
+
+    ngx_memmove(e->tokens[i], e->tokens[i + 1],
+                (e->ntokens - i - 1) * NGX_HTTP_CLAW_DIGEST_LEN);
+    e->ntokens--;
+
+    return NGX_OK;
+}
+
+
+/* the change prepared in the zone: a domain of another tenant, no room */
+
+static ngx_int_t
+ngx_http_claw_admin_fit(ngx_http_claw_change_ctx_t *cc,
+    ngx_http_claw_tconf_t *tc, ngx_http_claw_change_t *ch)
+{
+    ngx_int_t                   rc;
+    ngx_str_t                   owner;
+    ngx_http_request_t         *r;
+    ngx_http_claw_main_conf_t  *cmcf;
+
+    r = cc->request;
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+
+    ngx_str_null(&owner);
+
+    rc = ngx_http_claw_tables_prepare(&cmcf->tables, tc, ch, &owner,
+                                      r->pool);
+
+    if (rc == NGX_BUSY) {
+        ngx_http_claw_admin_fail(cc, NGX_HTTP_CONFLICT,
+                                 "a domain belongs to tenant \"%V\"", &owner);
+        return NGX_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "claw zone \"%V\" is full, tenant \"%V\" not changed",
+                      &cmcf->tables.shm_zone->shm.name, &cc->id);
+
+        ngx_http_claw_admin_fail(cc, 507, "the claw zone is full");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a change made: its status, its body and its log line */
+
+static void
+ngx_http_claw_admin_answer(ngx_http_claw_change_ctx_t *cc,
+    ngx_http_claw_tconf_t *tc, const char *where)
+{
+    u_char              *p;
+    ngx_http_request_t  *r;
+    u_char               hex[sizeof("sha256:") + 2 * NGX_HTTP_CLAW_DIGEST_LEN];
+
+    r = cc->request;
+
+    switch (cc->what) {
+
+    case NGX_HTTP_CLAW_DELETE:
+        cc->status = NGX_HTTP_NO_CONTENT;
+
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "claw: tenant \"%V\" deleted%s", &cc->id, where);
+        return;
+
+    case NGX_HTTP_CLAW_PUT:
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "claw: tenant \"%V\" %s%s", &cc->id,
+                      cc->created ? "added" : "changed", where);
+
+        cc->status = cc->created ? NGX_HTTP_CREATED : NGX_HTTP_OK;
+        cc->json = tc ? ngx_http_claw_admin_tenant(tc) : NULL;
+        break;
+
+    default: /* NGX_HTTP_CLAW_MINT, NGX_HTTP_CLAW_REVOKE */
+        p = ngx_cpymem(hex, "sha256:", sizeof("sha256:") - 1);
+        p = ngx_hex_dump(p, cc->digest, NGX_HTTP_CLAW_DIGEST_LEN);
+
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "claw: token %*s of tenant \"%V\" %s%s",
+                      (size_t) (p - hex), hex, &cc->id,
+                      cc->what == NGX_HTTP_CLAW_MINT ? "minted" : "deleted",
+                      where);
+
+        if (cc->what == NGX_HTTP_CLAW_REVOKE) {
+            cc->status = NGX_HTTP_NO_CONTENT;
+            return;
+        }
+
+        cc->status = NGX_HTTP_CREATED;
+        cc->json = json_pack("{s:s%,s:s%}", "token", (char *) cc->token.data,
+                             cc->token.len, "hash", (char *) hex,
+                             (size_t) (p - hex));
+
+        ngx_explicit_memzero(cc->token.data, cc->token.len);
+        break;
+    }
+
+    if (cc->json == NULL) {
+        cc->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 }

@@ -120,6 +120,8 @@ static void ngx_http_claw_cluster_got(void *data,
 static void ngx_http_claw_cluster_written(void *data,
     ngx_http_claw_resp_t *reply);
 static void ngx_http_claw_cluster_waiting(ngx_event_t *ev);
+static ngx_int_t ngx_http_claw_cluster_import_send(
+    ngx_http_claw_cluster_op_t *op, ngx_uint_t n, ngx_str_t *args);
 static void ngx_http_claw_cluster_import_step(void *data,
     ngx_http_claw_resp_t *reply);
 static void ngx_http_claw_cluster_ignore(void *data,
@@ -1962,13 +1964,7 @@ ngx_http_claw_cluster_import(ngx_http_claw_cluster_op_t *op)
             goto nomem;
         }
 
-        op->pending = 1;
-
-        if (ngx_http_claw_redis_command(&cl->cmd,
-                                        ngx_http_claw_cluster_import_step,
-                                        op, cl->redis.timeout, 6, args)
-            != NGX_OK)
-        {
+        if (ngx_http_claw_cluster_import_send(op, 6, args) != NGX_OK) {
             goto failed;
         }
 
@@ -1996,13 +1992,7 @@ ngx_http_claw_cluster_import(ngx_http_claw_cluster_op_t *op)
             goto nomem;
         }
 
-        op->pending = 1;
-
-        if (ngx_http_claw_redis_command(&cl->cmd,
-                                        ngx_http_claw_cluster_import_step,
-                                        op, cl->redis.timeout, 6, args)
-            != NGX_OK)
-        {
+        if (ngx_http_claw_cluster_import_send(op, 6, args) != NGX_OK) {
             goto failed;
         }
 
@@ -2127,13 +2117,7 @@ ngx_http_claw_cluster_import(ngx_http_claw_cluster_op_t *op)
             goto nomem;
         }
 
-        op->pending = 1;
-
-        if (ngx_http_claw_redis_command(&cl->cmd,
-                                        ngx_http_claw_cluster_import_step,
-                                        op, cl->redis.timeout, 4, args)
-            != NGX_OK)
-        {
+        if (ngx_http_claw_cluster_import_send(op, 4, args) != NGX_OK) {
             goto failed;
         }
 
@@ -2154,6 +2138,20 @@ failed:
 
     ngx_http_claw_cluster_fail(op, NULL, "the import");
     return NGX_ERROR;
+}
+
+
+/* one step of an import at a time, but the records' batches */
+
+static ngx_int_t
+ngx_http_claw_cluster_import_send(ngx_http_claw_cluster_op_t *op,
+    ngx_uint_t n, ngx_str_t *args)
+{
+    op->pending = 1;
+
+    return ngx_http_claw_redis_command(&op->cluster->cmd,
+                                       ngx_http_claw_cluster_import_step, op,
+                                       op->cluster->redis.timeout, n, args);
 }
 
 

@@ -607,3 +607,56 @@ ClawTest::report(@lines);
 prefix=c[1]: fails, says why
 import: 409 says why
 ghost on node 4: 404
+
+
+
+=== TEST 14: a server that answers garbage (another service on its port): a warning at start, the node serves its registry, refuses changes and says why, and keeps trying without spinning
+--- init
+my @lines;
+my $n4 = $::N4;
+my $pid = fork // die "fork: $!\n";
+if ($pid == 0) {
+    my $l = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => 19938,
+                                Listen => 16, ReuseAddr => 1)
+        or POSIX::_exit(1);
+    while (my $c = $l->accept) {
+        sysread $c, my $buf, 4096;
+        syswrite $c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+        Time::HiRes::sleep(0.2);
+        close $c;
+    }
+    POSIX::_exit(0);
+}
+ClawTest::wait_port(19938, 'the fake server');
+node_configure($n4, http => main::node_http_text(4, 'redis://127.0.0.1:19938'));
+my ($rc, $out) = node_test_config($n4);
+push @lines, "nginx -t: $rc "
+    . ($out =~ /\[warn\] .*does not answer \(malformed reply: not a Redis-protocol server\?\)/ ? 'warns' : $out);
+node_start_again($n4);
+push @lines, "alice: " . get($n4, 'alice');
+my ($s, $b) = node_admin($n4, 'admin.sock', 'DELETE', '/tenants/alice');
+chomp $b;
+push @lines, "a change: $s $b";
+Time::HiRes::sleep(2.5);
+my $log = node_error_log($n4);
+push @lines, "says why: "
+    . ($log =~ /claw cluster: the server "redis:\/\/127.0.0.1:19938" failed: malformed reply/ ? 'yes' : 'no');
+my $cpu = 0;
+for my $w (ClawTest::_workers_of(ClawCluster::_master($n4))) {
+    my @f = split ' ', ClawTest::slurp("/proc/$w/stat") =~ s/^.*\) //sr;
+    $cpu += $f[11] + $f[12];
+}
+push @lines, "workers' CPU over the test: "
+    . ($cpu < 100 ? 'under 1 s' : "$cpu ticks");
+push @lines, "alice still: " . get($n4, 'alice');
+node_stop($n4);
+kill 'TERM', $pid;
+waitpid $pid, 0;
+ClawTest::report(@lines);
+--- response_body
+nginx -t: 0 warns
+alice: 200
+a change: 503 {"error":"the cluster server cannot be reached; nothing changed"}
+says why: yes
+workers' CPU over the test: under 1 s
+alice still: 200
