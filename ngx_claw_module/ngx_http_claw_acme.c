@@ -174,6 +174,11 @@ static ngx_int_t ngx_http_claw_acme_start(
     ngx_http_claw_acme_main_conf_t *amcf, ngx_str_t *name,
     ngx_str_t *tenant);
 static void ngx_http_claw_acme_done(ngx_event_t *ev);
+static void ngx_http_claw_acme_validate(ngx_http_claw_acme_job_t *job);
+static void ngx_http_claw_acme_claimed(ngx_http_claw_acme_job_t *job);
+static void ngx_http_claw_acme_end(ngx_http_claw_acme_job_t *job);
+static void ngx_http_claw_acme_pull(ngx_http_claw_acme_main_conf_t *amcf,
+    u_char *name, size_t len, time_t not_after);
 static ngx_int_t ngx_http_claw_acme_chall_set(
     ngx_http_claw_acme_main_conf_t *amcf, ngx_http_claw_acme_job_t *job);
 static void ngx_http_claw_acme_chall_unset(
@@ -581,6 +586,7 @@ ngx_http_claw_acme_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     amcf->tables = &cmcf->tables;
+    amcf->cluster = cmcf->cluster;
 
     if (amcf->zone_size < 8 * ngx_pagesize) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
@@ -1264,6 +1270,15 @@ ngx_http_claw_acme_take_done(ngx_event_t *ev)
 
         ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
                       "claw_acme: worker %P does the ACME work", ngx_pid);
+
+        if (amcf->cluster
+            && ngx_http_claw_acme_cluster_start(amcf, ngx_http_claw_acme_pull)
+               != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                          "claw_acme: the cluster's certificates are not "
+                          "followed: out of memory");
+        }
     }
 
     if (io->replayed) {
@@ -1322,6 +1337,10 @@ ngx_http_claw_acme_release(ngx_http_claw_acme_main_conf_t *amcf)
     ngx_http_claw_acme_orphans_locked(amcf, 0);
 
     ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+    if (amcf->cluster) {
+        ngx_http_claw_acme_cluster_stop(amcf);
+    }
 
     /* the fd is open: no disk work, and LOCK_UN never waits */
 
@@ -1723,9 +1742,17 @@ ngx_http_claw_acme_due_locked(ngx_http_claw_acme_main_conf_t *amcf,
     {
         rec = ngx_queue_data(q, ngx_http_claw_acme_domain_t, queue);
 
-        if (rec->busy || rec->checked == 0 || now < rec->next_attempt
-            || (!rec->force && now < rec->renew_at))
-        {
+        if (rec->busy || rec->checked == 0) {
+            continue;
+        }
+
+        /* installing what another node ordered costs the CA nothing */
+
+        if (rec->pull) {
+            return rec;
+        }
+
+        if (now < rec->next_attempt || (!rec->force && now < rec->renew_at)) {
             continue;
         }
 
@@ -2335,10 +2362,11 @@ static ngx_int_t
 ngx_http_claw_acme_start(ngx_http_claw_acme_main_conf_t *amcf,
     ngx_str_t *name, ngx_str_t *tenant)
 {
-    ngx_pool_t                *pool;
-    ngx_thread_task_t         *task;
-    ngx_pool_cleanup_t        *cln;
-    ngx_http_claw_acme_job_t  *job;
+    ngx_pool_t                   *pool;
+    ngx_thread_task_t            *task;
+    ngx_pool_cleanup_t           *cln;
+    ngx_http_claw_acme_job_t     *job;
+    ngx_http_claw_acme_domain_t  *rec;
 
     pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, ngx_cycle->log);
     if (pool == NULL) {
@@ -2405,6 +2433,28 @@ ngx_http_claw_acme_start(ngx_http_claw_acme_main_conf_t *amcf,
     task->event.log = ngx_cycle->log;
 
     job->task = task;
+
+    if (amcf->cluster) {
+        ngx_shmtx_lock(&amcf->shpool->mutex);
+
+        rec = ngx_http_claw_acme_domain_locked(amcf->sh, name->data,
+                                               name->len);
+        if (rec) {
+            job->held_not_after = rec->not_after;
+            job->pull = rec->pull;
+        }
+
+        ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+        /* the job is the server's answer's from here on */
+
+        amcf->running++;
+        job->phase = 0;
+
+        ngx_http_claw_acme_cluster_claim(job, ngx_http_claw_acme_claimed);
+
+        return NGX_OK;
+    }
 
     if (ngx_thread_task_post(amcf->thread_pool, task) != NGX_OK) {
         goto failed;
@@ -2475,20 +2525,121 @@ ngx_http_claw_acme_done(ngx_event_t *ev)
                                          &amcf->shm_zone->shm.name)
                              - job->error;
 
+        } else if (job->challenge && amcf->cluster) {
+
+            /* the other nodes answer it too: the CA may reach any */
+
+            ngx_http_claw_acme_cluster_offer(job, ngx_http_claw_acme_validate);
+            return;
+
         } else {
-            job->phase = 2;
-            job->task->handler = ngx_http_claw_acme_finish_thread;
-
-            if (ngx_thread_task_post(amcf->thread_pool, job->task) == NGX_OK)
-            {
-                return;
-            }
-
-            job->rc = NGX_ERROR;
-            job->error_len = ngx_sprintf(job->error,
-                                         "the thread pool refused the task")
-                             - job->error;
+            ngx_http_claw_acme_validate(job);
+            return;
         }
+    }
+
+    ngx_http_claw_acme_end(job);
+}
+
+
+/* phase 2: the challenge is answered, the CA is told to validate it */
+
+static void
+ngx_http_claw_acme_validate(ngx_http_claw_acme_job_t *job)
+{
+    if (job->rc == NGX_OK) {
+        job->phase = 2;
+        job->task->handler = ngx_http_claw_acme_finish_thread;
+
+        if (ngx_thread_task_post(job->amcf->thread_pool, job->task)
+            == NGX_OK)
+        {
+            return;
+        }
+
+        job->rc = NGX_ERROR;
+        job->error_len = ngx_sprintf(job->error,
+                                     "the thread pool refused the task")
+                         - job->error;
+    }
+
+    ngx_http_claw_acme_end(job);
+}
+
+
+/* the cluster's server answered the claim of the name */
+
+static void
+ngx_http_claw_acme_claimed(ngx_http_claw_acme_job_t *job)
+{
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = job->amcf;
+
+    if (ngx_http_claw_acme_stopping()) {
+        job->rc = NGX_ABORT;
+        ngx_http_claw_acme_end(job);
+        return;
+    }
+
+    switch (job->claim) {
+
+    case NGX_HTTP_CLAW_ACME_CLAIM_OK:
+        job->phase = 1;
+
+        if (ngx_thread_task_post(amcf->thread_pool, job->task) == NGX_OK) {
+            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                          "claw_acme: order for \"%s\" of tenant \"%V\"",
+                          job->domain, &job->tenant);
+            return;
+        }
+
+        break;
+
+    case NGX_HTTP_CLAW_ACME_CLAIM_CERT:
+        job->phase = 3;
+        job->task->handler = ngx_http_claw_acme_install_thread;
+
+        if (ngx_thread_task_post(amcf->disk_pool, job->task) == NGX_OK) {
+            return;
+        }
+
+        break;
+
+    case NGX_HTTP_CLAW_ACME_CLAIM_BUSY:
+        job->rc = NGX_DECLINED;
+        ngx_http_claw_acme_end(job);
+        return;
+
+    case NGX_HTTP_CLAW_ACME_CLAIM_NONE:
+        job->rc = NGX_DONE;
+        ngx_http_claw_acme_end(job);
+        return;
+
+    default: /* NGX_HTTP_CLAW_ACME_CLAIM_ERROR: error says why */
+        job->rc = NGX_ERROR;
+        ngx_http_claw_acme_end(job);
+        return;
+    }
+
+    job->rc = NGX_ERROR;
+    job->error_len = ngx_sprintf(job->error, "the thread pool refused the "
+                                 "task")
+                     - job->error;
+
+    ngx_http_claw_acme_end(job);
+}
+
+
+static void
+ngx_http_claw_acme_end(ngx_http_claw_acme_job_t *job)
+{
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = job->amcf;
+
+    if (job->wait.timer_set) {
+        ngx_del_timer(&job->wait);
     }
 
     if (job->chall_set) {
@@ -2496,6 +2647,10 @@ ngx_http_claw_acme_done(ngx_event_t *ev)
     }
 
     ngx_http_claw_acme_result(amcf, job);
+
+    if (amcf->cluster && !ngx_terminate) {
+        ngx_http_claw_acme_cluster_finish(job);
+    }
 
     amcf->running--;
 
@@ -2506,6 +2661,26 @@ ngx_http_claw_acme_done(ngx_event_t *ev)
     {
         ngx_http_claw_acme_release(amcf);
     }
+}
+
+
+/* the cluster's log: a certificate newer than this node's is pulled */
+
+static void
+ngx_http_claw_acme_pull(ngx_http_claw_acme_main_conf_t *amcf, u_char *name,
+    size_t len, time_t not_after)
+{
+    ngx_http_claw_acme_domain_t  *rec;
+
+    ngx_shmtx_lock(&amcf->shpool->mutex);
+
+    rec = ngx_http_claw_acme_domain_locked(amcf->sh, name, len);
+
+    if (rec && !rec->busy && not_after > rec->not_after) {
+        rec->pull = 1;
+    }
+
+    ngx_shmtx_unlock(&amcf->shpool->mutex);
 }
 
 
@@ -2527,6 +2702,45 @@ ngx_http_claw_acme_result(ngx_http_claw_acme_main_conf_t *amcf,
 
     rec = ngx_http_claw_acme_domain_locked(amcf->sh, (u_char *) job->domain,
                                            len);
+
+    if (rec) {
+        rec->pull = 0;
+    }
+
+    if (job->rc == NGX_DECLINED || job->rc == NGX_DONE
+        || job->rc == NGX_ABORT)
+    {
+        /*
+         * Another node orders it: looked at again when its lock expires
+         * (its certificate, if it gets one, is pulled before); nothing to
+         * pull; or the worker is exiting.
+         */
+
+        if (rec) {
+            rec->busy = 0;
+
+            if (job->rc == NGX_DECLINED) {
+                delay = job->retry_after ? job->retry_after
+                                         : amcf->backoff_min;
+                rec->next_attempt = now + delay;
+                rec->error_len = (u_char) (ngx_snprintf(rec->error,
+                                              NGX_HTTP_CLAW_ACME_ERROR_MAX,
+                                              "node \"%V\" orders it",
+                                              &job->from)
+                                           - rec->error);
+            }
+        }
+
+        ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+        if (job->rc == NGX_DECLINED) {
+            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                          "claw_acme: node \"%V\" orders \"%s\"; looked at "
+                          "again in %Ts", &job->from, job->domain, delay);
+        }
+
+        return;
+    }
 
     if (job->rc == NGX_OK) {
         if (rec) {
@@ -2561,6 +2775,7 @@ ngx_http_claw_acme_result(ngx_http_claw_acme_main_conf_t *amcf,
         }
 
         rec->next_attempt = now + delay;
+        job->delay = delay;
         rec->error_len = (u_char) ngx_min(job->error_len,
                                           NGX_HTTP_CLAW_ACME_ERROR_MAX);
         ngx_memcpy(rec->error, job->error, rec->error_len);
@@ -2572,6 +2787,16 @@ ngx_http_claw_acme_result(ngx_http_claw_acme_main_conf_t *amcf,
 
     ngx_shmtx_unlock(&amcf->shpool->mutex);
 
+    if (job->rc == NGX_OK && job->phase == 3) {
+        ngx_http_claw_acme_iso_time(until, job->not_after);
+
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "claw_acme: certificate of \"%s\" taken from the "
+                      "cluster (issued to node \"%V\"), valid until %s",
+                      job->domain, &job->from, until);
+        return;
+    }
+
     if (job->rc == NGX_OK) {
         ngx_http_claw_acme_iso_time(until, job->not_after);
 
@@ -2579,6 +2804,16 @@ ngx_http_claw_acme_result(ngx_http_claw_acme_main_conf_t *amcf,
                       "claw_acme: certificate of \"%s\" issued, valid "
                       "until %s (%ui requests, %ui nonces refused)",
                       job->domain, until, job->requests, job->bad_nonces);
+        return;
+    }
+
+    if (job->phase == 3) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "claw_acme: the certificate of \"%s\" in the cluster "
+                      "(\"%Vacme:cert:%s\", from node \"%V\") cannot be "
+                      "used: %*s%s", job->domain, &amcf->cluster->prefix,
+                      job->domain, &job->from, job->error_len, job->error,
+                      job->bad ? "; removed" : "");
         return;
     }
 

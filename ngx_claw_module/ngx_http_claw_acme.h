@@ -14,6 +14,7 @@
 
 #include "ngx_http_claw_module.h"
 #include "ngx_http_claw_acme_jws.h"
+#include "ngx_http_claw_cluster.h"
 
 
 /* issuances run on the thread pool, and certificates are served by TLS */
@@ -63,6 +64,8 @@ typedef struct {
 
     unsigned                     force:1;
     unsigned                     capped:1;
+    unsigned                     pull:1;        /* a newer one in the
+                                                   cluster */
 
     u_char                       tenant_len;
     u_char                       tenant[NGX_HTTP_CLAW_ID_MAX];
@@ -126,6 +129,7 @@ typedef struct {
 
 
 typedef struct ngx_http_claw_acme_io_s  ngx_http_claw_acme_io_t;
+typedef struct ngx_http_claw_acme_poll_s  ngx_http_claw_acme_poll_t;
 
 
 typedef struct {
@@ -146,6 +150,7 @@ typedef struct {
     ngx_http_claw_acme_shctx_t  *sh;
     ngx_slab_pool_t             *shpool;
     ngx_http_claw_tables_t      *tables;
+    ngx_http_claw_cluster_t     *cluster;       /* claw_cluster, or NULL */
     ngx_thread_pool_t           *thread_pool;   /* the protocol's jobs */
     ngx_thread_pool_t           *disk_pool;     /* "claw": the owner's files */
     ngx_path_t                  *state_path;
@@ -159,6 +164,7 @@ typedef struct {
     time_t                       key_logged;
     ngx_uint_t                   running;
     ngx_http_claw_acme_io_t     *io;            /* a round's disk task */
+    ngx_http_claw_acme_poll_t   *poll;          /* the cluster's news */
     size_t                       orders_max;    /* journal rewritten past */
     uint64_t                     changes;       /* of the registry, synced */
     char                         jwk[NGX_HTTP_CLAW_ACME_JWK_LEN];
@@ -185,9 +191,24 @@ typedef struct {
  * the challenge in the zone, for every worker to answer, and the second
  * has it validated, finalises and stores the certificate.  The thread
  * owns the job while a phase runs, the event loop in between.
+ *
+ * In a cluster, the event loop first claims the name on the server
+ * (phase 0): a newer certificate there is installed instead (phase 3),
+ * a name another node orders is left to it; the challenge is offered
+ * to the other nodes before phase 2, and the outcome shared at the end.
  */
 
-typedef struct {
+#define NGX_HTTP_CLAW_ACME_CLAIM_OK    0        /* this node orders */
+#define NGX_HTTP_CLAW_ACME_CLAIM_CERT  1        /* the server has a newer */
+#define NGX_HTTP_CLAW_ACME_CLAIM_BUSY  2        /* another node orders */
+#define NGX_HTTP_CLAW_ACME_CLAIM_NONE  3        /* nothing newer to pull */
+#define NGX_HTTP_CLAW_ACME_CLAIM_ERROR 4        /* no answer: error says */
+
+typedef struct ngx_http_claw_acme_job_s  ngx_http_claw_acme_job_t;
+
+typedef void (*ngx_http_claw_acme_step_pt)(ngx_http_claw_acme_job_t *job);
+
+struct ngx_http_claw_acme_job_s {
     ngx_http_claw_acme_main_conf_t  *amcf;
     ngx_pool_t                      *pool;
     ngx_log_t                       *log;
@@ -235,17 +256,51 @@ typedef struct {
     unsigned                         chall_set:1;   /* in the zone */
     unsigned                         account_gone:1;
     unsigned                         new_kid:1;
-} ngx_http_claw_acme_job_t;
+
+    /* in a cluster */
+    ngx_http_claw_acme_step_pt       step;          /* the server answered */
+    ngx_uint_t                       claim;
+    time_t                           held_not_after; /* this node's */
+    ngx_str_t                        pulled;        /* its not_after */
+    ngx_str_t                        pem_cert;      /* to share, or pulled */
+    ngx_str_t                        pem_key;
+    ngx_str_t                        from;          /* the node that has it */
+    time_t                           delay;         /* back-off, failed */
+    ngx_event_t                      wait;          /* for the acks */
+    ngx_msec_t                       wait_until;
+
+    unsigned                         pull:1;
+    unsigned                         claimed:1;     /* the name's lock */
+    unsigned                         offered:1;     /* the challenge */
+    unsigned                         bad:1;         /* what was pulled */
+};
+
+
+/* what a node learns from the cluster's certificate log */
+typedef void (*ngx_http_claw_acme_pull_pt)(
+    ngx_http_claw_acme_main_conf_t *amcf, u_char *name, size_t len,
+    time_t not_after);
 
 
 /* ngx_http_claw_acme_client.c, on the thread pool */
 ngx_int_t ngx_http_claw_acme_client_init(ngx_log_t *log);
 void ngx_http_claw_acme_order_thread(void *data, ngx_log_t *log);
 void ngx_http_claw_acme_finish_thread(void *data, ngx_log_t *log);
+void ngx_http_claw_acme_install_thread(void *data, ngx_log_t *log);
 void ngx_http_claw_acme_job_free(void *data);
 ngx_int_t ngx_http_claw_acme_write_file(ngx_log_t *log, ngx_str_t *dir,
     const char *name, const char *suffix, u_char *data, size_t len,
     ngx_uint_t mode);
+
+/* ngx_http_claw_acme_cluster.c, the owner's event loop */
+void ngx_http_claw_acme_cluster_claim(ngx_http_claw_acme_job_t *job,
+    ngx_http_claw_acme_step_pt step);
+void ngx_http_claw_acme_cluster_offer(ngx_http_claw_acme_job_t *job,
+    ngx_http_claw_acme_step_pt step);
+void ngx_http_claw_acme_cluster_finish(ngx_http_claw_acme_job_t *job);
+ngx_int_t ngx_http_claw_acme_cluster_start(
+    ngx_http_claw_acme_main_conf_t *amcf, ngx_http_claw_acme_pull_pt pull);
+void ngx_http_claw_acme_cluster_stop(ngx_http_claw_acme_main_conf_t *amcf);
 
 /* ngx_http_claw_acme_serve.c, on every worker */
 ngx_int_t ngx_http_claw_acme_http_handler(ngx_http_request_t *r);

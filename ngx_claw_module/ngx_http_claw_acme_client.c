@@ -72,6 +72,8 @@ static ngx_int_t ngx_http_claw_acme_finalize(ngx_http_claw_acme_job_t *job,
     EVP_PKEY *key);
 static ngx_int_t ngx_http_claw_acme_store(ngx_http_claw_acme_job_t *job,
     EVP_PKEY *key);
+static ngx_int_t ngx_http_claw_acme_keep(ngx_http_claw_acme_job_t *job,
+    EVP_PKEY *key, u_char *pem, size_t len);
 
 static ngx_int_t ngx_http_claw_acme_post(ngx_http_claw_acme_job_t *job,
     const char *url, const char *payload, ngx_uint_t how, ngx_uint_t jwk);
@@ -812,10 +814,6 @@ ngx_http_claw_acme_finalize(ngx_http_claw_acme_job_t *job, EVP_PKEY *key)
 static ngx_int_t
 ngx_http_claw_acme_store(ngx_http_claw_acme_job_t *job, EVP_PKEY *key)
 {
-    BIO                        *bio;
-    X509                       *x;
-    BUF_MEM                    *mem;
-    ngx_int_t                   rc;
     ngx_http_claw_acme_http_t  *h;
 
     if (ngx_http_claw_acme_post(job, job->cert_url, "",
@@ -832,7 +830,71 @@ ngx_http_claw_acme_store(ngx_http_claw_acme_job_t *job, EVP_PKEY *key)
         return NGX_ERROR;
     }
 
-    bio = BIO_new_mem_buf(h->body, (int) h->len);
+    return ngx_http_claw_acme_keep(job, key, h->body, h->len);
+}
+
+
+/*
+ * A certificate another node of the cluster ordered, from the server:
+ * checked and written as one of this node's own.  On the claw thread
+ * pool.
+ */
+
+void
+ngx_http_claw_acme_install_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_claw_acme_job_t  *job = data;
+
+    BIO       *bio;
+    EVP_PKEY  *key;
+
+    job->rc = NGX_ERROR;
+
+    bio = BIO_new_mem_buf(job->pem_key.data, (int) job->pem_key.len);
+    if (bio == NULL) {
+        (void) ngx_http_claw_acme_fail(job, "out of memory");
+        return;
+    }
+
+    key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+
+    if (key == NULL) {
+        ERR_clear_error();
+        job->bad = 1;
+        (void) ngx_http_claw_acme_fail(job, "the cluster's key of the name "
+                                       "is not a PEM private key");
+        return;
+    }
+
+    job->rc = ngx_http_claw_acme_keep(job, key, job->pem_cert.data,
+                                      job->pem_cert.len);
+
+    EVP_PKEY_free(key);
+}
+
+
+/*
+ * A certificate chain (PEM) checked against the key and the name, then
+ * key and chain written next to each other: the TLS code picks them up
+ * on its next look at the files, with no reload.  In a cluster both are
+ * kept in the job, for the other nodes.
+ */
+
+static ngx_int_t
+ngx_http_claw_acme_keep(ngx_http_claw_acme_job_t *job, EVP_PKEY *key,
+    u_char *pem, size_t len)
+{
+    BIO      *bio;
+    X509     *x;
+    BUF_MEM  *mem;
+    u_char   *crt;
+
+    if (len == 0) {
+        return ngx_http_claw_acme_fail(job, "certificate: empty");
+    }
+
+    bio = BIO_new_mem_buf(pem, (int) len);
     if (bio == NULL) {
         return ngx_http_claw_acme_fail(job, "out of memory");
     }
@@ -841,6 +903,8 @@ ngx_http_claw_acme_store(ngx_http_claw_acme_job_t *job, EVP_PKEY *key)
     BIO_free(bio);
 
     if (x == NULL) {
+        ERR_clear_error();
+        job->bad = 1;
         return ngx_http_claw_acme_fail(job, "certificate: no PEM "
                                        "certificate in the answer");
     }
@@ -853,11 +917,26 @@ ngx_http_claw_acme_store(ngx_http_claw_acme_job_t *job, EVP_PKEY *key)
         || job->not_after <= job->not_before)
     {
         X509_free(x);
+        ERR_clear_error();
+        job->bad = 1;
         return ngx_http_claw_acme_fail(job, "certificate: not one for the "
                                        "name and key of the order");
     }
 
     X509_free(x);
+
+    /* the chain ends with a newline, in a copy the job owns */
+
+    crt = ngx_pnalloc(job->pool, len + 1);
+    if (crt == NULL) {
+        return ngx_http_claw_acme_fail(job, "out of memory");
+    }
+
+    ngx_memcpy(crt, pem, len);
+
+    if (crt[len - 1] != '\n') {
+        crt[len++] = '\n';
+    }
 
     bio = BIO_new(BIO_s_mem());
 
@@ -873,23 +952,34 @@ ngx_http_claw_acme_store(ngx_http_claw_acme_job_t *job, EVP_PKEY *key)
 
     BIO_get_mem_ptr(bio, &mem);
 
-    rc = ngx_http_claw_acme_write_file(job->log, &job->amcf->certs,
-                                       job->domain, ".key",
-                                       (u_char *) mem->data, mem->length,
-                                       0600);
-    BIO_free(bio);
-
-    if (rc != NGX_OK) {
+    if (ngx_http_claw_acme_write_file(job->log, &job->amcf->certs,
+                                      job->domain, ".key",
+                                      (u_char *) mem->data, mem->length,
+                                      0600)
+        != NGX_OK)
+    {
+        BIO_free(bio);
         return ngx_http_claw_acme_fail(job, "the key could not be written");
     }
 
-    if (h->body[h->len - 1] != '\n') {
-        h->body[h->len++] = '\n';
+    if (job->amcf->cluster && job->phase != 3) {
+        job->pem_key.data = ngx_pnalloc(job->pool, mem->length);
+
+        if (job->pem_key.data == NULL) {
+            BIO_free(bio);
+            return ngx_http_claw_acme_fail(job, "out of memory");
+        }
+
+        ngx_memcpy(job->pem_key.data, mem->data, mem->length);
+        job->pem_key.len = mem->length;
+        job->pem_cert.data = crt;
+        job->pem_cert.len = len;
     }
 
+    BIO_free(bio);
+
     if (ngx_http_claw_acme_write_file(job->log, &job->amcf->certs,
-                                      job->domain, ".crt", h->body, h->len,
-                                      0644)
+                                      job->domain, ".crt", crt, len, 0644)
         != NGX_OK)
     {
         return ngx_http_claw_acme_fail(job, "the certificate could not be "

@@ -188,11 +188,15 @@ ngx_http_claw_cluster_directive(ngx_conf_t *cf, ngx_http_claw_cluster_t **clp)
 {
     char                     *err;
     ngx_int_t                 n;
-    ngx_str_t                *value, s, name;
+    ngx_str_t                *value, s, name, trusted, cert, key;
     ngx_uint_t                i;
     ngx_msec_t                ms;
     ngx_http_claw_cluster_t  *cl;
     u_char                    errbuf[256];
+
+    ngx_str_null(&trusted);
+    ngx_str_null(&cert);
+    ngx_str_null(&key);
 
     if (*clp) {
         return "is duplicate";
@@ -293,6 +297,32 @@ ngx_http_claw_cluster_directive(ngx_conf_t *cf, ngx_http_claw_cluster_t **clp)
             continue;
         }
 
+        /* rediss://, named as nginx's proxy_ssl_* directives */
+
+        if (ngx_strncmp(value[i].data, "ssl_trusted_certificate=", 24) == 0) {
+            trusted.data = value[i].data + 24;
+            trusted.len = value[i].len - 24;
+            goto tls;
+        }
+
+        if (ngx_strncmp(value[i].data, "ssl_certificate=", 16) == 0) {
+            cert.data = value[i].data + 16;
+            cert.len = value[i].len - 16;
+            goto tls;
+        }
+
+        if (ngx_strncmp(value[i].data, "ssl_certificate_key=", 20) == 0) {
+            key.data = value[i].data + 20;
+            key.len = value[i].len - 20;
+            goto tls;
+        }
+
+        if (ngx_strncmp(value[i].data, "ssl_name=", 9) == 0) {
+            cl->redis.ssl_name.data = value[i].data + 9;
+            cl->redis.ssl_name.len = value[i].len - 9;
+            goto tls;
+        }
+
         if (ngx_strncmp(value[i].data, "log=", 4) == 0) {
             n = ngx_atoi(value[i].data + 4, value[i].len - 4);
 
@@ -308,6 +338,33 @@ ngx_http_claw_cluster_directive(ngx_conf_t *cf, ngx_http_claw_cluster_t **clp)
         }
 
         goto invalid;
+
+    tls:
+
+        if (!cl->redis.tls) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" requires a \"rediss://\" server",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (value[i].data[value[i].len - 1] == '=') {
+            goto invalid;
+        }
+    }
+
+    if ((cert.len == 0) != (key.len == 0)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "claw_cluster: \"ssl_certificate=\" and "
+                           "\"ssl_certificate_key=\" go together");
+        return NGX_CONF_ERROR;
+    }
+
+    if (cl->redis.tls
+        && ngx_http_claw_redis_ssl(cf, &cl->redis, &trusted, &cert, &key)
+           != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
     }
 
     /* a wrong password is a configuration error; no answer is not */
@@ -1449,7 +1506,11 @@ ngx_http_claw_follow_down(ngx_http_claw_follower_t *fl, const char *why)
                         ? cl->follow.error : cl->cmd.error);
     }
 
-    if (sh->state != NGX_HTTP_CLAW_CLUSTER_DOWN || !fl->told) {
+    /* once an outage, and again when its reason changes */
+
+    if (sh->state != NGX_HTTP_CLAW_CLUSTER_DOWN || !fl->told
+        || ngx_strncmp(sh->error, why, sizeof(sh->error) - 1) != 0)
+    {
         fl->told = 1;
 
         ngx_log_error(NGX_LOG_ERR, cl->log, 0,

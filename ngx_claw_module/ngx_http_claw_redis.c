@@ -39,6 +39,20 @@ static void ngx_http_claw_redis_read_handler(ngx_event_t *rev);
 static void ngx_http_claw_redis_timer(ngx_http_claw_redis_t *rd);
 static void ngx_http_claw_redis_fail(ngx_http_claw_redis_t *rd,
     const char *fmt, ...);
+static void ngx_http_claw_redis_tls(ngx_http_claw_redis_t *rd);
+static void ngx_http_claw_redis_tls_done(ngx_connection_t *c);
+static u_char *ngx_http_claw_redis_tls_error(SSL *ssl, u_char *buf,
+    size_t size);
+static ngx_int_t ngx_http_claw_redis_tls_check(
+    ngx_http_claw_redis_conf_t *conf, SSL *ssl);
+static ngx_int_t ngx_http_claw_redis_probe_wait(ngx_socket_t s, short events,
+    ngx_msec_t deadline);
+static ngx_int_t ngx_http_claw_redis_probe_tls(
+    ngx_http_claw_redis_conf_t *conf, ngx_socket_t s, ngx_msec_t deadline,
+    SSL **sslp, u_char *err, size_t size);
+static ssize_t ngx_http_claw_redis_probe_io(ngx_socket_t s, SSL *ssl,
+    u_char *buf, size_t size, ngx_uint_t write, ngx_msec_t deadline,
+    u_char *err, size_t errsize);
 
 
 ngx_int_t
@@ -55,13 +69,13 @@ ngx_http_claw_redis_parse_url(ngx_conf_t *cf, ngx_str_t *url,
     last = p + url->len;
 
     if (url->len > 9 && ngx_strncasecmp(p, (u_char *) "rediss://", 9) == 0) {
-        *err = "TLS (\"rediss://\") is not supported yet; use a TLS "
-               "tunnel such as stunnel to \"redis://127.0.0.1:port\"";
-        return NGX_ERROR;
-    }
+        conf->tls = 1;
+        p++;
 
-    if (url->len < 8 || ngx_strncasecmp(p, (u_char *) "redis://", 8) != 0) {
-        *err = "a URL of the form redis://[[user]:password@]host[:port]"
+    } else if (url->len < 8
+               || ngx_strncasecmp(p, (u_char *) "redis://", 8) != 0)
+    {
+        *err = "a URL of the form redis[s]://[[user]:password@]host[:port]"
                "[/db] is expected";
         return NGX_ERROR;
     }
@@ -143,8 +157,135 @@ ngx_http_claw_redis_parse_url(ngx_conf_t *cf, ngx_str_t *url,
     }
 
     conf->addr = u.addrs[0];
+    conf->host = u.host;
 
     return NGX_OK;
+}
+
+
+/*
+ * rediss://: TLSv1.2 or 1.3, the server's certificate verified against
+ * the trusted CAs (the system's without them) and the name (ssl_name, or
+ * the URL's host), and a client certificate when given, as servers
+ * started with tls-auth-clients ask.
+ */
+
+ngx_int_t
+ngx_http_claw_redis_ssl(ngx_conf_t *cf, ngx_http_claw_redis_conf_t *conf,
+    ngx_str_t *trusted, ngx_str_t *cert, ngx_str_t *key)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    conf->ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+    if (conf->ssl == NULL) {
+        return NGX_ERROR;
+    }
+
+    conf->ssl->log = cf->log;
+
+    if (ngx_ssl_create(conf->ssl, NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3, NULL)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_ssl_cleanup_ctx(conf->ssl);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = conf->ssl;
+
+    if (conf->ssl_name.len == 0) {
+        conf->ssl_name = conf->host;
+    }
+
+    if (cert->len
+        && ngx_ssl_certificate(cf, conf->ssl, cert, key, NULL) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (trusted->len) {
+        if (ngx_ssl_trusted_certificate(cf, conf->ssl, trusted, 4) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else if (SSL_CTX_set_default_verify_paths(conf->ssl->ctx) != 1) {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                      "SSL_CTX_set_default_verify_paths() failed");
+        return NGX_ERROR;
+    }
+
+    /* the handshake fails with a certificate that does not verify */
+
+    SSL_CTX_set_verify(conf->ssl->ctx, SSL_VERIFY_PEER, NULL);
+
+    return NGX_OK;
+}
+
+
+/* the name to verify and send, on a new SSL connection */
+
+static ngx_int_t
+ngx_http_claw_redis_tls_check(ngx_http_claw_redis_conf_t *conf, SSL *ssl)
+{
+    u_char           name[NGX_MAXHOSTNAMELEN + 1];
+    struct in6_addr  a6;
+
+    if (conf->ssl_name.len > NGX_MAXHOSTNAMELEN) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(name, conf->ssl_name.data, conf->ssl_name.len);
+    name[conf->ssl_name.len] = '\0';
+
+    /* an address is checked against the certificate's IP names */
+
+    if (ngx_inet_addr(name, conf->ssl_name.len) != INADDR_NONE
+        || ngx_inet6_addr(name, conf->ssl_name.len, a6.s6_addr) == NGX_OK)
+    {
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
+                                             (char *) name) == 1
+               ? NGX_OK : NGX_ERROR;
+    }
+
+    if (SSL_set_tlsext_host_name(ssl, (char *) name) != 1
+        || SSL_set1_host(ssl, (char *) name) != 1)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* why a handshake or a read failed, in words */
+
+static u_char *
+ngx_http_claw_redis_tls_error(SSL *ssl, u_char *buf, size_t size)
+{
+    long           v;
+    unsigned long  e;
+
+    v = SSL_get_verify_result(ssl);
+
+    if (v != X509_V_OK) {
+        ERR_clear_error();
+        return ngx_snprintf(buf, size, "the server's certificate: %s",
+                            X509_verify_cert_error_string(v));
+    }
+
+    e = ERR_peek_last_error();
+    ERR_clear_error();
+
+    if (e == 0) {
+        return ngx_snprintf(buf, size, "the server closed the connection");
+    }
+
+    return ngx_snprintf(buf, size, "TLS: %s", ERR_reason_error_string(e));
 }
 
 
@@ -167,6 +308,12 @@ ngx_http_claw_redis_command(ngx_http_claw_redis_t *rd,
     ngx_http_claw_redis_pt handler, void *data, ngx_msec_t timeout,
     ngx_uint_t nargs, ngx_str_t *args)
 {
+    /* the failed commands' handlers, when the worker exits, send none */
+
+    if (rd->gone) {
+        return NGX_ERROR;
+    }
+
     if (rd->peer.connection == NULL
         && ngx_http_claw_redis_connect(rd) != NGX_OK)
     {
@@ -270,8 +417,15 @@ ngx_http_claw_redis_connect(ngx_http_claw_redis_t *rd)
         }
     }
 
-    if (rc == NGX_AGAIN) {
+    if (rc == NGX_AGAIN || conf->ssl) {
         ngx_add_timer(c->write, conf->connect_timeout);
+
+        /* connected at once: the write handler starts TLS */
+
+        if (rc != NGX_AGAIN) {
+            ngx_post_event(c->write, &ngx_posted_events);
+        }
+
         return NGX_OK;
     }
 
@@ -452,6 +606,11 @@ ngx_http_claw_redis_write_handler(ngx_event_t *wev)
 
         if (wev->timer_set) {
             ngx_del_timer(wev);
+        }
+
+        if (rd->conf->ssl) {
+            ngx_http_claw_redis_tls(rd);
+            return;
         }
 
         rd->ready = 1;
@@ -641,6 +800,8 @@ ngx_http_claw_redis_fail(ngx_http_claw_redis_t *rd, const char *fmt, ...)
 void
 ngx_http_claw_redis_close(ngx_http_claw_redis_t *rd, const char *why)
 {
+    ngx_pool_t                 *pool;
+    ngx_connection_t           *c;
     ngx_queue_t                 pending, *q;
     ngx_http_claw_redis_cmd_t  *cmd;
 
@@ -648,12 +809,26 @@ ngx_http_claw_redis_close(ngx_http_claw_redis_t *rd, const char *why)
         (void) ngx_cpystrn(rd->error, (u_char *) why, sizeof(rd->error));
     }
 
-    if (rd->peer.connection) {
-        ngx_close_connection(rd->peer.connection);
+    c = rd->peer.connection;
+
+    if (c) {
+        if (c->ssl) {
+            c->ssl->no_wait_shutdown = 1;
+            (void) ngx_ssl_shutdown(c);
+        }
+
+        pool = c->pool;
+
+        ngx_close_connection(c);
         rd->peer.connection = NULL;
+
+        if (pool) {
+            ngx_destroy_pool(pool);
+        }
     }
 
     rd->ready = 0;
+    rd->handshake = 0;
     rd->closes++;
 
     rd->in.pos = rd->in.start;
@@ -688,6 +863,8 @@ ngx_http_claw_redis_free(ngx_http_claw_redis_t *rd)
 {
     ngx_queue_t  *q;
 
+    rd->gone = 1;
+
     ngx_http_claw_redis_close(rd, "exiting");
 
     while (!ngx_queue_empty(&rd->free)) {
@@ -710,24 +887,25 @@ ngx_http_claw_redis_free(ngx_http_claw_redis_t *rd)
 
 /*
  * At configuration time only (the master, or nginx -t; never a worker):
- * the server is asked for PING, with the greeting, waiting at most the
- * connect timeout for each step.  NGX_OK; NGX_DECLINED, no answer;
- * NGX_ERROR, the server refused the greeting (a configuration error).
+ * the server is asked for PING, with the greeting (and the TLS handshake
+ * of rediss://), within the connect timeout as a whole.  NGX_OK;
+ * NGX_DECLINED, no answer; NGX_ERROR, the server refused the greeting or
+ * the handshake (a configuration error).
  */
 
 ngx_int_t
 ngx_http_claw_redis_probe(ngx_http_claw_redis_conf_t *conf, u_char *err,
     size_t size)
 {
-    int                    rc, e;
+    int                    e;
     long                   n;
+    SSL                   *ssl;
     size_t                 nodes, len, got, i, want;
     ssize_t                r;
+    ngx_int_t              rc;
     socklen_t              elen;
     ngx_socket_t           s;
-    struct pollfd          pfd;
     ngx_msec_t             deadline;
-    ngx_msec_int_t         left;
     ngx_http_claw_resp_t  *reply;
     const u_char          *argv[3];
     size_t                 lens[3];
@@ -772,6 +950,7 @@ ngx_http_claw_redis_probe(ngx_http_claw_redis_conf_t *conf, u_char *err,
     p = ngx_http_claw_resp_command(p, 1, argv, lens);
 
     len = p - out;
+    ssl = NULL;
 
     s = ngx_socket(conf->addr.sockaddr->sa_family, SOCK_STREAM, 0);
     if (s == (ngx_socket_t) -1) {
@@ -780,66 +959,70 @@ ngx_http_claw_redis_probe(ngx_http_claw_redis_conf_t *conf, u_char *err,
     }
 
     if (ngx_nonblocking(s) == -1) {
-        goto failed;
+        ngx_snprintf(err, size, "%s%Z", strerror(errno));
+        goto declined;
     }
-
-    if (connect(s, conf->addr.sockaddr, conf->addr.socklen) == -1
-        && errno != EINPROGRESS)
-    {
-        goto failed;
-    }
-
-    /* the whole exchange, not each step, within the timeout */
 
     ngx_time_update();
     deadline = ngx_current_msec + conf->connect_timeout;
 
-    pfd.fd = s;
-    pfd.events = POLLOUT;
+    if (connect(s, conf->addr.sockaddr, conf->addr.socklen) == -1) {
+        if (errno != EINPROGRESS) {
+            ngx_snprintf(err, size, "connect() failed: %s%Z",
+                         strerror(errno));
+            goto declined;
+        }
 
-    if (poll(&pfd, 1, conf->connect_timeout) != 1) {
-        ngx_snprintf(err, size, "connecting timed out%Z");
-        goto declined;
+        if (ngx_http_claw_redis_probe_wait(s, POLLOUT, deadline) != NGX_OK) {
+            ngx_snprintf(err, size, "connecting timed out%Z");
+            goto declined;
+        }
+
+        e = 0;
+        elen = sizeof(int);
+
+        if (getsockopt(s, SOL_SOCKET, SO_ERROR, (void *) &e, &elen) == -1
+            || e)
+        {
+            ngx_snprintf(err, size, "connect() failed: %s%Z",
+                         strerror(e ? e : errno));
+            goto declined;
+        }
     }
 
-    e = 0;
-    elen = sizeof(int);
-
-    if (getsockopt(s, SOL_SOCKET, SO_ERROR, (void *) &e, &elen) == -1 || e) {
-        errno = e ? e : errno;
-        goto failed;
+    if (conf->ssl) {
+        rc = ngx_http_claw_redis_probe_tls(conf, s, deadline, &ssl, err,
+                                           size);
+        if (rc != NGX_OK) {
+            goto done;
+        }
     }
 
-    if (send(s, out, len, MSG_NOSIGNAL) != (ssize_t) len) {
-        goto failed;
+    got = 0;
+
+    while (got < len) {
+        r = ngx_http_claw_redis_probe_io(s, ssl, out + got, len - got, 1,
+                                         deadline, err, size);
+        if (r <= 0) {
+            rc = (r == NGX_ERROR && ssl) ? NGX_ERROR : NGX_DECLINED;
+            goto done;
+        }
+
+        got += r;
     }
 
     got = 0;
     i = 0;
 
     while (i < want) {
-        pfd.events = POLLIN;
-
-        ngx_time_update();
-        left = (ngx_msec_int_t) (deadline - ngx_current_msec);
-
-        rc = (left > 0) ? poll(&pfd, 1, left) : 0;
-
-        if (rc != 1) {
-            ngx_snprintf(err, size, "the server did not answer in time%Z");
-            goto declined;
-        }
-
-        r = recv(s, in + got, sizeof(in) - got, 0);
-
+        r = ngx_http_claw_redis_probe_io(s, ssl, in + got, sizeof(in) - got,
+                                         0, deadline, err, size);
         if (r <= 0) {
-            if (r == 0) {
-                ngx_snprintf(err, size, "the server closed the "
-                             "connection%Z");
-                goto declined;
-            }
 
-            goto failed;
+            /* a TLS alert after the handshake: a client certificate */
+
+            rc = (r == NGX_ERROR && ssl) ? NGX_ERROR : NGX_DECLINED;
+            goto done;
         }
 
         got += r;
@@ -865,7 +1048,8 @@ ngx_http_claw_redis_probe(ngx_http_claw_redis_conf_t *conf, u_char *err,
             reply = ngx_alloc(nodes * sizeof(ngx_http_claw_resp_t),
                               ngx_cycle->log);
             if (reply == NULL) {
-                goto failed;
+                ngx_snprintf(err, size, "out of memory%Z");
+                goto declined;
             }
 
             ngx_http_claw_resp_parse(in, n, reply);
@@ -876,8 +1060,8 @@ ngx_http_claw_redis_probe(ngx_http_claw_redis_conf_t *conf, u_char *err,
                              : (i + 1 < want ? "SELECT" : "PING"),
                              reply->len, reply->str);
                 ngx_free(reply);
-                ngx_close_socket(s);
-                return NGX_ERROR;
+                rc = NGX_ERROR;
+                goto done;
             }
 
             if (i + 1 == want && !ngx_http_claw_resp_is(reply, "PONG")) {
@@ -898,17 +1082,291 @@ ngx_http_claw_redis_probe(ngx_http_claw_redis_conf_t *conf, u_char *err,
         }
     }
 
-    ngx_close_socket(s);
-
-    return NGX_OK;
-
-failed:
-
-    ngx_snprintf(err, size, "%s%Z", strerror(errno));
+    rc = NGX_OK;
+    goto done;
 
 declined:
 
+    rc = NGX_DECLINED;
+
+done:
+
+    if (ssl) {
+        (void) SSL_shutdown(ssl);
+        SSL_free(ssl);
+        ERR_clear_error();
+    }
+
     ngx_close_socket(s);
 
-    return NGX_DECLINED;
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_claw_redis_probe_wait(ngx_socket_t s, short events,
+    ngx_msec_t deadline)
+{
+    struct pollfd   pfd;
+    ngx_msec_int_t  left;
+
+    ngx_time_update();
+    left = (ngx_msec_int_t) (deadline - ngx_current_msec);
+
+    pfd.fd = s;
+    pfd.events = events;
+    pfd.revents = 0;
+
+    if (left <= 0 || poll(&pfd, 1, (int) left) != 1) {
+        return NGX_AGAIN;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the handshake: a refusal is an error, no answer is not */
+
+static ngx_int_t
+ngx_http_claw_redis_probe_tls(ngx_http_claw_redis_conf_t *conf,
+    ngx_socket_t s, ngx_msec_t deadline, SSL **sslp, u_char *err,
+    size_t size)
+{
+    int   rc, e;
+    SSL  *ssl;
+
+    ssl = SSL_new(conf->ssl->ctx);
+    *sslp = ssl;
+
+    if (ssl == NULL || SSL_set_fd(ssl, s) != 1
+        || ngx_http_claw_redis_tls_check(conf, ssl) != NGX_OK)
+    {
+        ERR_clear_error();
+        ngx_snprintf(err, size, "TLS: the connection could not be set "
+                     "up%Z");
+        return NGX_DECLINED;
+    }
+
+    for ( ;; ) {
+        ERR_clear_error();
+
+        rc = SSL_connect(ssl);
+
+        if (rc == 1) {
+            break;
+        }
+
+        e = SSL_get_error(ssl, rc);
+
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+            *ngx_http_claw_redis_tls_error(ssl, err, size - 1) = '\0';
+
+            /* a server that hung up is not one that refused */
+
+            return (e == SSL_ERROR_SSL) ? NGX_ERROR : NGX_DECLINED;
+        }
+
+        if (ngx_http_claw_redis_probe_wait(s, e == SSL_ERROR_WANT_READ
+                                              ? POLLIN : POLLOUT,
+                                           deadline)
+            != NGX_OK)
+        {
+            ngx_snprintf(err, size, "the TLS handshake timed out%Z");
+            return NGX_DECLINED;
+        }
+    }
+
+    /*
+     * In TLSv1.3 a server that refuses the client's certificate says so
+     * after the handshake: its alert is read before anything is sent, as
+     * a reset of the connection could discard it.  A server that takes
+     * the client sends its session tickets meanwhile.
+     */
+
+    if (SSL_version(ssl) != TLS1_3_VERSION) {
+        return NGX_OK;
+    }
+
+    ngx_time_update();
+
+    if ((ngx_msec_int_t) (deadline - ngx_current_msec) > 200) {
+        deadline = ngx_current_msec + 200;
+    }
+
+    while (ngx_http_claw_redis_probe_wait(s, POLLIN, deadline) == NGX_OK) {
+        ERR_clear_error();
+
+        rc = SSL_peek(ssl, &e, 1);
+
+        if (rc > 0) {
+            break;
+        }
+
+        e = SSL_get_error(ssl, rc);
+
+        if (e == SSL_ERROR_SSL) {
+            *ngx_http_claw_redis_tls_error(ssl, err, size - 1) = '\0';
+            return NGX_ERROR;
+        }
+
+        if (e != SSL_ERROR_WANT_READ) {
+            break;
+        }
+    }
+
+    ERR_clear_error();
+
+    return NGX_OK;
+}
+
+
+/*
+ * One send or receive: what was moved; 0, the server closed the
+ * connection; NGX_AGAIN, the deadline passed; NGX_ERROR, err says why.
+ */
+
+static ssize_t
+ngx_http_claw_redis_probe_io(ngx_socket_t s, SSL *ssl, u_char *buf,
+    size_t size, ngx_uint_t write, ngx_msec_t deadline, u_char *err,
+    size_t errsize)
+{
+    int      e;
+    short    events;
+    ssize_t  n;
+
+    for ( ;; ) {
+        if (ssl) {
+            ERR_clear_error();
+
+            n = write ? SSL_write(ssl, buf, (int) size)
+                      : SSL_read(ssl, buf, (int) size);
+
+            if (n > 0) {
+                return n;
+            }
+
+            e = SSL_get_error(ssl, (int) n);
+
+            if (e == SSL_ERROR_WANT_READ) {
+                events = POLLIN;
+
+            } else if (e == SSL_ERROR_WANT_WRITE) {
+                events = POLLOUT;
+
+            } else if (e == SSL_ERROR_SSL) {
+                *ngx_http_claw_redis_tls_error(ssl, err, errsize - 1) = '\0';
+                return NGX_ERROR;
+
+            } else {
+                ERR_clear_error();
+                ngx_snprintf(err, errsize, "the server closed the "
+                             "connection%Z");
+                return 0;
+            }
+
+        } else {
+            n = write ? send(s, buf, size, MSG_NOSIGNAL)
+                      : recv(s, buf, size, 0);
+
+            if (n > 0) {
+                return n;
+            }
+
+            if (n == 0) {
+                ngx_snprintf(err, errsize, "the server closed the "
+                             "connection%Z");
+                return 0;
+            }
+
+            if (errno != EAGAIN && errno != EINTR) {
+                ngx_snprintf(err, errsize, "%s() failed: %s%Z",
+                             write ? "send" : "recv", strerror(errno));
+                return NGX_ERROR;
+            }
+
+            events = write ? POLLOUT : POLLIN;
+        }
+
+        if (ngx_http_claw_redis_probe_wait(s, events, deadline) != NGX_OK) {
+            ngx_snprintf(err, errsize, "the server did not answer in "
+                         "time%Z");
+            return NGX_AGAIN;
+        }
+    }
+}
+
+
+/* TLS once connected: the handshake, then the greeting goes out */
+
+static void
+ngx_http_claw_redis_tls(ngx_http_claw_redis_t *rd)
+{
+    ngx_int_t          rc;
+    ngx_connection_t  *c;
+
+    c = rd->peer.connection;
+
+    /* the TLS state lives in the connection's pool, gone with it */
+
+    c->pool = ngx_create_pool(1024, rd->log);
+
+    if (c->pool == NULL
+        || ngx_ssl_create_connection(rd->conf->ssl, c, NGX_SSL_CLIENT)
+           != NGX_OK
+        || ngx_http_claw_redis_tls_check(rd->conf, c->ssl->connection)
+           != NGX_OK)
+    {
+        ERR_clear_error();
+        ngx_http_claw_redis_fail(rd, "TLS: the connection could not be set "
+                                 "up");
+        return;
+    }
+
+    rd->handshake = 1;
+
+    rc = ngx_ssl_handshake(c);
+
+    if (rc == NGX_AGAIN) {
+        ngx_add_timer(c->write, rd->conf->connect_timeout);
+        c->ssl->handler = ngx_http_claw_redis_tls_done;
+        return;
+    }
+
+    ngx_http_claw_redis_tls_done(c);
+}
+
+
+static void
+ngx_http_claw_redis_tls_done(ngx_connection_t *c)
+{
+    u_char                 *p;
+    ngx_http_claw_redis_t  *rd;
+    u_char                  why[120];
+
+    rd = c->data;
+    rd->handshake = 0;
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    if (!c->ssl->handshaked) {
+        if (c->read->timedout || c->write->timedout) {
+            ngx_http_claw_redis_fail(rd, "the TLS handshake timed out");
+            return;
+        }
+
+        p = ngx_http_claw_redis_tls_error(c->ssl->connection, why,
+                                          sizeof(why));
+        ngx_http_claw_redis_fail(rd, "%*s", (size_t) (p - why), why);
+        return;
+    }
+
+    c->read->handler = ngx_http_claw_redis_read_handler;
+    c->write->handler = ngx_http_claw_redis_write_handler;
+
+    rd->ready = 1;
+
+    ngx_post_event(c->write, &ngx_posted_events);
+    ngx_post_event(c->read, &ngx_posted_events);
 }

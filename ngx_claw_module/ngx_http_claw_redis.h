@@ -16,15 +16,19 @@
 #include "ngx_http_claw_resp.h"
 
 
-/* redis://[[user]:password@]host[:port][/db] */
+/* redis[s]://[[user]:password@]host[:port][/db] */
 typedef struct {
     ngx_str_t                    url;           /* for messages */
     ngx_addr_t                   addr;
+    ngx_str_t                    host;          /* as in the URL */
+    ngx_ssl_t                   *ssl;           /* rediss:// */
+    ngx_str_t                    ssl_name;      /* checked, and the SNI */
     ngx_str_t                    user;
     ngx_str_t                    password;
     ngx_uint_t                   db;
     ngx_msec_t                   connect_timeout;
     ngx_msec_t                   timeout;
+    unsigned                     tls:1;         /* rediss:// */
 } ngx_http_claw_redis_conf_t;
 
 
@@ -51,13 +55,18 @@ typedef struct {
     ngx_queue_t                  pending;
     ngx_queue_t                  free;
     ngx_uint_t                   closes;        /* moves on every close */
-    u_char                       error[128];    /* why it last closed */
+    u_char                       error[160];    /* why it last closed */
     unsigned                     ready:1;       /* connected */
+    unsigned                     handshake:1;   /* TLS, under way */
+    unsigned                     gone:1;        /* freed: no new commands */
 } ngx_http_claw_redis_t;
 
 
 ngx_int_t ngx_http_claw_redis_parse_url(ngx_conf_t *cf, ngx_str_t *url,
     ngx_http_claw_redis_conf_t *conf, char **err);
+ngx_int_t ngx_http_claw_redis_ssl(ngx_conf_t *cf,
+    ngx_http_claw_redis_conf_t *conf, ngx_str_t *trusted, ngx_str_t *cert,
+    ngx_str_t *key);
 void ngx_http_claw_redis_init(ngx_http_claw_redis_t *rd,
     ngx_http_claw_redis_conf_t *conf, ngx_log_t *log);
 ngx_int_t ngx_http_claw_redis_command(ngx_http_claw_redis_t *rd,

@@ -139,25 +139,7 @@ sub metric {
     return $body =~ /^\Q$name\E (\S+)$/m ? $1 : 'none';
 }
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    $block->set_value("config", <<'_EOC_') unless defined $block->config;
-    location = /report.txt {
-    }
-_EOC_
-
-    $block->set_value("http_config", <<'_EOC_');
-    server {
-        listen 127.0.0.1:19950;
-        access_log off;
-        return 200 "container\n";
-    }
-_EOC_
-
-    $block->set_value("request", "GET /report.txt")
-        unless defined $block->request;
-});
+container_blocks(19950);
 
 run_tests();
 
@@ -398,7 +380,7 @@ $::N4 = $n4;
 push @lines, "unreachable, started: alice " . get($n4, 'alice');
 my ($rc, $out) = node_test_config($n4);
 push @lines, "unreachable, nginx -t: $rc "
-    . ($out =~ /\[warn\] .*claw_cluster server "redis:\/\/127.0.0.1:19939" does not answer \(Connection refused\)/ ? 'warns' : $out);
+    . ($out =~ /\[warn\] .*claw_cluster server "redis:\/\/127.0.0.1:19939" does not answer \(connect\(\) failed: Connection refused\)/ ? 'warns' : $out);
 push @lines, "changes refused: " . (node_admin($n4, 'admin.sock', 'DELETE', '/tenants/alice'))[0];
 node_stop($n4);
 node_configure($n4, http => main::node_http_text(4, $bad));

@@ -62,8 +62,12 @@ check("openclaw.conf", adapt("$root/examples/openclaw.conf"));
 # a node of the two-node example, its server refusing connections (nginx
 # -t warns and passes: the node would serve its own registry)
 my $cluster = adapt("$root/examples/cluster.conf");
-$cluster =~ s{redis://:CHANGE-ME\@10\.0\.0\.10:6379/0}{redis://:pw\@127.0.0.1:1/0}
+$cluster =~ s{rediss://:CHANGE-ME\@10\.0\.0\.10:6380/0}{rediss://:pw\@127.0.0.1:1/0}
     or die "examples/cluster.conf: no redis URL to adapt\n";
+# stand-ins for the server's CA and the node's client certificate
+sh("cp $dir/claw/tls/wildcard.crt $dir/claw/tls/redis-ca.crt");
+sh("cp $dir/claw/tls/wildcard.crt $dir/claw/tls/edge-a.crt");
+sh("cp $dir/claw/tls/wildcard.key $dir/claw/tls/edge-a.key");
 check("cluster.conf", $cluster);
 
 sh("$root/examples/gen-tenant-servers $root/examples/tenants.conf "

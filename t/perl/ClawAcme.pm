@@ -44,7 +44,8 @@ sub dns_start {
 }
 
 # A pebble on port (ACME) and port + 1 (management), validating http-01
-# on the test server's port and tls-alpn-01 on 19961.
+# on the test server's port (or http_port) and tls-alpn-01 on 19961 (or
+# tls_port).
 sub pebble_start {
     my (%arg) = @_;
     my $name = $arg{name};
@@ -64,8 +65,8 @@ sub pebble_start {
         managementListenAddress => "127.0.0.1:" . ($port + 1),
         certificate => "$DIR/$name.crt",
         privateKey => "$DIR/$name.key",
-        httpPort => $http + 0,
-        tlsPort => 19961,
+        httpPort => ($arg{http_port} // $http) + 0,
+        tlsPort => ($arg{tls_port} // 19961) + 0,
         ocspResponderURL => '',
         externalAccountBindingRequired => JSON::PP::false,
     );

@@ -51,7 +51,7 @@ our @EXPORT = qw(
     redis_start redis_stop redis_restart redis_start_again redis_cli
     node_start node_start_again node_stop node_reload node_configure
     node_error_log node_test_config node_http node_admin
-    wait_until
+    wait_until container_blocks
 );
 
 my $OWNER = $$;
@@ -78,8 +78,9 @@ sub redis_start {
     my $r = {
         port => $port,
         password => $arg{password},
+        tls => $arg{tls},
         dir => "$BASE/redis-$port",
-        url => 'redis://'
+        url => ($arg{tls} ? 'rediss://' : 'redis://')
                . (defined $arg{password} ? ":$arg{password}\@" : '')
                . "127.0.0.1:$port",
     };
@@ -96,7 +97,8 @@ sub _redis_run {
         '--save', '', '--appendonly', 'no',
         '--dir', $r->{dir}, '--dbfilename', 'dump.rdb',
         '--logfile', "$r->{dir}/redis.log",
-        (defined $r->{password} ? ('--requirepass', $r->{password}) : ()));
+        (defined $r->{password} ? ('--requirepass', $r->{password}) : ()),
+        _tls_args($r));
     # up when the redis that answers PING is this one, the watcher's
     # child (not another one on the port)
     my $exited;
@@ -161,10 +163,27 @@ sub redis_cli {
     return _cli($r, 10, @args);
 }
 
+# TLS only (tls => { cert, key, ca, client_cert, client_key }): the
+# server's certificate and key, the CA its clients must be signed by (and
+# redis-cli trusts), the client certificate redis-cli uses; $r->{tls} may
+# be changed before redis_start_again()
+sub _tls_args {
+    my ($r) = @_;
+    my $t = $r->{tls} or return ();
+    return ('--port', 0, '--tls-port', $r->{port},
+            '--tls-cert-file', $t->{cert}, '--tls-key-file', $t->{key},
+            '--tls-ca-cert-file', $t->{ca}, '--tls-auth-clients', 'yes');
+}
+
 sub _cli {
     my ($r, $timeout, @args) = @_;
+    my $t = $r->{tls};
     my ($rc, $out) = _run($timeout, $REDIS_CLI, '-h', '127.0.0.1',
         '-p', $r->{port},
+        ($t ? ('--tls', '--cacert', $t->{cli_ca} // $t->{ca},
+               '--cert', $t->{client_cert}, '--key', $t->{client_key},
+               '--sni', 'redis.test')
+            : ()),
         (defined $r->{password}
              ? ('-a', $r->{password}, '--no-auth-warning') : ()),
         @args);
@@ -401,6 +420,35 @@ sub _master {
     my ($n) = @_;
     my ($pid) = _slurp("$n->{prefix}/logs/nginx.pid") =~ /^(\d+)/;
     return $pid && ClawTest::_alive($pid) ? $pid : undef;
+}
+
+# the temporary directory of the nodes and servers, for a test's own files
+sub base { $BASE }
+
+# The blocks of a cluster suite: the nginx of Test::Nginx is the tenants'
+# container (on 127.0.0.1:port, "container\n" to every request) and
+# serves the report that a block's init writes (ClawTest::report).
+sub container_blocks {
+    my ($port) = @_;
+    Test::Nginx::Socket::add_block_preprocessor(sub {
+        my $block = shift;
+
+        $block->set_value("config", <<'_EOC_') unless defined $block->config;
+    location = /report.txt {
+    }
+_EOC_
+
+        $block->set_value("http_config", <<"_EOC_");
+    server {
+        listen 127.0.0.1:$port;
+        access_log off;
+        return 200 "container\\n";
+    }
+_EOC_
+
+        $block->set_value("request", "GET /report.txt")
+            unless defined $block->request;
+    });
 }
 
 # Stops the nodes when this test process goes, whichever way: a process
