@@ -40,6 +40,10 @@
 #define NGX_HTTP_CLAW_DELETE       1
 #define NGX_HTTP_CLAW_MINT         2
 #define NGX_HTTP_CLAW_REVOKE       3
+#define NGX_HTTP_CLAW_PATCH        4
+
+/* a tenant's version: "<the first 16 bytes of its line's SHA-256, hex>" */
+#define NGX_HTTP_CLAW_ETAG_LEN     34
 
 
 typedef struct {
@@ -59,6 +63,11 @@ typedef struct {
     ngx_uint_t                   what;
     ngx_str_t                    id;
     ngx_http_claw_entry_t        entry;         /* PUT */
+    json_t                      *patch;         /* PATCH, until the end */
+    ngx_str_t                    if_match;
+    unsigned                     if_none_match:1; /* "*": create only */
+    u_char                       etag[NGX_HTTP_CLAW_ETAG_LEN];
+    size_t                       etag_len;      /* of the answer */
     u_char                       digest[NGX_HTTP_CLAW_DIGEST_LEN];
     ngx_str_t                    token;         /* minted, shown once */
     ngx_http_claw_change_t       ch;
@@ -109,6 +118,17 @@ static void ngx_http_claw_admin_written(ngx_http_claw_jop_t *op);
 static void ngx_http_claw_admin_finish(ngx_http_claw_change_ctx_t *cc);
 static ngx_int_t ngx_http_claw_admin_keep(ngx_http_request_t *r,
     ngx_http_claw_entry_t *e);
+static void ngx_http_claw_admin_patch_free(void *data);
+static ngx_int_t ngx_http_claw_admin_merge(ngx_http_claw_change_ctx_t *cc,
+    ngx_http_claw_tconf_t *tc, ngx_http_claw_entry_t *e);
+static ngx_int_t ngx_http_claw_admin_precondition(
+    ngx_http_claw_change_ctx_t *cc, ngx_http_claw_tconf_t *tc);
+static size_t ngx_http_claw_admin_version(ngx_pool_t *pool,
+    ngx_http_claw_tconf_t *tc, u_char *etag);
+static ngx_int_t ngx_http_claw_admin_etag(ngx_http_request_t *r,
+    ngx_http_claw_tconf_t *tc);
+static ngx_int_t ngx_http_claw_admin_etag_header(ngx_http_request_t *r,
+    u_char *etag, size_t len);
 static ngx_int_t ngx_http_claw_admin_mint_token(
     ngx_http_claw_change_ctx_t *cc);
 static void ngx_http_claw_admin_fail(ngx_http_claw_change_ctx_t *cc,
@@ -187,6 +207,16 @@ ngx_http_claw_admin_handler(ngx_http_request_t *r)
         return NGX_HTTP_FORBIDDEN;
     }
 
+    /*
+     * A change's If-Match is checked against the tenant it changes, not
+     * against the new version it answers with (nginx's not-modified
+     * filter would); a GET's are nginx's to answer (304, 412).
+     */
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        r->disable_not_modified = 1;
+    }
+
     ngx_http_claw_admin_route(r, &route);
 
     if (route.invalid) {
@@ -257,6 +287,7 @@ ngx_http_claw_admin_handler(ngx_http_request_t *r)
                                              &route.id, NULL, NULL, 0);
 
         case NGX_HTTP_PUT:
+        case NGX_HTTP_PATCH:
             r->request_body_in_single_buf = 1;
 
             rc = ngx_http_read_client_request_body(r,
@@ -268,7 +299,7 @@ ngx_http_claw_admin_handler(ngx_http_request_t *r)
             return NGX_DONE;
         }
 
-        return ngx_http_claw_admin_allow(r, "GET, HEAD, PUT, DELETE");
+        return ngx_http_claw_admin_allow(r, "GET, HEAD, PUT, PATCH, DELETE");
     }
 
     if (route.hash.len == 0) {
@@ -493,8 +524,10 @@ ngx_http_claw_admin_put_body(ngx_http_request_t *r)
         p = ngx_cpymem(p, b->pos, b->last - b->pos);
     }
 
-    rc = ngx_http_claw_admin_start(r, NGX_HTTP_CLAW_PUT, &route.id, NULL,
-                                   body, p - body);
+    rc = ngx_http_claw_admin_start(r, r->method == NGX_HTTP_PATCH
+                                      ? NGX_HTTP_CLAW_PATCH
+                                      : NGX_HTTP_CLAW_PUT,
+                                   &route.id, NULL, body, p - body);
 
     /* the body's read holds the request already: one hold is enough */
 
@@ -707,6 +740,10 @@ ngx_http_claw_admin_get(ngx_http_request_t *r, ngx_str_t *id)
                                          "no tenant \"%V\"", id);
     }
 
+    if (ngx_http_claw_admin_etag(r, tc) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     return ngx_http_claw_admin_send(r, NGX_HTTP_OK,
                                     ngx_http_claw_admin_tenant(tc));
 }
@@ -726,6 +763,7 @@ ngx_http_claw_admin_start(ngx_http_request_t *r, ngx_uint_t what,
     char                        *err;
     json_t                      *root;
     json_error_t                 jerr;
+    ngx_pool_cleanup_t          *cln;
     ngx_http_claw_main_conf_t   *cmcf;
     ngx_http_claw_change_ctx_t  *cc;
     u_char                       text[sizeof("sha256:")
@@ -742,7 +780,59 @@ ngx_http_claw_admin_start(ngx_http_request_t *r, ngx_uint_t what,
     cc->what = what;
     cc->id = *id;
 
+    /* the tenant's version the change is for, as GET gave it */
+
+    if (r->headers_in.if_match) {
+        cc->if_match = r->headers_in.if_match->value;
+    }
+
+    if (r->headers_in.if_none_match) {
+        if (what != NGX_HTTP_CLAW_PUT
+            || r->headers_in.if_none_match->value.len != 1
+            || r->headers_in.if_none_match->value.data[0] != '*')
+        {
+            return ngx_http_claw_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                             "only \"If-None-Match: *\" "
+                                             "(create, never replace) is "
+                                             "understood, with PUT");
+        }
+
+        cc->if_none_match = 1;
+    }
+
     switch (what) {
+
+    case NGX_HTTP_CLAW_PATCH:
+        cc->patch = json_loadb((char *) body, len, JSON_REJECT_DUPLICATES,
+                               &jerr);
+
+        if (cc->patch == NULL) {
+            return ngx_http_claw_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                             "invalid JSON at line %d, "
+                                             "column %d: %s", jerr.line,
+                                             jerr.column, jerr.text);
+        }
+
+        if (!json_is_object(cc->patch)) {
+            json_decref(cc->patch);
+            return ngx_http_claw_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                             "the body must be a JSON "
+                                             "object (a merge patch, "
+                                             "RFC 7396)");
+        }
+
+        /* applied to the tenant as it is under the lock, or the server */
+
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            json_decref(cc->patch);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cln->handler = ngx_http_claw_admin_patch_free;
+        cln->data = cc->patch;
+
+        break;
 
     case NGX_HTTP_CLAW_PUT:
         root = json_loadb((char *) body, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -855,6 +945,218 @@ ngx_http_claw_admin_keep(ngx_http_request_t *r, ngx_http_claw_entry_t *e)
         ngx_memcpy(p, e->domains[i].data, e->domains[i].len);
         e->domains[i].data = p;
     }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_claw_admin_patch_free(void *data)
+{
+    json_decref(data);
+}
+
+
+/*
+ * PATCH: the merge patch (RFC 7396) applied to the tenant as GET shows
+ * it (a member set replaces the field, null removes it: its default,
+ * no tokens, no domains), then checked as a PUT's body is.
+ */
+
+static ngx_int_t
+ngx_http_claw_admin_merge(ngx_http_claw_change_ctx_t *cc,
+    ngx_http_claw_tconf_t *tc, ngx_http_claw_entry_t *e)
+{
+    char        *err;
+    json_t      *obj, *v;
+    const char  *key;
+
+    obj = ngx_http_claw_admin_tenant(tc);
+    if (obj == NULL) {
+        goto nomem;
+    }
+
+    json_object_foreach(cc->patch, key, v) {
+        if (json_is_null(v)) {
+            (void) json_object_del(obj, key);
+
+        } else if (json_object_set(obj, key, v) != 0) {
+            json_decref(obj);
+            goto nomem;
+        }
+    }
+
+    err = ngx_http_claw_admin_entry(cc->request, obj, &cc->id, e);
+
+    if (err) {
+        ngx_http_claw_admin_fail(cc, NGX_HTTP_BAD_REQUEST, "%s", err);
+        json_decref(obj);
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_claw_admin_keep(cc->request, e) != NGX_OK) {
+        json_decref(obj);
+        goto nomem;
+    }
+
+    json_decref(obj);
+
+    return NGX_OK;
+
+nomem:
+
+    ngx_http_claw_admin_fail(cc, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                             "out of memory");
+    return NGX_ERROR;
+}
+
+
+/*
+ * If-Match (one version or several, or "*") and If-None-Match: * against
+ * the tenant as it is (NULL: none), under the journal's lock or as the
+ * cluster server holds it: two control planes never overwrite each
+ * other's changes unseen.
+ */
+
+static ngx_int_t
+ngx_http_claw_admin_precondition(ngx_http_claw_change_ctx_t *cc,
+    ngx_http_claw_tconf_t *tc)
+{
+    u_char  *p, *last, *start, *end;
+    size_t   n;
+    u_char   etag[NGX_HTTP_CLAW_ETAG_LEN];
+
+    if (cc->if_none_match && tc) {
+        ngx_http_claw_admin_fail(cc, NGX_HTTP_PRECONDITION_FAILED,
+                                 "tenant \"%V\" exists (If-None-Match: *); "
+                                 "nothing changed", &cc->id);
+        return NGX_ERROR;
+    }
+
+    if (cc->if_match.len == 0) {
+        return NGX_OK;
+    }
+
+    if (tc == NULL) {
+        ngx_http_claw_admin_fail(cc, NGX_HTTP_PRECONDITION_FAILED,
+                                 "no tenant \"%V\" (If-Match); nothing "
+                                 "changed", &cc->id);
+        return NGX_ERROR;
+    }
+
+    if (cc->if_match.len == 1 && cc->if_match.data[0] == '*') {
+        return NGX_OK;
+    }
+
+    n = ngx_http_claw_admin_version(cc->request->pool, tc, etag);
+    if (n == 0) {
+        ngx_http_claw_admin_fail(cc, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                 "out of memory");
+        return NGX_ERROR;
+    }
+
+    p = cc->if_match.data;
+    last = p + cc->if_match.len;
+
+    while (p < last) {
+        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
+            p++;
+        }
+
+        start = p;
+
+        while (p < last && *p != ',') {
+            p++;
+        }
+
+        end = p;
+
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
+            end--;
+        }
+
+        /* a strong comparison: a weak tag (W/"...") never matches */
+
+        if ((size_t) (end - start) == n && ngx_memcmp(start, etag, n) == 0) {
+            return NGX_OK;
+        }
+    }
+
+    ngx_http_claw_admin_fail(cc, NGX_HTTP_PRECONDITION_FAILED,
+                             "tenant \"%V\" changed since (If-Match): it "
+                             "is %*s now; nothing changed", &cc->id, n, etag);
+    return NGX_ERROR;
+}
+
+
+/* the tenant's version: its registry line's digest, the same on every node */
+
+static size_t
+ngx_http_claw_admin_version(ngx_pool_t *pool, ngx_http_claw_tconf_t *tc,
+    u_char *etag)
+{
+    u_char  *line, *p;
+    size_t   len;
+    u_char   digest[NGX_HTTP_CLAW_DIGEST_LEN];
+
+    len = ngx_http_claw_tconf_line(tc, NULL);
+
+    line = ngx_pnalloc(pool, len);
+    if (line == NULL) {
+        return 0;
+    }
+
+    (void) ngx_http_claw_tconf_line(tc, line);
+
+    ngx_http_claw_token_digest(line, len, digest);
+
+    p = etag;
+    *p++ = '"';
+    p = ngx_hex_dump(p, digest, (NGX_HTTP_CLAW_ETAG_LEN - 2) / 2);
+    *p++ = '"';
+
+    return p - etag;
+}
+
+
+static ngx_int_t
+ngx_http_claw_admin_etag(ngx_http_request_t *r, ngx_http_claw_tconf_t *tc)
+{
+    size_t  n;
+    u_char  etag[NGX_HTTP_CLAW_ETAG_LEN];
+
+    n = ngx_http_claw_admin_version(r->pool, tc, etag);
+    if (n == 0) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_claw_admin_etag_header(r, etag, n);
+}
+
+
+static ngx_int_t
+ngx_http_claw_admin_etag_header(ngx_http_request_t *r, u_char *etag,
+    size_t len)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->value.data = ngx_pnalloc(r->pool, len);
+    if (h->value.data == NULL) {
+        h->hash = 0;
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(h->value.data, etag, len);
+    h->value.len = len;
+    h->hash = 1;
+    ngx_str_set(&h->key, "ETag");
+
+    r->headers_out.etag = h;
 
     return NGX_OK;
 }
@@ -976,12 +1278,35 @@ ngx_http_claw_admin_prepare(ngx_http_claw_change_ctx_t *cc, u_char **rec,
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
     tb = &cmcf->tables;
 
+    tc = NULL;
+
+    if (cc->what != NGX_HTTP_CLAW_PUT || cc->if_match.len
+        || cc->if_none_match)
+    {
+        tc = ngx_http_claw_tables_get(tb, cc->id.data, cc->id.len, r->pool);
+
+        if (ngx_http_claw_admin_precondition(cc, tc) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
     if (cc->what == NGX_HTTP_CLAW_PUT) {
         e = &cc->entry;
 
-    } else {
-        tc = ngx_http_claw_tables_get(tb, cc->id.data, cc->id.len, r->pool);
+    } else if (cc->what == NGX_HTTP_CLAW_PATCH) {
+        if (tc == NULL) {
+            ngx_http_claw_admin_fail(cc, NGX_HTTP_NOT_FOUND,
+                                     "no tenant \"%V\"", &cc->id);
+            return NGX_ERROR;
+        }
 
+        e = &cur;
+
+        if (ngx_http_claw_admin_merge(cc, tc, e) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else {
         if (tc == NULL) {
             ngx_http_claw_admin_fail(cc, NGX_HTTP_NOT_FOUND,
                                      "no tenant \"%V\"", &cc->id);
@@ -1102,6 +1427,7 @@ ngx_http_claw_admin_written(ngx_http_claw_jop_t *op)
         break;
 
     case NGX_HTTP_CLAW_PUT:
+    case NGX_HTTP_CLAW_PATCH:
         cc->created = ngx_http_claw_tables_commit(tb, &cc->ch);
         cc->prepared = 0;
         tc = ngx_http_claw_tables_get(tb, cc->id.data, cc->id.len, r->pool);
@@ -1168,8 +1494,21 @@ ngx_http_claw_admin_finish(ngx_http_claw_change_ctx_t *cc)
         rc = cc->status;
 
     } else {
+        if (cc->etag_len && cc->status < NGX_HTTP_SPECIAL_RESPONSE
+            && ngx_http_claw_admin_etag_header(r, cc->etag, cc->etag_len)
+               != NGX_OK)
+        {
+            json_decref(cc->json);
+            cc->json = NULL;
+            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            goto done;
+        }
+
         rc = ngx_http_claw_admin_send(r, cc->status, cc->json);
     }
+
+done:
+
 
     ngx_http_finalize_request(r, rc);
     ngx_http_run_posted_requests(c);
@@ -1583,7 +1922,9 @@ ngx_http_claw_admin_cluster_record(ngx_http_claw_change_ctx_t *cc)
     ngx_http_request_t          *r;
     ngx_http_claw_error_t        err;
     ngx_http_claw_change_t       ch;
-    ngx_http_claw_entry_t        old, *e;
+    ngx_uint_t                   parsed;
+    ngx_http_claw_entry_t        old, cur, *e;
+    ngx_http_claw_tconf_t       *tc;
     ngx_http_claw_main_conf_t   *cmcf;
     ngx_http_claw_cluster_op_t  *op;
 
@@ -1593,6 +1934,7 @@ ngx_http_claw_admin_cluster_record(ngx_http_claw_change_ctx_t *cc)
 
     op->nold = 0;
     op->old_domains = NULL;
+    parsed = 0;
 
     if (op->found) {
 
@@ -1606,12 +1948,15 @@ ngx_http_claw_admin_cluster_record(ngx_http_claw_change_ctx_t *cc)
         ngx_memcpy(p, op->expect.data, op->expect.len);
 
         if (ngx_http_claw_parse_line(p, op->expect.len, &old, &err) != 1) {
+            parsed = 0;
+
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "claw cluster: the record of tenant \"%V\" on "
                           "the server is malformed", &cc->id);
 
-            if (cc->what != NGX_HTTP_CLAW_PUT
-                && cc->what != NGX_HTTP_CLAW_DELETE)
+            if (cc->if_match.len || cc->if_none_match
+                || (cc->what != NGX_HTTP_CLAW_PUT
+                    && cc->what != NGX_HTTP_CLAW_DELETE))
             {
                 ngx_http_claw_admin_fail(cc, NGX_HTTP_CONFLICT,
                                          "the record of tenant \"%V\" on "
@@ -1621,6 +1966,7 @@ ngx_http_claw_admin_cluster_record(ngx_http_claw_change_ctx_t *cc)
             }
 
         } else {
+            parsed = 1;
             op->old_domains = ngx_http_claw_admin_domains(r->pool, &old);
             if (op->old_domains == NULL && old.ndomains) {
                 goto nomem;
@@ -1629,7 +1975,28 @@ ngx_http_claw_admin_cluster_record(ngx_http_claw_change_ctx_t *cc)
             op->nold = old.ndomains;
         }
 
-    } else if (cc->what != NGX_HTTP_CLAW_PUT) {
+    }
+
+    /* the server's record is the tenant's version */
+
+    tc = NULL;
+
+    if (op->found && parsed) {
+        size = ngx_http_claw_tconf_size(&old, &head);
+
+        tc = ngx_palloc(r->pool, size);
+        if (tc == NULL) {
+            goto nomem;
+        }
+
+        ngx_http_claw_tconf_build(tc, &old);
+    }
+
+    if (ngx_http_claw_admin_precondition(cc, tc) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (!op->found && cc->what != NGX_HTTP_CLAW_PUT) {
         ngx_http_claw_admin_fail(cc, NGX_HTTP_NOT_FOUND, "no tenant \"%V\"",
                                  &cc->id);
         return NGX_ERROR;
@@ -1644,6 +2011,15 @@ ngx_http_claw_admin_cluster_record(ngx_http_claw_change_ctx_t *cc)
 
     case NGX_HTTP_CLAW_PUT:
         e = &cc->entry;
+        break;
+
+    case NGX_HTTP_CLAW_PATCH:
+        e = &cur;
+
+        if (ngx_http_claw_admin_merge(cc, tc, e) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
         break;
 
     default:
@@ -1963,12 +2339,18 @@ ngx_http_claw_admin_answer(ngx_http_claw_change_ctx_t *cc,
         return;
 
     case NGX_HTTP_CLAW_PUT:
+    case NGX_HTTP_CLAW_PATCH:
         ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                       "claw: tenant \"%V\" %s%s", &cc->id,
                       cc->created ? "added" : "changed", where);
 
         cc->status = cc->created ? NGX_HTTP_CREATED : NGX_HTTP_OK;
         cc->json = tc ? ngx_http_claw_admin_tenant(tc) : NULL;
+
+        if (tc) {
+            cc->etag_len = ngx_http_claw_admin_version(r->pool, tc, cc->etag);
+        }
+
         break;
 
     default: /* NGX_HTTP_CLAW_MINT, NGX_HTTP_CLAW_REVOKE */

@@ -387,10 +387,10 @@ GET /claw/tenants/carol
 
 === TEST 23: a wrong method: 405 with Allow
 --- request
-PATCH /claw/tenants/alice
+POST /claw/tenants/alice
 --- error_code: 405
 --- response_headers
-Allow: GET, HEAD, PUT, DELETE
+Allow: GET, HEAD, PUT, PATCH, DELETE
 
 
 
@@ -623,3 +623,122 @@ Test::More::like($folded, qr/^dave 127\.0\.0\.1:19901\n\z/m,
 --- request
 GET /claw/tenants/erin
 --- error_code: 404
+
+
+
+=== TEST 37: PATCH changes only the fields it names (a merge patch): null gives a field its default, the tokens stay
+--- init
+my $etag = sub { $_[0] =~ /^ETag: ("[0-9a-f]{32}")\r?$/mi ? $1 : 'none' };
+my $req = sub {
+    my @r = ClawTest::http_request(@_);
+    chomp $r[1] if defined $r[1];
+    return @r;
+};
+my @lines;
+my ($s, $b, $h) = $req->(PATCH => '/claw/tenants/alice', '{"rate":"20r/s"}');
+push @lines, "rate: $s $b";
+push @lines, "an ETag: " . ($etag->($h) ne 'none' ? 'yes' : 'no');
+($s, $b) = $req->(PATCH => '/claw/tenants/alice', '{"conn":null,"domains":[]}');
+push @lines, "conn, domains: $s $b";
+($s, $b) = $req->(PATCH => '/claw/tenants/alice', '{"upstream":null}');
+push @lines, "no upstream: $s $b";
+($s, $b) = $req->(PATCH => '/claw/tenants/alice', '{"colour":"red"}');
+push @lines, "unknown field: $s";
+($s, $b) = $req->(PATCH => '/claw/tenants/alice', '["rate"]');
+push @lines, "not an object: $s $b";
+($s, $b) = $req->(PATCH => '/claw/tenants/nobody', '{"rate":"1r/s"}');
+push @lines, "no such tenant: $s $b";
+ClawTest::nginx_restart_hard();
+($s, $b) = $req->(GET => '/claw/tenants/alice');
+push @lines, "after kill -9: $s $b";
+ClawTest::report(@lines);
+--- request
+GET /report.txt
+--- config
+    location /claw/ {
+        claw_admin;
+    }
+    location = /report.txt {
+    }
+--- response_body
+rate: 200 {"id":"alice","upstream":"127.0.0.1:19901","tokens":["sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1"],"rate":"20r/s","burst":20,"conn":32,"domains":["agent.alice.dev"]}
+an ETag: yes
+conn, domains: 200 {"id":"alice","upstream":"127.0.0.1:19901","tokens":["sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1"],"rate":"20r/s","burst":20,"conn":null,"domains":[]}
+no upstream: 400 {"error":"\"upstream\" is required"}
+unknown field: 400
+not an object: 400 {"error":"the body must be a JSON object (a merge patch, RFC 7396)"}
+no such tenant: 404 {"error":"no tenant \"nobody\""}
+after kill -9: 200 {"id":"alice","upstream":"127.0.0.1:19901","tokens":["sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1"],"rate":"20r/s","burst":20,"conn":null,"domains":[]}
+
+
+
+=== TEST 38: ETag and If-Match: a change for a version that is no longer the tenant's is refused (412) and changes nothing; If-None-Match: * only creates
+--- init
+my $etag = sub { $_[0] =~ /^ETag: ("[0-9a-f]{32}")\r?$/mi ? $1 : 'none' };
+my $req = sub {
+    my @r = ClawTest::http_request(@_);
+    chomp $r[1] if defined $r[1];
+    return @r;
+};
+my @lines;
+my (undef, undef, $h) = $req->(GET => '/claw/tenants/bob');
+my $v1 = $etag->($h);
+(undef, undef, $h) = $req->(HEAD => '/claw/tenants/bob');
+push @lines, "HEAD, same version: " . ($etag->($h) eq $v1 ? 'yes' : 'no');
+my ($s, $b);
+($s, undef, $h) = $req->(PATCH => '/claw/tenants/bob', '{"rate":"5r/s"}', "If-Match: $v1");
+my $v2 = $etag->($h);
+push @lines, "first control plane: $s, a new version: " . ($v2 ne $v1 && $v2 ne 'none' ? 'yes' : 'no');
+($s, $b) = $req->(PATCH => '/claw/tenants/bob', '{"rate":"7r/s"}', "If-Match: $v1");
+$b =~ s/\\"[0-9a-f]{32}\\"/V/;
+push @lines, "second, with the old version: $s $b";
+($s, $b) = $req->(GET => '/claw/tenants/bob');
+push @lines, "rate kept: " . ($b =~ /"rate":"5r\/s"/ ? 'yes' : $b);
+($s) = $req->(PUT => '/claw/tenants/bob', '{"upstream":"[::1]:19902","rate":"5r/s"}', "If-Match: \"0123\", $v2");
+push @lines, "PUT, one of a list: $s";
+(undef, undef, $h) = $req->(GET => '/claw/tenants/bob');
+my $v3 = $etag->($h);
+($s) = $req->(PUT => '/claw/tenants/bob', '{"upstream":"[::1]:19902","rate":"5r/s"}', "If-Match: $v3");
+(undef, undef, $h) = $req->(GET => '/claw/tenants/bob');
+push @lines, "the same content, the same version: $s " . ($etag->($h) eq $v3 ? 'yes' : 'no');
+($s) = $req->(PATCH => '/claw/tenants/bob', '{"rate":"6r/s"}', "If-Match: W/$v3");
+push @lines, "a weak tag: $s";
+($s) = $req->(DELETE => '/claw/tenants/bob', '', "If-Match: $v1");
+push @lines, "DELETE, old version: $s";
+($s) = $req->(POST => '/claw/tenants/bob/tokens', '', 'If-Match: *');
+push @lines, "mint, any version: $s";
+($s) = $req->(PUT => '/claw/tenants/bob', '{"upstream":"[::1]:19902"}', 'If-None-Match: *');
+push @lines, "create only, bob exists: $s";
+($s) = $req->(PUT => '/claw/tenants/zed', '{"upstream":"[::1]:19902"}', 'If-None-Match: *');
+push @lines, "create only, zed is new: $s";
+($s) = $req->(PUT => '/claw/tenants/yan', '{"upstream":"[::1]:19902"}', "If-Match: $v1");
+push @lines, "If-Match, no such tenant: $s";
+($s) = $req->(PUT => '/claw/tenants/yan', '{"upstream":"[::1]:19902"}', "If-None-Match: $v1");
+push @lines, "If-None-Match with a version: $s";
+($s) = $req->(GET => '/claw/tenants/yan');
+push @lines, "yan: $s";
+ClawTest::report(@lines);
+--- request
+GET /report.txt
+--- config
+    location /claw/ {
+        claw_admin;
+    }
+    location = /report.txt {
+    }
+--- response_body
+HEAD, same version: yes
+first control plane: 200, a new version: yes
+second, with the old version: 412 {"error":"tenant \"bob\" changed since (If-Match): it is V now; nothing changed"}
+rate kept: yes
+PUT, one of a list: 200
+the same content, the same version: 200 yes
+a weak tag: 412
+DELETE, old version: 412
+mint, any version: 201
+create only, bob exists: 412
+create only, zed is new: 201
+If-Match, no such tenant: 412
+If-None-Match with a version: 400
+yan: 404
+

@@ -108,8 +108,9 @@ sub get_from {
 }
 
 sub admin {
-    my ($n, $method, $path, $body) = @_;
-    my ($s, $b, $h) = node_admin($n, 'admin.sock', $method, $path, $body);
+    my ($n, $method, $path, $body, @headers) = @_;
+    my ($s, $b, $h) = node_admin($n, 'admin.sock', $method, $path, $body,
+                                 @headers);
     chomp $b;
     return ($s, $b, $h);
 }
@@ -201,7 +202,44 @@ revoke it again: 404
 
 
 
-=== TEST 3: a node stopped while changes are made catches up when it starts again
+=== TEST 3: PATCH and If-Match across nodes: every node gives a tenant the same version; a change for a version another node changed meanwhile is refused (412), checked against the server
+--- init
+my ($n1, $n2, $n3) = @::Nodes;
+my @lines;
+my $etag = sub { $_[0] =~ /^ETag: ("[0-9a-f]{32}")\r?$/mi ? $1 : 'none' };
+push @lines, "create pat on node 1: " . put_tenant($n1, 'pat', 'bob');
+wait_until(5, sub { (admin($n3, 'GET', '/tenants/pat'))[0] == 200 });
+my @v = map { $etag->((admin($_, 'GET', '/tenants/pat'))[2]) } @::Nodes;
+push @lines, "one version on every node: "
+    . ($v[0] ne 'none' && $v[0] eq $v[1] && $v[1] eq $v[2] ? 'yes' : "@v");
+my ($s, $b, $h) = admin($n2, 'PATCH', '/tenants/pat', '{"rate":"5r/s"}',
+                        "If-Match: $v[0]");
+push @lines, "PATCH on node 2: $s, tokens kept: "
+    . ($b =~ /\Q$::Digest{bob}\E/ ? 'yes' : 'no');
+my $v2 = $etag->($h);
+($s, $b) = admin($n3, 'PATCH', '/tenants/pat', '{"rate":"7r/s"}',
+                 "If-Match: $v[0]");
+push @lines, "PATCH on node 3 for the old version: $s";
+($s) = admin($n3, 'DELETE', '/tenants/pat', '', "If-Match: $v[0]");
+push @lines, "DELETE on node 3 for the old version: $s";
+push @lines, "node 1 has the rate of node 2's: "
+    . (wait_until(5, sub { (admin($n1, 'GET', '/tenants/pat'))[1] =~ m{"rate":"5r/s"} })
+       ? 'yes' : 'no');
+($s) = admin($n3, 'DELETE', '/tenants/pat', '', "If-Match: $v2");
+push @lines, "DELETE on node 3 for the new version: $s";
+ClawTest::report(@lines);
+--- response_body
+create pat on node 1: 201
+one version on every node: yes
+PATCH on node 2: 200, tokens kept: yes
+PATCH on node 3 for the old version: 412
+DELETE on node 3 for the old version: 412
+node 1 has the rate of node 2's: yes
+DELETE on node 3 for the new version: 204
+
+
+
+=== TEST 4: a node stopped while changes are made catches up when it starts again
 --- init
 my ($n1, $n2, $n3) = @::Nodes;
 my @lines;
@@ -225,7 +263,7 @@ node 2's tenants: bob carol
 
 
 
-=== TEST 4: the server stopped: the nodes serve what they have, changes are refused with 503 and change nothing; back, all goes on
+=== TEST 5: the server stopped: the nodes serve what they have, changes are refused with 503 and change nothing; back, all goes on
 --- init
 my ($n1, $n2, $n3) = @::Nodes;
 my @lines;
@@ -259,7 +297,7 @@ dave served by nodes 1-3: yes
 
 
 
-=== TEST 5: the server back empty (its data lost): the nodes keep serving, alert, say so in the metrics and refuse changes until an import
+=== TEST 6: the server back empty (its data lost): the nodes keep serving, alert, say so in the metrics and refuse changes until an import
 --- init
 my ($n1, $n2, $n3) = @::Nodes;
 my @lines;
@@ -294,7 +332,7 @@ carol gone everywhere: within 1 s
 
 
 
-=== TEST 6: 10 r/s spread over three nodes for 10 s admits 100 +- 10
+=== TEST 7: 10 r/s spread over three nodes for 10 s admits 100 +- 10
 --- init
 my ($n1, $n2, $n3) = @::Nodes;
 admin($n1, 'PUT', '/tenants/erin',
@@ -341,7 +379,7 @@ done
 
 
 
-=== TEST 7: a malformed record in the server is skipped with an error naming its key; the changes after it are applied
+=== TEST 8: a malformed record in the server is skipped with an error naming its key; the changes after it are applied
 --- init
 my ($n1, $n2, $n3) = @::Nodes;
 my @lines;
@@ -367,7 +405,7 @@ skipped on node 2: 2
 
 
 
-=== TEST 8: a wrong password fails nginx -t with the server's answer; a server that does not answer is a warning, and the node starts and serves its registry
+=== TEST 9: a wrong password fails nginx -t with the server's answer; a server that does not answer is a warning, and the node starts and serves its registry
 --- init
 my @lines;
 my $bad = $::R->{url};
@@ -399,7 +437,7 @@ the password never in a message: right
 
 
 
-=== TEST 9: ten bad guesses spread over three nodes lock the address out on every node
+=== TEST 10: ten bad guesses spread over three nodes lock the address out on every node
 --- init
 my ($n1, $n2, $n3) = @::Nodes;
 my @lines;
@@ -425,7 +463,7 @@ from another address: 200 200 200
 
 
 
-=== TEST 10: a node stopped while custom domains move between tenants reads every record when it starts again, and ends as the others
+=== TEST 11: a node stopped while custom domains move between tenants reads every record when it starts again, and ends as the others
 --- init
 my ($n1, $n2, $n3) = @::Nodes;
 my @lines;
@@ -467,7 +505,7 @@ no skipped record on node 2: right
 
 
 
-=== TEST 11: the server restored from an older save: no node follows it back in time (a revoked token stays revoked), an alert, changes refused until a registry is imported again
+=== TEST 12: the server restored from an older save: no node follows it back in time (a revoked token stays revoked), an alert, changes refused until a registry is imported again
 --- init
 my ($n1, $n2, $n3) = @::Nodes;
 my @lines;
@@ -518,7 +556,7 @@ the revoked token: 401 401 401
 
 
 
-=== TEST 12: reloads of node 2 into zones of other sizes while nodes 1 and 3 make changes: node 2 serves every one of them
+=== TEST 13: reloads of node 2 into zones of other sizes while nodes 1 and 3 make changes: node 2 serves every one of them
 --- init
 my ($n1, $n2, $n3) = @::Nodes;
 my @lines;
@@ -563,7 +601,7 @@ node 2 serves every one: yes
 
 
 
-=== TEST 13: a prefix with glob characters fails nginx -t; an import into a server that holds records but no registry is refused and says what to delete
+=== TEST 14: a prefix with glob characters fails nginx -t; an import into a server that holds records but no registry is refused and says what to delete
 --- init
 my @lines;
 my $n4 = $::N4;
@@ -592,7 +630,7 @@ ghost on node 4: 404
 
 
 
-=== TEST 14: a server that answers garbage (another service on its port): a warning at start, the node serves its registry, refuses changes and says why, and keeps trying without spinning
+=== TEST 15: a server that answers garbage (another service on its port): a warning at start, the node serves its registry, refuses changes and says why, and keeps trying without spinning
 --- init
 my @lines;
 my $n4 = $::N4;
