@@ -176,9 +176,16 @@ ngx_http_claw_acme_status_handler(ngx_http_request_t *r)
     ngx_queue_t                     *q;
     ngx_http_claw_acme_row_t        *rows, *row;
     ngx_http_claw_acme_domain_t     *rec;
+    ngx_http_claw_loc_conf_t        *clcf;
     ngx_http_claw_acme_main_conf_t  *amcf;
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_claw_acme_module);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_claw_module);
+
+    rc = ngx_http_claw_operator_check(r, clcf->operator);
+    if (rc != NGX_OK) {
+        return rc;
+    }
 
     if (amcf->sh == NULL) {
         return NGX_HTTP_NOT_FOUND;

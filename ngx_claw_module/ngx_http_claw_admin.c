@@ -190,9 +190,16 @@ ngx_http_claw_admin_handler(ngx_http_request_t *r)
     ngx_int_t                   rc;
     ngx_http_claw_ctx_t        *ctx;
     ngx_http_claw_route_t       route;
+    ngx_http_claw_loc_conf_t   *clcf;
     ngx_http_claw_main_conf_t  *cmcf;
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_claw_module);
+
+    rc = ngx_http_claw_operator_check(r, clcf->operator);
+    if (rc != NGX_OK) {
+        return rc;
+    }
 
     if (cmcf->tables.shm_zone == NULL) {
         return ngx_http_claw_admin_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,

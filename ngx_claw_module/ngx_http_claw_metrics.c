@@ -164,8 +164,16 @@ ngx_http_claw_metrics_handler(ngx_http_request_t *r)
     ngx_slab_pool_t              *shpool;
     ngx_http_claw_counters_t     *counters;
     ngx_http_claw_ctx_t          *ctx;
+    ngx_http_claw_loc_conf_t     *clcf;
     ngx_http_claw_main_conf_t    *cmcf;
     ngx_http_claw_metrics_ctx_t  *mc;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_claw_module);
+
+    rc = ngx_http_claw_operator_check(r, clcf->operator);
+    if (rc != NGX_OK) {
+        return rc;
+    }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;

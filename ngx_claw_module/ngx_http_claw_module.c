@@ -47,6 +47,8 @@ static char *ngx_http_claw_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_claw_cluster(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_claw_admin_token(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_claw_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_claw_tenants(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -234,6 +236,13 @@ static ngx_command_t  ngx_http_claw_commands[] = {
     { ngx_string("claw_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_claw_metrics,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("claw_admin_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_claw_admin_token,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -1191,6 +1200,7 @@ ngx_http_claw_create_loc_conf(ngx_conf_t *cf)
 
     conf->enable = NGX_CONF_UNSET;
     conf->domains = NGX_CONF_UNSET_PTR;
+    conf->operator = NGX_CONF_UNSET_PTR;
     conf->unknown_status = NGX_CONF_UNSET_UINT;
     conf->auth = NGX_CONF_UNSET;
     conf->session_authorization = NGX_CONF_UNSET_UINT;
@@ -1219,6 +1229,7 @@ ngx_http_claw_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_str_value(conf->tenant, prev->tenant, "");
     ngx_conf_merge_ptr_value(conf->domains, prev->domains, NULL);
+    ngx_conf_merge_ptr_value(conf->operator, prev->operator, NULL);
     ngx_conf_merge_uint_value(conf->unknown_status, prev->unknown_status,
                               NGX_HTTP_NOT_FOUND);
     ngx_conf_merge_value(conf->auth, prev->auth, 1);
@@ -1283,6 +1294,15 @@ ngx_http_claw_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_claw_admin_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_loc_conf_t  *clcf = conf;
+
+    return ngx_http_claw_operator_directive(cf, &clcf->operator);
 }
 
 

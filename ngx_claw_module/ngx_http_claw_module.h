@@ -20,6 +20,7 @@
 #include "ngx_http_claw_apply.h"
 #include "ngx_http_claw_cluster.h"
 #include "ngx_http_claw_share.h"
+#include "ngx_http_claw_operator.h"
 
 
 /* $claw_auth */
@@ -91,6 +92,7 @@ typedef struct {
     time_t                       hsts;           /* max-age, 0: off */
     ngx_flag_t                   hsts_subdomains;
 
+    ngx_http_claw_operator_t    *operator;       /* claw_admin_token */
     unsigned                     admin:1;
     unsigned                     metrics:1;
 } ngx_http_claw_loc_conf_t;

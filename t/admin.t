@@ -742,3 +742,64 @@ If-Match, no such tenant: 412
 If-None-Match with a version: 400
 yan: 404
 
+
+
+=== TEST 39: claw_admin_token: the admin API and the metrics ask for the operator's token (401 with WWW-Authenticate: Bearer, nothing else said); off where it is turned off
+--- config
+    claw_admin_token sha256:8444a60820a42635bfe112dbaf969c5b719b26b9c0f6d290cd484d6a85398068;
+
+    location /claw/ {
+        claw_admin;
+    }
+
+    location = /metrics {
+        claw_metrics;
+    }
+
+    location /open/ {
+        claw_admin_token off;
+        claw_admin;
+    }
+
+    location = /report.txt {
+    }
+--- init
+my @lines;
+for my $c (['none', []],
+           ['wrong', ['Authorization: Bearer operator-token-2']],
+           ['a tenant\'s', ['Authorization: Bearer alice-token-1']],
+           ['right', ['Authorization: Bearer operator-token-1']])
+{
+    my ($name, $hdrs) = @$c;
+    my ($s, $b, $h) = ClawTest::http_request(GET => '/claw/tenants/alice', '', @$hdrs);
+    my ($m) = ClawTest::http_request(GET => '/metrics', '', @$hdrs);
+    my ($p) = ClawTest::http_request(PUT => '/claw/tenants/eve', '{"upstream":"127.0.0.1:19901"}', @$hdrs);
+    push @lines, "$name: admin $s, metrics $m, change $p"
+        . ($s == 401 ? ($h =~ /^WWW-Authenticate: Bearer\r?$/mi ? ', asks for Bearer' : ', says nothing') : '');
+}
+my ($s) = ClawTest::http_request(GET => '/open/tenants/alice');
+push @lines, "where it is off: $s";
+ClawTest::report(@lines);
+--- request
+GET /report.txt
+--- response_body
+none: admin 401, metrics 401, change 401, asks for Bearer
+wrong: admin 401, metrics 401, change 401, asks for Bearer
+a tenant's: admin 401, metrics 401, change 401, asks for Bearer
+right: admin 200, metrics 200, change 201
+where it is off: 200
+--- error_log
+the operator's credential was refused
+
+
+
+=== TEST 40: claw_admin_token takes digests, never the token itself
+--- config
+    location /claw/ {
+        claw_admin;
+        claw_admin_token operator-token-1;
+    }
+--- must_die
+--- error_log
+invalid digest "operator-token-1" in "claw_admin_token": "sha256:<64 hex digits>" is expected (the token itself never goes in the configuration)
+
