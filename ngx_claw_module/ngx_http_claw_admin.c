@@ -1656,6 +1656,24 @@ ngx_http_claw_admin_entry(ngx_http_request_t *r, json_t *root, ngx_str_t *id,
                 e->conn = n;
             }
 
+        } else if (ngx_strcmp(key, "state") == 0) {
+            if (json_is_null(v)) {
+                continue;
+            }
+
+            n = json_is_string(v)
+                ? ngx_http_claw_parse_state((u_char *) json_string_value(v),
+                                            json_string_length(v))
+                : -1;
+
+            if (n < 0) {
+                return "\"state\" must be \"active\", \"suspended\" or "
+                       "\"maintenance\"";
+            }
+
+            e->state = (unsigned) n;
+            e->has_state = 1;
+
         } else if (ngx_strcmp(key, "domains") == 0) {
             if (!json_is_array(v)) {
                 return "\"domains\" must be an array";
@@ -1714,7 +1732,8 @@ ngx_http_claw_admin_entry(ngx_http_request_t *r, json_t *root, ngx_str_t *id,
 
         } else {
             return "unknown field; fields are \"upstream\", \"tokens\", "
-                   "\"rate\", \"burst\", \"conn\" and \"domains\"";
+                   "\"rate\", \"burst\", \"conn\", \"domains\" and "
+                   "\"state\"";
         }
     }
 
@@ -1753,7 +1772,7 @@ ngx_http_claw_admin_tenant(ngx_http_claw_tconf_t *tc)
         d += 1 + *d;
     }
 
-    obj = json_pack("{s:s%,s:s%,s:o,s:o,s:o,s:o,s:o}",
+    obj = json_pack("{s:s%,s:s%,s:o,s:o,s:o,s:o,s:o,s:s}",
                     "id", (char *) ngx_http_claw_tconf_id(tc),
                     (size_t) tc->id_len,
                     "upstream", (char *) ngx_http_claw_tconf_upstream(tc),
@@ -1767,7 +1786,8 @@ ngx_http_claw_admin_tenant(ngx_http_claw_tconf_t *tc)
                                             : json_null(),
                     "conn", tc->conn >= 0 ? json_integer(tc->conn)
                                           : json_null(),
-                    "domains", domains);
+                    "domains", domains,
+                    "state", ngx_http_claw_states[tc->state]);
 
     return obj;
 }

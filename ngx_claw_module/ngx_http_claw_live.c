@@ -132,7 +132,9 @@ ngx_http_claw_live_check(ngx_event_t *ev)
 
             if (!ngx_http_claw_tables_holds(live->tables, t, ctx->digest)) {
                 ngx_http_claw_live_cut(ctx, t->dead ? "the tenant is gone"
-                                                    : "its token is revoked");
+                                                    : "its token is revoked, "
+                                                      "or its tenant is no "
+                                                      "longer active");
                 continue;
             }
 

@@ -502,6 +502,24 @@ ngx_http_claw_check(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
         return NGX_HTTP_FORBIDDEN;
     }
 
+    /* a tenant that is not active reaches no container, whoever asks */
+
+    if (ctx->tconf->state != NGX_HTTP_CLAW_STATE_ACTIVE) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "claw: tenant \"%V\" is %s", &ctx->id,
+                      ngx_http_claw_states[ctx->tconf->state]);
+
+        if (ctx->tconf->state == NGX_HTTP_CLAW_STATE_SUSPENDED) {
+            return NGX_HTTP_FORBIDDEN;
+        }
+
+        if (ngx_http_claw_retry_after(r, 60) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
     rc = ngx_http_claw_auth(r, clcf, ctx);
 
     if (rc != NGX_OK && rc != NGX_DECLINED) {

@@ -441,6 +441,30 @@ ngx_http_claw_rate_interval(ngx_http_claw_rate_t *rate)
 }
 
 
+const char *const  ngx_http_claw_states[] = {
+    "active", "suspended", "maintenance", NULL
+};
+
+
+/* a state's name: its NGX_HTTP_CLAW_STATE_*, or -1 */
+
+int
+ngx_http_claw_parse_state(const unsigned char *p, size_t len)
+{
+    int  i;
+
+    for (i = 0; ngx_http_claw_states[i]; i++) {
+        if (strlen(ngx_http_claw_states[i]) == len
+            && memcmp(ngx_http_claw_states[i], p, len) == 0)
+        {
+            return i;
+        }
+    }
+
+    return -1;
+}
+
+
 int
 ngx_http_claw_parse_number(const unsigned char *p, size_t len, int64_t max,
     int64_t *value)
@@ -667,6 +691,26 @@ ngx_http_claw_parse_line(unsigned char *line, size_t len,
                 return ngx_http_claw_line_error(err, "invalid conn",
                                                 f.data, f.len);
             }
+
+        } else if (klen == 5 && memcmp(start, "state", 5) == 0) {
+            int  st;
+
+            if (e->has_state) {
+                return ngx_http_claw_line_error(err, "duplicate state",
+                                                f.data, f.len);
+            }
+
+            st = ngx_http_claw_parse_state(v.data, v.len);
+
+            if (st < 0) {
+                return ngx_http_claw_line_error(err, "invalid state "
+                                                "(active, suspended or "
+                                                "maintenance)",
+                                                f.data, f.len);
+            }
+
+            e->state = (unsigned) st;
+            e->has_state = 1;
 
         } else if (klen == 6 && memcmp(start, "domain", 6) == 0) {
 

@@ -77,6 +77,14 @@ typedef struct {
 } ngx_http_claw_rate_t;
 
 
+/* a tenant's state= */
+#define NGX_HTTP_CLAW_STATE_ACTIVE       0
+#define NGX_HTTP_CLAW_STATE_SUSPENDED    1     /* 403, reaches nothing */
+#define NGX_HTTP_CLAW_STATE_MAINTENANCE  2     /* 503 with Retry-After */
+
+extern const char *const  ngx_http_claw_states[];
+
+
 /* one parsed registry line; spans point into the (lowercased) line */
 typedef struct {
     ngx_http_claw_span_t      id;
@@ -87,6 +95,8 @@ typedef struct {
     ngx_http_claw_rate_t      rate;       /* number 0: not set */
     int64_t                   burst;      /* -1: not set */
     int64_t                   conn;       /* -1: not set */
+    unsigned                  state;      /* NGX_HTTP_CLAW_STATE_* */
+    unsigned                  has_state;
 
     unsigned                  ntokens;
     unsigned char             tokens[NGX_HTTP_CLAW_MAX_TOKENS]
@@ -123,6 +133,7 @@ int ngx_http_claw_parse_number(const unsigned char *p, size_t len,
     int64_t max, int64_t *value);
 int ngx_http_claw_parse_digest(const unsigned char *p, size_t len,
     unsigned char *digest);
+int ngx_http_claw_parse_state(const unsigned char *p, size_t len);
 
 uint64_t ngx_http_claw_gcra(uint64_t tat, uint64_t now, uint64_t interval,
     uint64_t burst, uint64_t *next);

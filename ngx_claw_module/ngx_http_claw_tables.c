@@ -617,6 +617,15 @@ ngx_http_claw_revoke_tokens_locked(ngx_http_claw_tables_t *tb,
     u_char      *old;
     ngx_uint_t   i;
 
+    /* a tenant suspended or put in maintenance keeps nothing open */
+
+    if (conf->state != NGX_HTTP_CLAW_STATE_ACTIVE
+        && t->conf->state == NGX_HTTP_CLAW_STATE_ACTIVE)
+    {
+        ngx_http_claw_revoke_locked(tb, t);
+        return;
+    }
+
     old = ngx_http_claw_tconf_tokens(t->conf);
 
     for (i = 0; i < t->conf->ntokens; i++) {
@@ -661,6 +670,7 @@ ngx_http_claw_tables_holds(ngx_http_claw_tables_t *tb,
     ngx_shmtx_lock(&tb->shpool->mutex);
 
     ok = !t->dead
+         && t->conf->state == NGX_HTTP_CLAW_STATE_ACTIVE
          && ngx_http_claw_digest_find(digest,
                                       ngx_http_claw_tconf_tokens(t->conf),
                                       t->conf->ntokens)
@@ -1811,6 +1821,7 @@ ngx_http_claw_tconf_build(ngx_http_claw_tconf_t *tc, ngx_http_claw_entry_t *e)
     tc->rate = e->rate;
     tc->burst = (int32_t) e->burst;
     tc->conn = (int32_t) e->conn;
+    tc->state = (u_char) e->state;
     tc->socklen = (uint16_t) e->socklen;
     tc->id_len = (u_char) e->id.len;
     tc->upstream_len = (u_char) e->upstream.len;
@@ -1864,6 +1875,11 @@ ngx_http_claw_tconf_line(ngx_http_claw_tconf_t *tc, u_char *buf)
         len += ngx_sprintf(tmp, " conn=%D", tc->conn) - tmp;
     }
 
+    if (tc->state != NGX_HTTP_CLAW_STATE_ACTIVE) {
+        len += sizeof(" state=") - 1
+               + ngx_strlen(ngx_http_claw_states[tc->state]);
+    }
+
     d = ngx_http_claw_tconf_domains(tc);
 
     for (i = 0; i < tc->ndomains; i++) {
@@ -1900,6 +1916,10 @@ ngx_http_claw_tconf_line(ngx_http_claw_tconf_t *tc, u_char *buf)
         p = ngx_sprintf(p, " conn=%D", tc->conn);
     }
 
+    if (tc->state != NGX_HTTP_CLAW_STATE_ACTIVE) {
+        p = ngx_sprintf(p, " state=%s", ngx_http_claw_states[tc->state]);
+    }
+
     d = ngx_http_claw_tconf_domains(tc);
 
     for (i = 0; i < tc->ndomains; i++) {
@@ -1933,6 +1953,8 @@ ngx_http_claw_tconf_entry(ngx_http_claw_tconf_t *tc, ngx_http_claw_entry_t *e)
     e->rate = tc->rate;
     e->burst = tc->burst;
     e->conn = tc->conn;
+    e->state = tc->state;
+    e->has_state = (tc->state != NGX_HTTP_CLAW_STATE_ACTIVE);
 
     e->ntokens = tc->ntokens;
     ngx_memcpy(e->tokens, ngx_http_claw_tconf_tokens(tc),

@@ -39,7 +39,8 @@ typedef struct {
     u_char                       upstream_len;
     u_char                       ntokens;
     u_char                       ndomains;
-    u_char                       reserved[2];
+    u_char                       state;         /* NGX_HTTP_CLAW_STATE_* */
+    u_char                       reserved;
 } ngx_http_claw_tconf_t;
 
 #define NGX_HTTP_CLAW_TCONF_HEAD_MAX                                          \

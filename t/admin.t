@@ -21,11 +21,11 @@ _EOF_
 
 our $Alice = '{"id":"alice","upstream":"127.0.0.1:19901","tokens":'
     . '["sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1"],'
-    . '"rate":"10r/s","burst":20,"conn":32,"domains":["agent.alice.dev"]}';
+    . '"rate":"10r/s","burst":20,"conn":32,"domains":["agent.alice.dev"],"state":"active"}';
 
 our $Bob = '{"id":"bob","upstream":"[::1]:19902","tokens":'
     . '["sha256:da35348540eea93333fbee67961c2b02777aff29018cbbd343e7b9ac2e259122"],'
-    . '"rate":null,"burst":null,"conn":null,"domains":[]}';
+    . '"rate":null,"burst":null,"conn":null,"domains":[],"state":"active"}';
 
 # the list is in the table's order, not sorted: either will do
 our $List = qr/^\{"tenants":\[(?:\Q$Alice\E,\Q$Bob\E|\Q$Bob\E,\Q$Alice\E)\]\}\n\z/;
@@ -137,7 +137,7 @@ die "carol exists already: $s\n" unless $s == 404;
 {"upstream":"127.0.0.1:19901","tokens":["sha256:43fec2207592005ce020d7e6f8d096f215c59b19224e3716fe52dd19e6d2ea7a"],"domains":["New.Example.ORG."]}']
 --- error_code: 201
 --- response_body
-{"id":"carol","upstream":"127.0.0.1:19901","tokens":["sha256:43fec2207592005ce020d7e6f8d096f215c59b19224e3716fe52dd19e6d2ea7a"],"rate":null,"burst":null,"conn":null,"domains":["new.example.org"]}
+{"id":"carol","upstream":"127.0.0.1:19901","tokens":["sha256:43fec2207592005ce020d7e6f8d096f215c59b19224e3716fe52dd19e6d2ea7a"],"rate":null,"burst":null,"conn":null,"domains":["new.example.org"],"state":"active"}
 --- no_error_log
 [error]
 
@@ -661,14 +661,14 @@ GET /report.txt
     location = /report.txt {
     }
 --- response_body
-rate: 200 {"id":"alice","upstream":"127.0.0.1:19901","tokens":["sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1"],"rate":"20r/s","burst":20,"conn":32,"domains":["agent.alice.dev"]}
+rate: 200 {"id":"alice","upstream":"127.0.0.1:19901","tokens":["sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1"],"rate":"20r/s","burst":20,"conn":32,"domains":["agent.alice.dev"],"state":"active"}
 an ETag: yes
-conn, domains: 200 {"id":"alice","upstream":"127.0.0.1:19901","tokens":["sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1"],"rate":"20r/s","burst":20,"conn":null,"domains":[]}
+conn, domains: 200 {"id":"alice","upstream":"127.0.0.1:19901","tokens":["sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1"],"rate":"20r/s","burst":20,"conn":null,"domains":[],"state":"active"}
 no upstream: 400 {"error":"\"upstream\" is required"}
 unknown field: 400
 not an object: 400 {"error":"the body must be a JSON object (a merge patch, RFC 7396)"}
 no such tenant: 404 {"error":"no tenant \"nobody\""}
-after kill -9: 200 {"id":"alice","upstream":"127.0.0.1:19901","tokens":["sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1"],"rate":"20r/s","burst":20,"conn":null,"domains":[]}
+after kill -9: 200 {"id":"alice","upstream":"127.0.0.1:19901","tokens":["sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1"],"rate":"20r/s","burst":20,"conn":null,"domains":[],"state":"active"}
 
 
 
@@ -802,4 +802,35 @@ the operator's credential was refused
 --- must_die
 --- error_log
 invalid digest "operator-token-1" in "claw_admin_token": "sha256:<64 hex digits>" is expected (the token itself never goes in the configuration)
+
+
+
+=== TEST 41: a tenant's state: checked (400 for another word), kept in the registry line, back to active with null
+--- init
+my @lines;
+my ($s, $b) = ClawTest::http_request(PATCH => '/claw/tenants/bob', '{"state":"asleep"}');
+chomp $b;
+push @lines, "asleep: $s $b";
+($s) = ClawTest::http_request(PATCH => '/claw/tenants/bob', '{"state":"maintenance"}');
+push @lines, "maintenance: $s";
+select(undef, undef, undef, 3);
+my $file = ClawTest::slurp(ClawTest::servroot() . "/html/data/tenants.conf");
+push @lines, "in the file: " . ($file =~ /^bob .* state=maintenance$/m ? 'yes' : $file);
+ClawTest::nginx_restart_hard();
+($s, $b) = ClawTest::http_request(GET => '/claw/tenants/bob');
+push @lines, "after a restart: " . ($b =~ /"state":"(\w+)"/ ? $1 : $b);
+ClawTest::report(@lines);
+--- config
+    location /claw/ {
+        claw_admin;
+    }
+    location = /report.txt {
+    }
+--- request
+GET /report.txt
+--- response_body
+asleep: 400 {"error":"\"state\" must be \"active\", \"suspended\" or \"maintenance\""}
+maintenance: 200
+in the file: yes
+after a restart: maintenance
 

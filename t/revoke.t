@@ -638,3 +638,45 @@ a new tunnel: alice: again
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 13: a tenant suspended through the API: its tunnels end within 1 s, new requests get 403 before any credential is checked; in maintenance 503 with Retry-After; active again, it serves; other tenants untouched
+--- init
+my $a = main::ws('alice', @::A);
+my $bob = main::ws('bob', @::Bob);
+my ($s, $t0) = main::revoke_and_watch(PATCH => '/alice', '{"state":"suspended"}',
+                                      [$a, $bob]);
+my @lines = ("suspend: $s",
+             "alice's tunnel closed in time: " . main::closed_in_time($t0, $a),
+             "bob's tunnel after: " . main::echo($bob, 'after'),
+             "alice with a token: " . main::status_of('alice', @::A),
+             "alice with none: " . main::status_of('alice'),
+             "alice with a wrong one: " . main::status_of('alice', 'Authorization: Bearer nope'));
+($s) = main::admin(PATCH => '/alice', '{"state":"maintenance"}');
+my ($m, undef, $h) = ClawTest::http_request(GET => '/', '', 'Host: alice.claw.test', @::A);
+my ($ra) = $h =~ /^Retry-After: (\d+)\r?$/mi;
+push @lines, "maintenance: $s, a request: $m, Retry-After: " . ($ra // 'none');
+($s) = main::admin(PATCH => '/alice', '{"state":null}');
+push @lines, "active again: $s, a request: " . main::status_of('alice', @::A);
+my (undef, $body) = main::admin(GET => '/alice');
+push @lines, "state: " . ($body =~ /"state":"(\w+)"/ ? $1 : 'none');
+ClawTest::report(@lines);
+close $_->{sock} for $a, $bob;
+--- response_body
+suspend: 200
+alice's tunnel closed in time: yes
+bob's tunnel after: bob: after
+alice with a token: 403
+alice with none: 403
+alice with a wrong one: 403
+maintenance: 200, a request: 503, Retry-After: 60
+active again: 200, a request: 200
+state: active
+--- error_log
+claw: request of tenant "alice" ended: its token is revoked, or its tenant is no longer active
+claw: tenant "alice" is suspended
+--- no_error_log
+[alert]
+[crit]
+
