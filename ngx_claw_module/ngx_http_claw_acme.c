@@ -179,6 +179,8 @@ static void ngx_http_claw_acme_claimed(ngx_http_claw_acme_job_t *job);
 static void ngx_http_claw_acme_end(ngx_http_claw_acme_job_t *job);
 static void ngx_http_claw_acme_pull(ngx_http_claw_acme_main_conf_t *amcf,
     u_char *name, size_t len, time_t not_after);
+static void ngx_http_claw_acme_cap_refund_locked(
+    ngx_http_claw_acme_main_conf_t *amcf, u_char *id, size_t len);
 static ngx_int_t ngx_http_claw_acme_chall_set(
     ngx_http_claw_acme_main_conf_t *amcf, ngx_http_claw_acme_job_t *job);
 static void ngx_http_claw_acme_chall_unset(
@@ -1847,6 +1849,35 @@ ngx_http_claw_acme_cap_locked(ngx_http_claw_acme_main_conf_t *amcf,
 }
 
 
+/* an order counted against a tenant's cap was not placed after all */
+
+static void
+ngx_http_claw_acme_cap_refund_locked(ngx_http_claw_acme_main_conf_t *amcf,
+    u_char *id, size_t len)
+{
+    uint64_t                      interval;
+    ngx_str_t                     key;
+    ngx_http_claw_acme_tenant_t  *t;
+
+    if (amcf->cap == 0) {
+        return;
+    }
+
+    interval = (uint64_t) amcf->cap_period * 1000 / amcf->cap;
+
+    key.data = id;
+    key.len = len;
+
+    t = (ngx_http_claw_acme_tenant_t *)
+            ngx_str_rbtree_lookup(&amcf->sh->tenants, &key,
+                                  ngx_crc32_short(id, len));
+
+    if (t && t->tat >= interval) {
+        t->tat -= interval;
+    }
+}
+
+
 /*
  * What the files of a name hold: a certificate for the name with its
  * key, valid from not_before to not_after, is renewed at two thirds of
@@ -2617,7 +2648,7 @@ ngx_http_claw_acme_claimed(ngx_http_claw_acme_job_t *job)
         return;
 
     default: /* NGX_HTTP_CLAW_ACME_CLAIM_ERROR: error says why */
-        job->rc = NGX_ERROR;
+        job->rc = NGX_AGAIN;
         ngx_http_claw_acme_end(job);
         return;
     }
@@ -2705,6 +2736,34 @@ ngx_http_claw_acme_result(ngx_http_claw_acme_main_conf_t *amcf,
 
     if (rec) {
         rec->pull = 0;
+    }
+
+    /* a claim that placed no order spent nothing of the tenant's cap */
+
+    if (amcf->cluster && !job->pull && !job->claimed) {
+        ngx_http_claw_acme_cap_refund_locked(amcf, job->tenant.data,
+                                             job->tenant.len);
+    }
+
+    if (job->rc == NGX_AGAIN) {
+
+        /* the cluster server did not answer: no failure of the name's */
+
+        if (rec) {
+            rec->busy = 0;
+            rec->next_attempt = now + amcf->backoff_min;
+            rec->error_len = (u_char) ngx_min(job->error_len,
+                                              NGX_HTTP_CLAW_ACME_ERROR_MAX);
+            ngx_memcpy(rec->error, job->error, rec->error_len);
+        }
+
+        ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "claw_acme: no order for \"%s\": %*s; next attempt in "
+                      "%Ts", job->domain, job->error_len, job->error,
+                      amcf->backoff_min);
+        return;
     }
 
     if (job->rc == NGX_DECLINED || job->rc == NGX_DONE

@@ -94,11 +94,15 @@ static void ngx_http_claw_acme_ignore(void *data,
  */
 
 static ngx_str_t  ngx_http_claw_acme_claim_script = ngx_string(
-"local raw = redis.call('HGET', KEYS[2], 'not_after')\n"
+"local ok, raw = pcall(redis.call, 'HGET', KEYS[2], 'not_after')\n"
+"if not ok then redis.call('DEL', KEYS[2]); raw = nil end\n"
 "local na = tonumber(raw or '')\n"
 "if na and na > tonumber(ARGV[3]) then\n"
 "  local c = redis.call('HMGET', KEYS[2], 'crt', 'key', 'node')\n"
-"  return {'cert', c[1] or '', c[2] or '', c[3] or '', raw}\n"
+"  if c[1] and c[1] ~= '' and c[2] and c[2] ~= '' then\n"
+"    return {'cert', c[1], c[2], c[3] or '', raw}\n"
+"  end\n"
+"  redis.call('DEL', KEYS[2])\n"
 "end\n"
 "if ARGV[4] == '1' then return {'none'} end\n"
 "local owner = redis.call('GET', KEYS[1])\n"
@@ -122,17 +126,21 @@ static ngx_str_t  ngx_http_claw_acme_finish_script = ngx_string(
 "  redis.call('DEL', KEYS[5])\n"
 "end\n"
 "local mine = redis.call('GET', KEYS[3]) == ARGV[1]\n"
-"if ARGV[3] == '1' then\n"
+"local ok, cur = pcall(redis.call, 'HGET', KEYS[1], 'not_after')\n"
+"if ARGV[3] == '1' and (not ok or not tonumber(cur or '')\n"
+"                      or tonumber(cur) < tonumber(ARGV[6])) then\n"
+"  if not ok then redis.call('DEL', KEYS[1]) end\n"
 "  redis.call('HSET', KEYS[1], 'crt', ARGV[4], 'key', ARGV[5],\n"
 "             'not_after', ARGV[6], 'node', ARGV[1])\n"
 "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', '10000', '*',\n"
 "             'domain', ARGV[7], 'not_after', ARGV[6])\n"
 "  if mine then redis.call('DEL', KEYS[3]) end\n"
+"elseif ARGV[3] == '1' then\n"
+"  if mine then redis.call('DEL', KEYS[3]) end\n"
 "elseif mine then\n"
 "  redis.call('PEXPIRE', KEYS[3], ARGV[8])\n"
 "end\n"
-"if ARGV[9] ~= '' and redis.call('HGET', KEYS[1], 'not_after') == ARGV[9]\n"
-"then\n"
+"if ARGV[9] ~= '' and ok and cur == ARGV[9] then\n"
 "  redis.call('DEL', KEYS[1])\n"
 "end\n"
 "return 1\n");
@@ -284,6 +292,10 @@ ngx_http_claw_acme_claimed(void *data, ngx_http_claw_resp_t *reply)
 
         job->retry_after = (e[2].integer > 0) ? e[2].integer / 1000 + 1 : 0;
 
+        if (job->retry_after > job->amcf->backoff_max) {
+            job->retry_after = job->amcf->backoff_max;
+        }
+
     } else if (ngx_http_claw_resp_is(&e[0], "cert") && reply->nelts == 5
                && e[4].type == NGX_HTTP_CLAW_RESP_STRING)
     {
@@ -363,7 +375,7 @@ ngx_http_claw_acme_cluster_offer(ngx_http_claw_acme_job_t *job,
 {
     u_char                          *p;
     size_t                           size, name_len, token_len, keyauth_len;
-    ngx_str_t                        args[4];
+    ngx_str_t                        args[4], del[2];
     ngx_uint_t                       i;
     ngx_http_claw_cluster_t         *cl;
     ngx_http_claw_acme_main_conf_t  *amcf;
@@ -430,8 +442,11 @@ ngx_http_claw_acme_cluster_offer(ngx_http_claw_acme_job_t *job,
 
     /* acks of an earlier offer of the same token count for nothing */
 
+    del[0] = args[0];
+    del[1] = args[2];
+
     if (ngx_http_claw_redis_command(&cl->cmd, ngx_http_claw_acme_ignore,
-                                    NULL, cl->redis.timeout, 2, &args[1])
+                                    NULL, cl->redis.timeout, 2, del)
         != NGX_OK)
     {
         goto failed;
@@ -487,10 +502,11 @@ ngx_http_claw_acme_offered(void *data, ngx_http_claw_resp_t *reply)
         return;
     }
 
+    /* not cancelable: a graceful exit waits (5 s at most) to withdraw it */
+
     job->wait.handler = ngx_http_claw_acme_wait_handler;
     job->wait.data = job;
     job->wait.log = job->log;
-    job->wait.cancelable = 1;
     job->wait_until = ngx_current_msec + NGX_HTTP_CLAW_ACME_ACK_WAIT;
 
     ngx_http_claw_acme_wait_handler(&job->wait);
@@ -539,6 +555,14 @@ ngx_http_claw_acme_counted(void *data, ngx_http_claw_resp_t *reply)
     cl = job->amcf->cluster;
     others = cl->sh->nodes - 1;
 
+    /* the worker exits: the order is given up, and withdrawn */
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        job->rc = NGX_ABORT;
+        job->step(job);
+        return;
+    }
+
     if (reply && reply->type == NGX_HTTP_CLAW_RESP_INTEGER
         && reply->integer >= (long long) others)
     {
@@ -546,9 +570,7 @@ ngx_http_claw_acme_counted(void *data, ngx_http_claw_resp_t *reply)
         return;
     }
 
-    if ((ngx_msec_int_t) (job->wait_until - ngx_current_msec) <= 0
-        || ngx_exiting || ngx_terminate || ngx_quit)
-    {
+    if ((ngx_msec_int_t) (job->wait_until - ngx_current_msec) <= 0) {
         /* the CA may reach a node that has not got it: it then fails */
 
         ngx_log_error(NGX_LOG_WARN, job->log, 0,
@@ -916,6 +938,12 @@ ngx_http_claw_acme_challenges(void *data, ngx_http_claw_resp_t *reply)
             continue;
         }
 
+        if (c->expires < ngx_time()) {
+            ngx_queue_remove(q);
+            ngx_slab_free_locked(amcf->shpool, c);
+            continue;
+        }
+
         name_len = c->name_len;
         token_len = c->token_len;
         found = 0;
@@ -1061,11 +1089,19 @@ ngx_http_claw_acme_take_challenge(ngx_http_claw_acme_main_conf_t *amcf,
         goto malformed;
     }
 
-    /* its own, or one left behind by a node that stopped */
+    if (expires < ngx_time()) {
 
-    if ((len[0] == cl->node.len
-         && ngx_memcmp(data, cl->node.data, len[0]) == 0)
-        || expires < ngx_time())
+        /* left behind by a node that stopped before it withdrew it */
+
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                      "claw_acme: an expired challenge of node \"%*s\" "
+                      "removed from the cluster server", len[0], data);
+        goto remove;
+    }
+
+    /* its own */
+
+    if (len[0] == cl->node.len && ngx_memcmp(data, cl->node.data, len[0]) == 0)
     {
         return NGX_OK;
     }
@@ -1174,6 +1210,8 @@ malformed:
         return NGX_ERROR;
     }
 
+remove:
+
     pool = ngx_create_pool(256, ngx_cycle->log);
     if (pool == NULL) {
         return NGX_ERROR;
@@ -1243,13 +1281,20 @@ ngx_http_claw_acme_news(void *data, ngx_http_claw_resp_t *reply)
         if (entry->type != NGX_HTTP_CLAW_RESP_ARRAY || entry->nelts != 2
             || entry->elts[0].type != NGX_HTTP_CLAW_RESP_STRING
             || entry->elts[0].len >= sizeof(poll->last)
-            || entry->elts[1].type != NGX_HTTP_CLAW_RESP_ARRAY)
+            || entry->elts[0].len == 0)
         {
+            /* with no id to go on from: the log is read from its end */
+
+            poll->last_len = 0;
             break;
         }
 
         poll->last_len = entry->elts[0].len;
         ngx_memcpy(poll->last, entry->elts[0].str, poll->last_len);
+
+        if (entry->elts[1].type != NGX_HTTP_CLAW_RESP_ARRAY) {
+            continue;
+        }
 
         f = entry->elts[1].elts;
         name = NULL;

@@ -555,6 +555,7 @@ ngx_http_claw_acme_alpn_answer(ngx_http_claw_acme_main_conf_t *amcf,
 {
     X509                        *x, *current;
     size_t                       len, cert_len, key_len;
+    time_t                       now;
     EVP_PKEY                    *key;
     ngx_uint_t                   i, t;
     const char                  *sni;
@@ -603,17 +604,21 @@ ngx_http_claw_acme_alpn_answer(ngx_http_claw_acme_main_conf_t *amcf,
 
     cert_len = 0;
     key_len = 0;
+    now = ngx_time();
 
     ngx_shmtx_lock(&amcf->shpool->mutex);
 
-    for (q = ngx_queue_head(&amcf->sh->challenges);
+    /* the newest pending one: a challenge left behind is older */
+
+    for (q = ngx_queue_last(&amcf->sh->challenges);
          q != ngx_queue_sentinel(&amcf->sh->challenges);
-         q = ngx_queue_next(q))
+         q = ngx_queue_prev(q))
     {
         ch = ngx_queue_data(q, ngx_http_claw_acme_chall_t, queue);
 
         if (ch->type != NGX_HTTP_CLAW_ACME_TLS_ALPN_01
             || ch->name_len != len
+            || ch->expires < now
             || ngx_memcmp(ch->data, name, len) != 0)
         {
             continue;

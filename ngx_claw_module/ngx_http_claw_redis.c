@@ -200,6 +200,13 @@ ngx_http_claw_redis_ssl(ngx_conf_t *cf, ngx_http_claw_redis_conf_t *conf,
 
     if (conf->ssl_name.len == 0) {
         conf->ssl_name = conf->host;
+
+        /* "[::1]": the address is what the certificate names */
+
+        if (conf->ssl_name.len > 2 && conf->ssl_name.data[0] == '[') {
+            conf->ssl_name.data++;
+            conf->ssl_name.len -= 2;
+        }
     }
 
     if (cert->len
@@ -269,6 +276,7 @@ ngx_http_claw_redis_tls_error(SSL *ssl, u_char *buf, size_t size)
 {
     long           v;
     unsigned long  e;
+    const char    *reason;
 
     v = SSL_get_verify_result(ssl);
 
@@ -285,7 +293,9 @@ ngx_http_claw_redis_tls_error(SSL *ssl, u_char *buf, size_t size)
         return ngx_snprintf(buf, size, "the server closed the connection");
     }
 
-    return ngx_snprintf(buf, size, "TLS: %s", ERR_reason_error_string(e));
+    reason = ERR_reason_error_string(e);
+
+    return ngx_snprintf(buf, size, "TLS: %s", reason ? reason : "an error");
 }
 
 
@@ -814,6 +824,7 @@ ngx_http_claw_redis_close(ngx_http_claw_redis_t *rd, const char *why)
     if (c) {
         if (c->ssl) {
             c->ssl->no_wait_shutdown = 1;
+            c->ssl->no_send_shutdown = 1;
             (void) ngx_ssl_shutdown(c);
         }
 
@@ -906,6 +917,8 @@ ngx_http_claw_redis_probe(ngx_http_claw_redis_conf_t *conf, u_char *err,
     socklen_t              elen;
     ngx_socket_t           s;
     ngx_msec_t             deadline;
+    ngx_uint_t             restore;
+    struct sigaction       sa, old;
     ngx_http_claw_resp_t  *reply;
     const u_char          *argv[3];
     size_t                 lens[3];
@@ -951,6 +964,7 @@ ngx_http_claw_redis_probe(ngx_http_claw_redis_conf_t *conf, u_char *err,
 
     len = p - out;
     ssl = NULL;
+    restore = 0;
 
     s = ngx_socket(conf->addr.sockaddr->sa_family, SOCK_STREAM, 0);
     if (s == (ngx_socket_t) -1) {
@@ -991,6 +1005,21 @@ ngx_http_claw_redis_probe(ngx_http_claw_redis_conf_t *conf, u_char *err,
     }
 
     if (conf->ssl) {
+
+        /*
+         * OpenSSL writes with write(): a server gone after the handshake
+         * would be a SIGPIPE, which nginx ignores only once its
+         * configuration is read (never during nginx -t)
+         */
+
+        ngx_memzero(&sa, sizeof(struct sigaction));
+        sa.sa_handler = SIG_IGN;
+        sigemptyset(&sa.sa_mask);
+
+        if (sigaction(SIGPIPE, &sa, &old) == 0) {
+            restore = 1;
+        }
+
         rc = ngx_http_claw_redis_probe_tls(conf, s, deadline, &ssl, err,
                                            size);
         if (rc != NGX_OK) {
@@ -1092,12 +1121,17 @@ declined:
 done:
 
     if (ssl) {
+        SSL_set_quiet_shutdown(ssl, 1);
         (void) SSL_shutdown(ssl);
         SSL_free(ssl);
         ERR_clear_error();
     }
 
     ngx_close_socket(s);
+
+    if (restore) {
+        (void) sigaction(SIGPIPE, &old, NULL);
+    }
 
     return rc;
 }
@@ -1210,7 +1244,9 @@ ngx_http_claw_redis_probe_tls(ngx_http_claw_redis_conf_t *conf,
         }
 
         if (e != SSL_ERROR_WANT_READ) {
-            break;
+            ERR_clear_error();
+            ngx_snprintf(err, size, "the server closed the connection%Z");
+            return NGX_DECLINED;
         }
     }
 
@@ -1322,6 +1358,11 @@ ngx_http_claw_redis_tls(ngx_http_claw_redis_t *rd)
         return;
     }
 
+    /* the unsent commands move when more are queued (_room()) */
+
+    SSL_set_mode(c->ssl->connection, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
+                                     |SSL_MODE_ENABLE_PARTIAL_WRITE);
+
     rd->handshake = 1;
 
     rc = ngx_ssl_handshake(c);
@@ -1356,8 +1397,17 @@ ngx_http_claw_redis_tls_done(ngx_connection_t *c)
             return;
         }
 
-        p = ngx_http_claw_redis_tls_error(c->ssl->connection, why,
-                                          sizeof(why));
+        /* nginx logged the reason (at info) and emptied the queue */
+
+        if (SSL_get_verify_result(c->ssl->connection) != X509_V_OK) {
+            p = ngx_http_claw_redis_tls_error(c->ssl->connection, why,
+                                              sizeof(why));
+
+        } else {
+            p = ngx_sprintf(why, "the TLS handshake failed (the reason is "
+                            "in the error log, at info)");
+        }
+
         ngx_http_claw_redis_fail(rd, "%*s", (size_t) (p - why), why);
         return;
     }

@@ -288,6 +288,16 @@ push @lines, "bad challenge removed: "
 push @lines, "named in a log: "
     . (logged($n1, qr/certificate of "shop.test" in the cluster .*claw:acme:cert:shop.test.* removed/)
        + logged($n2, qr/certificate of "shop.test" in the cluster .*claw:acme:cert:shop.test.* removed/) ? 'yes' : 'no');
+# a key of another type where a certificate belongs, announced after an
+# entry that is no announcement: passed over, then removed by the claim
+redis_cli($::R, 'XADD', 'claw:acme:log', '*', 'colour', 'red');
+redis_cli($::R, 'SET', 'claw:acme:cert:alpn.test', 'not a hash');
+redis_cli($::R, 'XADD', 'claw:acme:log', '*', 'domain', 'alpn.test',
+          'not_after', '4102444800');
+push @lines, "a key of another type removed: "
+    . (wait_until(10, sub {
+          redis_cli($::R, 'EXISTS', 'claw:acme:cert:alpn.test') == 0
+       }) ? 'yes' : 'no');
 push @lines, "challenge named: "
     . (logged($n1, qr/field "bogus" of "claw:acme:ch" .* not a challenge; removed/)
        + logged($n2, qr/field "bogus" of "claw:acme:ch" .* not a challenge; removed/) ? 'yes' : 'no');
@@ -300,6 +310,7 @@ ClawTest::report(@lines);
 bad certificate removed: yes
 bad challenge removed: yes
 named in a log: yes
+a key of another type removed: yes
 challenge named: yes
 still served: same same
 orders: n1 1, n2 0

@@ -175,6 +175,28 @@ push @lines, "wrong password: "
                 . "ssl_certificate_key=$::Dir/client.key");
 push @lines, "a plain server: "
     . test_with("rediss://127.0.0.1:19934 ssl_trusted_certificate=$::Dir/ca.crt");
+# a TLS server that hangs up 0.3 s after each handshake, the PING unread
+# (a tunnel whose backend is down): the connection is reset under the
+# node's check, and nginx -t must not die of SIGPIPE
+my $pid = fork // die "fork: $!\n";
+if ($pid == 0) {
+    require IO::Socket::SSL;
+    my $l = IO::Socket::SSL->new(LocalAddr => '127.0.0.1', LocalPort => 19935,
+                                 Listen => 16, ReuseAddr => 1,
+                                 SSL_cert_file => "$::Dir/server.crt",
+                                 SSL_key_file => "$::Dir/server.key")
+        or POSIX::_exit(1);
+    while (1) {
+        my $c = $l->accept or next;
+        select(undef, undef, undef, 0.3);
+        $c->close(SSL_no_shutdown => 1);
+    }
+}
+ClawTest::wait_port(19935, 'the hanging-up server');
+push @lines, "a server that hangs up after the handshake: "
+    . test_with("rediss://127.0.0.1:19935 ssl_trusted_certificate=$::Dir/ca.crt");
+kill 'KILL', $pid;
+waitpid $pid, 0;
 push @lines, "TLS options on redis://: "
     . test_with("redis://127.0.0.1:19934 ssl_name=redis.test");
 push @lines, "a certificate without its key: "
@@ -188,6 +210,7 @@ misnamed: rc 1: claw_cluster server "rediss://:\*\*\*@127.0.0.1:19933": the serv
 no client certificate: rc 1: claw_cluster server "rediss://:\*\*\*@127.0.0.1:19933": TLS: tlsv13 alert certificate required
 wrong password: rc 1: claw_cluster server "rediss://:\*\*\*@127.0.0.1:19933": the server refused AUTH: WRONGPASS .*
 a plain server: rc 0: claw_cluster server "rediss://127.0.0.1:19934" does not answer \(the TLS handshake timed out\): the node serves its own registry until it does
+a server that hangs up after the handshake: rc 0: claw_cluster server "rediss://127.0.0.1:19935" does not answer \(the server closed the connection\): the node serves its own registry until it does
 TLS options on redis://: rc 1: "ssl_name=redis.test" requires a "rediss://" server
 a certificate without its key: rc 1: claw_cluster: "ssl_certificate=" and "ssl_certificate_key=" go together
 
