@@ -287,6 +287,7 @@ ngx_http_claw_auth(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
                                         clcf->fail_limit);
         if (retry) {
             (void) ngx_atomic_fetch_add(&ctx->tenant->lockouts, 1);
+            ctx->limit = NGX_HTTP_CLAW_LIMIT_LOCKOUT;
 
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "claw: address locked out after too many failed "
@@ -359,16 +360,19 @@ ngx_http_claw_auth(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     } else if (c == NGX_HTTP_CLAW_EXPIRED) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "claw: session expired");
+        ctx->auth_error = NGX_HTTP_CLAW_AUTH_ERR_EXPIRED;
         return ngx_http_claw_unauthorized(r, clcf);
     }
 
     if (t == NGX_HTTP_CLAW_ABSENT && c == NGX_HTTP_CLAW_ABSENT) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "claw: no credential");
+        ctx->auth_error = NGX_HTTP_CLAW_AUTH_ERR_MISSING;
         return ngx_http_claw_unauthorized(r, clcf);
     }
 
     if (t != NGX_HTTP_CLAW_VALID && c != NGX_HTTP_CLAW_VALID) {
+        ctx->auth_error = NGX_HTTP_CLAW_AUTH_ERR_INVALID;
         return ngx_http_claw_failed(r, clcf, ctx, NGX_HTTP_UNAUTHORIZED,
                                     "invalid credential");
     }
@@ -400,6 +404,7 @@ ngx_http_claw_auth(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
                           "from a foreign origin",
                           websocket ? "WebSocket" : "request", &ctx->id);
             ctx->auth = NGX_HTTP_CLAW_AUTH_NONE;
+            ctx->auth_error = NGX_HTTP_CLAW_AUTH_ERR_ORIGIN;
             return NGX_HTTP_FORBIDDEN;
         }
     }
@@ -1507,6 +1512,10 @@ ngx_http_claw_failed(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     size_t                      len;
     ngx_http_claw_main_conf_t  *cmcf;
     u_char                      key[NGX_HTTP_CLAW_FAIL_KEY];
+
+    if (status == NGX_HTTP_BAD_REQUEST) {
+        ctx->auth_error = NGX_HTTP_CLAW_AUTH_ERR_CONFLICT;
+    }
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "claw: %s for tenant \"%V\"", why, &ctx->id);

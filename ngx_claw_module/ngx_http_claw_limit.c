@@ -89,12 +89,18 @@ ngx_http_claw_limit(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     }
 
     if (ctx->active) {
+        ctx->limit = NGX_HTTP_CLAW_LIMIT_PASS;
         return NGX_OK;
     }
 
     (void) ngx_atomic_fetch_add(&ctx->tenant->rate_limited, 1);
 
+    ctx->limit = over_conn ? NGX_HTTP_CLAW_LIMIT_CONN
+                           : NGX_HTTP_CLAW_LIMIT_RATE;
+
     if (over_conn) {
+        (void) ngx_atomic_fetch_add(&ctx->tenant->conn_limited, 1);
+
         ngx_log_error(clcf->limit_log_level, r->connection->log, 0,
                       "claw: tenant \"%V\" at its limit of %L requests "
                       "in flight", &ctx->id, conn);

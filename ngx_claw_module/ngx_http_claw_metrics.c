@@ -89,7 +89,7 @@ ngx_http_claw_metrics_log(ngx_http_request_t *r)
 
 /* the longest line: name, tenant label, class label, a 20-digit number */
 #define NGX_HTTP_CLAW_METRICS_LINE                                           \
-    (sizeof("claw_rate_limited_total{tenant=\"\",code=\"2xx\"} \n")          \
+    (sizeof("claw_refused_total{tenant=\"\",reason=\"maintenance\"} \n")     \
      + NGX_HTTP_CLAW_ID_MAX + NGX_INT64_LEN)
 
 
@@ -142,7 +142,18 @@ static ngx_http_claw_family_t  ngx_http_claw_families[] = {
     { ngx_string("# HELP claw_revoked_total Requests in flight (tunnels, "
                  "streams) ended because their credential was revoked.\n"
                  "# TYPE claw_revoked_total counter\n"),
-      ngx_string("claw_revoked_total{tenant=\"") }
+      ngx_string("claw_revoked_total{tenant=\"") },
+    { ngx_string("# HELP claw_refused_total Requests of a tenant refused, "
+                 "by reason ($claw_limit, and auth for failed "
+                 "credentials).\n# TYPE claw_refused_total counter\n"),
+      ngx_string("claw_refused_total{tenant=\"") }
+};
+
+/* the reasons of claw_refused_total, one line each */
+#define NGX_HTTP_CLAW_REASONS  6
+
+static char  *ngx_http_claw_reasons[] = {
+    "rate", "conn", "lockout", "auth", "suspended", "maintenance"
 };
 
 #define NGX_HTTP_CLAW_FAMILIES                                               \
@@ -152,6 +163,8 @@ static ngx_http_claw_family_t  ngx_http_claw_families[] = {
 static ngx_uint_t ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b);
 static u_char *ngx_http_claw_metrics_line(u_char *p, ngx_str_t *name,
     ngx_http_claw_counters_t *c, const char *code, uint64_t value);
+static u_char *ngx_http_claw_metrics_reason(u_char *p, ngx_str_t *name,
+    ngx_http_claw_counters_t *c, const char *reason, uint64_t value);
 static u_char *ngx_http_claw_metrics_cluster(u_char *p,
     ngx_http_claw_cluster_sh_t *sh);
 
@@ -260,6 +273,7 @@ ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b)
     ngx_http_claw_metrics_ctx_t  *mc = data;
 
     u_char                    *p, *end;
+    uint64_t                   reason[NGX_HTTP_CLAW_REASONS];
     ngx_uint_t                 j;
     ngx_str_t                 *name;
     ngx_http_claw_counters_t  *c;
@@ -283,7 +297,7 @@ ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b)
         while (mc->tenant < mc->n) {
 
             if ((size_t) (end - p)
-                < NGX_HTTP_CLAW_CLASSES * NGX_HTTP_CLAW_METRICS_LINE)
+                < NGX_HTTP_CLAW_REASONS * NGX_HTTP_CLAW_METRICS_LINE)
             {
                 goto full;
             }
@@ -324,8 +338,24 @@ ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b)
                                                c->lockouts);
                 break;
 
-            default: /* 6 */
+            case 6:
                 p = ngx_http_claw_metrics_line(p, name, c, NULL, c->revoked);
+                break;
+
+            default: /* 7 */
+                reason[0] = c->rate_limited - c->conn_limited;
+                reason[1] = c->conn_limited;
+                reason[2] = c->lockouts;
+                reason[3] = c->auth_failures;
+                reason[4] = c->refused_state[0];
+                reason[5] = c->refused_state[1];
+
+                for (j = 0; j < NGX_HTTP_CLAW_REASONS; j++) {
+                    p = ngx_http_claw_metrics_reason(p, name, c,
+                                                     ngx_http_claw_reasons[j],
+                                                     reason[j]);
+                }
+
                 break;
             }
         }
@@ -420,6 +450,17 @@ ngx_http_claw_metrics_cluster(u_char *p, ngx_http_claw_cluster_sh_t *sh)
 
 
 /* one line, without ngx_sprintf: a page has hundreds of thousands */
+
+static u_char *
+ngx_http_claw_metrics_reason(u_char *p, ngx_str_t *name,
+    ngx_http_claw_counters_t *c, const char *reason, uint64_t value)
+{
+    p = ngx_cpymem(p, name->data, name->len);
+    p = ngx_cpymem(p, c->id, c->id_len);
+
+    return ngx_sprintf(p, "\",reason=\"%s\"} %uL\n", reason, value);
+}
+
 
 static u_char *
 ngx_http_claw_metrics_line(u_char *p, ngx_str_t *name,

@@ -34,6 +34,10 @@ static void ngx_http_claw_cleanup(void *data);
 static ngx_int_t ngx_http_claw_public(ngx_http_request_t *r);
 static ngx_int_t ngx_http_claw_tenant_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_claw_reason_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_claw_token_id_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_claw_identity_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_claw_request_variable(ngx_http_request_t *r,
@@ -349,6 +353,18 @@ static ngx_http_variable_t  ngx_http_claw_vars[] = {
       ngx_http_claw_request_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("claw_limit"), NULL,
+      ngx_http_claw_reason_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("claw_auth_error"), NULL,
+      ngx_http_claw_reason_variable, 1,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("claw_token_id"), NULL,
+      ngx_http_claw_token_id_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
       ngx_http_null_variable
 };
 
@@ -507,11 +523,20 @@ ngx_http_claw_check(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     if (ctx->tconf->state != NGX_HTTP_CLAW_STATE_ACTIVE) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "claw: tenant \"%V\" is %s", &ctx->id,
-                      ngx_http_claw_states[ctx->tconf->state]);
+                      ctx->tconf->state == NGX_HTTP_CLAW_STATE_SUSPENDED
+                      ? "suspended" : "in maintenance");
+
+        (void) ngx_atomic_fetch_add(
+                   &ctx->tenant->refused_state[ctx->tconf->state
+                                           == NGX_HTTP_CLAW_STATE_SUSPENDED
+                                           ? 0 : 1], 1);
 
         if (ctx->tconf->state == NGX_HTTP_CLAW_STATE_SUSPENDED) {
+            ctx->limit = NGX_HTTP_CLAW_LIMIT_SUSPENDED;
             return NGX_HTTP_FORBIDDEN;
         }
+
+        ctx->limit = NGX_HTTP_CLAW_LIMIT_MAINTENANCE;
 
         if (ngx_http_claw_retry_after(r, 60) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -907,6 +932,97 @@ ngx_http_claw_tenant_variable(ngx_http_request_t *r,
     v->no_cacheable = 0;
     v->not_found = 0;
     v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+/* $claw_limit (data 0) and $claw_auth_error (1): why, in a word */
+
+static ngx_str_t  ngx_http_claw_limit_names[] = {
+    ngx_null_string,
+    ngx_string("pass"),
+    ngx_string("rate"),
+    ngx_string("conn"),
+    ngx_string("lockout"),
+    ngx_string("suspended"),
+    ngx_string("maintenance")
+};
+
+static ngx_str_t  ngx_http_claw_auth_error_names[] = {
+    ngx_null_string,
+    ngx_string("missing"),
+    ngx_string("invalid"),
+    ngx_string("expired"),
+    ngx_string("conflict"),
+    ngx_string("origin")
+};
+
+
+static ngx_int_t
+ngx_http_claw_reason_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t            *name;
+    ngx_http_claw_ctx_t  *ctx;
+
+    ctx = ngx_http_claw_get_ctx(r->main);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    name = data ? &ngx_http_claw_auth_error_names[ctx->auth_error]
+                : &ngx_http_claw_limit_names[ctx->limit];
+
+    if (name->len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = name->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = name->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Which of a tenant's tokens a request came with, without the token: the
+ * first 12 hex digits of its digest, as the registry lists it.  For a
+ * session, the token it was minted from.
+ */
+
+static ngx_int_t
+ngx_http_claw_token_id_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char               *p;
+    ngx_http_claw_ctx_t  *ctx;
+
+    ctx = ngx_http_claw_get_ctx(r->main);
+
+    if (ctx == NULL || ctx->auth == NGX_HTTP_CLAW_AUTH_NONE
+        || ctx->auth == NGX_HTTP_CLAW_AUTH_OFF)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, 12);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_hex_dump(p, ctx->digest, 6) - p;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = p;
 
     return NGX_OK;
 }

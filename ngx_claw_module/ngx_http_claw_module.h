@@ -140,6 +140,8 @@ typedef struct {
     unsigned                     cut:1;          /* revoked in flight */
 
     unsigned                     auth:3;         /* $claw_auth */
+    unsigned                     limit:3;        /* $claw_limit */
+    unsigned                     auth_error:3;   /* $claw_auth_error */
     unsigned                     admitted:1;
     ngx_uint_t                   refused;        /* the status, once */
     unsigned                     limited:1;      /* limits were applied */
@@ -152,6 +154,22 @@ typedef struct {
     time_t                       rate_window;
     time_t                       rate_reset;
 } ngx_http_claw_ctx_t;
+
+
+/* $claw_limit: what the limits said (empty: they were not reached) */
+#define NGX_HTTP_CLAW_LIMIT_PASS         1
+#define NGX_HTTP_CLAW_LIMIT_RATE         2
+#define NGX_HTTP_CLAW_LIMIT_CONN         3
+#define NGX_HTTP_CLAW_LIMIT_LOCKOUT      4
+#define NGX_HTTP_CLAW_LIMIT_SUSPENDED    5
+#define NGX_HTTP_CLAW_LIMIT_MAINTENANCE  6
+
+/* $claw_auth_error: why no credential was good (empty: none failed) */
+#define NGX_HTTP_CLAW_AUTH_ERR_MISSING   1
+#define NGX_HTTP_CLAW_AUTH_ERR_INVALID   2
+#define NGX_HTTP_CLAW_AUTH_ERR_EXPIRED   3
+#define NGX_HTTP_CLAW_AUTH_ERR_CONFLICT  4
+#define NGX_HTTP_CLAW_AUTH_ERR_ORIGIN    5
 
 
 ngx_http_claw_ctx_t *ngx_http_claw_get_ctx(ngx_http_request_t *r);

@@ -1540,7 +1540,10 @@ ngx_http_claw_snapshot(ngx_http_claw_tables_t *tb, ngx_pool_t *pool,
 
                     c->auth_failures = t->auth_failures;
                     c->rate_limited = t->rate_limited;
+                    c->conn_limited = t->conn_limited;
                     c->lockouts = t->lockouts;
+                    c->refused_state[0] = t->refused_state[0];
+                    c->refused_state[1] = t->refused_state[1];
                     c->revoked = t->revoked_requests;
                     c->bytes_sent = t->bytes_sent;
                     c->active = t->active;

@@ -89,7 +89,9 @@ typedef struct {
     uint64_t                     requests[5];
     uint64_t                     auth_failures;
     uint64_t                     rate_limited;
+    uint64_t                     conn_limited;
     uint64_t                     lockouts;
+    uint64_t                     refused_state[2];  /* suspended, maint. */
     uint64_t                     revoked;
     uint64_t                     bytes_sent;
     uint64_t                     active;
@@ -153,8 +155,10 @@ struct ngx_http_claw_tenant_s {
 
     ngx_atomic_t                 requests[NGX_HTTP_CLAW_CLASSES];
     ngx_atomic_t                 auth_failures;
-    ngx_atomic_t                 rate_limited;
+    ngx_atomic_t                 rate_limited;   /* conn_limited included */
+    ngx_atomic_t                 conn_limited;
     ngx_atomic_t                 lockouts;
+    ngx_atomic_t                 refused_state[2];
     ngx_atomic_t                 revoked_requests;
     ngx_atomic_t                 bytes_sent;
 
