@@ -40,7 +40,7 @@ PKG_BUILD   := nginx-core nginx-dev gcc make libc6-dev libpcre2-dev libjansson-d
 PKG_TEST    := perl libtest-base-perl libtest-longstring-perl \
                libtext-diff-perl liblist-moreutils-perl libhttp-message-perl \
                liburi-perl curl nghttp2-client openssl pebble redis-server \
-               redis-tools libio-socket-ssl-perl prometheus
+               redis-tools libio-socket-ssl-perl prometheus python3
 PKG_DEMO    := curl
 
 # the real Test::Nginx when it is installed, the project's runner if not
