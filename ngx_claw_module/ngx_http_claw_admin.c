@@ -1563,6 +1563,7 @@ ngx_http_claw_admin_entry(ngx_http_request_t *r, json_t *root, ngx_str_t *id,
     ngx_memzero(e, sizeof(ngx_http_claw_entry_t));
     e->burst = -1;
     e->conn = -1;
+    e->max_body = -1;
     e->id.data = id->data;
     e->id.len = id->len;
 
@@ -1656,6 +1657,50 @@ ngx_http_claw_admin_entry(ngx_http_request_t *r, json_t *root, ngx_str_t *id,
                 e->conn = n;
             }
 
+        } else if (ngx_strcmp(key, "allow") == 0) {
+            if (!json_is_array(v)) {
+                return "\"allow\" must be an array";
+            }
+
+            if (json_array_size(v) > NGX_HTTP_CLAW_MAX_ALLOW) {
+                return "\"allow\" has more than 16 networks";
+            }
+
+            json_array_foreach(v, i, item) {
+                if (!json_is_string(item)
+                    || ngx_http_claw_parse_cidr(
+                           (u_char *) json_string_value(item),
+                           json_string_length(item), &e->allow[i])
+                       != 0)
+                {
+                    return "\"allow\" must hold addresses or networks "
+                           "(\"192.0.2.0/24\", \"2001:db8::/32\")";
+                }
+
+                e->nallow++;
+            }
+
+        } else if (ngx_strcmp(key, "max_body") == 0) {
+            if (json_is_null(v)) {
+                continue;
+            }
+
+            if (json_is_integer(v)) {
+                e->max_body = json_integer_value(v);
+
+                if (e->max_body < 0 || e->max_body > NGX_HTTP_CLAW_BODY_MAX) {
+                    return "\"max_body\" must be a size (bytes, or \"10m\")";
+                }
+
+            } else if (!json_is_string(v)
+                       || ngx_http_claw_parse_size(
+                              (u_char *) json_string_value(v),
+                              json_string_length(v), &e->max_body)
+                          != 0)
+            {
+                return "\"max_body\" must be a size (bytes, or \"10m\")";
+            }
+
         } else if (ngx_strcmp(key, "state") == 0) {
             if (json_is_null(v)) {
                 continue;
@@ -1732,8 +1777,8 @@ ngx_http_claw_admin_entry(ngx_http_request_t *r, json_t *root, ngx_str_t *id,
 
         } else {
             return "unknown field; fields are \"upstream\", \"tokens\", "
-                   "\"rate\", \"burst\", \"conn\", \"domains\" and "
-                   "\"state\"";
+                   "\"rate\", \"burst\", \"conn\", \"domains\", "
+                   "\"state\", \"allow\" and \"max_body\"";
         }
     }
 
@@ -1748,10 +1793,12 @@ ngx_http_claw_admin_entry(ngx_http_request_t *r, json_t *root, ngx_str_t *id,
 static json_t *
 ngx_http_claw_admin_tenant(ngx_http_claw_tconf_t *tc)
 {
-    u_char      *t, *d, *p;
-    json_t      *obj, *tokens, *domains;
-    ngx_uint_t   i;
-    u_char       buf[sizeof("sha256:") + 2 * NGX_HTTP_CLAW_DIGEST_LEN];
+    u_char                *t, *d, *p;
+    json_t                *obj, *tokens, *domains, *allow;
+    ngx_uint_t             i;
+    ngx_http_claw_cidr_t  *a;
+    char                   text[64];
+    u_char                 buf[sizeof("sha256:") + 2 * NGX_HTTP_CLAW_DIGEST_LEN];
 
     tokens = json_array();
     domains = json_array();
@@ -1772,7 +1819,18 @@ ngx_http_claw_admin_tenant(ngx_http_claw_tconf_t *tc)
         d += 1 + *d;
     }
 
-    obj = json_pack("{s:s%,s:s%,s:o,s:o,s:o,s:o,s:o,s:s}",
+    allow = json_array();
+
+    a = ngx_http_claw_tconf_allow(tc);
+
+    for (i = 0; i < tc->nallow; i++) {
+        json_array_append_new(allow,
+                              json_stringn(text,
+                                           ngx_http_claw_cidr_text(&a[i],
+                                                                   text)));
+    }
+
+    obj = json_pack("{s:s%,s:s%,s:o,s:o,s:o,s:o,s:o,s:s,s:o,s:o}",
                     "id", (char *) ngx_http_claw_tconf_id(tc),
                     (size_t) tc->id_len,
                     "upstream", (char *) ngx_http_claw_tconf_upstream(tc),
@@ -1787,7 +1845,13 @@ ngx_http_claw_admin_tenant(ngx_http_claw_tconf_t *tc)
                     "conn", tc->conn >= 0 ? json_integer(tc->conn)
                                           : json_null(),
                     "domains", domains,
-                    "state", ngx_http_claw_states[tc->state]);
+                    "state", ngx_http_claw_states[tc->state],
+                    "allow", allow,
+                    "max_body", tc->max_body >= 0
+                                ? json_stringn(text,
+                                               ngx_http_claw_size_text(
+                                                   tc->max_body, text))
+                                : json_null());
 
     return obj;
 }

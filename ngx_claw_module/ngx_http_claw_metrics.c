@@ -150,10 +150,11 @@ static ngx_http_claw_family_t  ngx_http_claw_families[] = {
 };
 
 /* the reasons of claw_refused_total, one line each */
-#define NGX_HTTP_CLAW_REASONS  6
+#define NGX_HTTP_CLAW_REASONS  8
 
 static char  *ngx_http_claw_reasons[] = {
-    "rate", "conn", "lockout", "auth", "suspended", "maintenance"
+    "rate", "conn", "lockout", "auth", "suspended", "maintenance",
+    "address", "body"
 };
 
 #define NGX_HTTP_CLAW_FAMILIES                                               \
@@ -349,6 +350,8 @@ ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b)
                 reason[3] = c->auth_failures;
                 reason[4] = c->refused_state[0];
                 reason[5] = c->refused_state[1];
+                reason[6] = c->refused_address;
+                reason[7] = c->refused_body;
 
                 for (j = 0; j < NGX_HTTP_CLAW_REASONS; j++) {
                     p = ngx_http_claw_metrics_reason(p, name, c,

@@ -73,6 +73,12 @@ static ngx_int_t ngx_http_claw_init_zone(ngx_shm_zone_t *shm_zone,
 static ngx_thread_pool_t *ngx_http_claw_thread_pool(ngx_conf_t *cf);
 #endif
 static ngx_int_t ngx_http_claw_init(ngx_conf_t *cf);
+static ngx_uint_t ngx_http_claw_allowed(ngx_http_request_t *r,
+    ngx_http_claw_tconf_t *tc);
+static ngx_int_t ngx_http_claw_too_large(ngx_http_request_t *r,
+    ngx_http_claw_ctx_t *ctx);
+static ngx_int_t ngx_http_claw_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
 static ngx_int_t ngx_http_claw_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_claw_init_process(ngx_cycle_t *cycle);
 static void ngx_http_claw_exit_process(ngx_cycle_t *cycle);
@@ -322,6 +328,7 @@ ngx_module_t  ngx_http_claw_module = {
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_request_body_filter_pt   ngx_http_next_request_body_filter;
 
 #if (NGX_THREADS)
 extern ngx_module_t  ngx_thread_pool_module;
@@ -543,6 +550,24 @@ ngx_http_claw_check(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
         }
 
         return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    /* the tenant's own rules, before any credential is looked at */
+
+    if (ctx->tconf->nallow && !ngx_http_claw_allowed(r, ctx->tconf)) {
+        (void) ngx_atomic_fetch_add(&ctx->tenant->refused_address, 1);
+        ctx->limit = NGX_HTTP_CLAW_LIMIT_ADDRESS;
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "claw: address not allowed for tenant \"%V\"",
+                      &ctx->id);
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    if (ctx->tconf->max_body >= 0
+        && r->headers_in.content_length_n > ctx->tconf->max_body)
+    {
+        return ngx_http_claw_too_large(r, ctx);
     }
 
     rc = ngx_http_claw_auth(r, clcf, ctx);
@@ -946,7 +971,9 @@ static ngx_str_t  ngx_http_claw_limit_names[] = {
     ngx_string("conn"),
     ngx_string("lockout"),
     ngx_string("suspended"),
-    ngx_string("maintenance")
+    ngx_string("maintenance"),
+    ngx_string("address"),
+    ngx_string("body")
 };
 
 static ngx_str_t  ngx_http_claw_auth_error_names[] = {
@@ -1683,7 +1710,74 @@ ngx_http_claw_init(ngx_conf_t *cf)
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_claw_header_filter;
 
+    ngx_http_next_request_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = ngx_http_claw_body_filter;
+
     return NGX_OK;
+}
+
+
+/* allow=: the client's address in one of the tenant's networks */
+
+static ngx_uint_t
+ngx_http_claw_allowed(ngx_http_request_t *r, ngx_http_claw_tconf_t *tc)
+{
+    ngx_uint_t             i;
+    ngx_http_claw_cidr_t  *a;
+
+    a = ngx_http_claw_tconf_allow(tc);
+
+    for (i = 0; i < tc->nallow; i++) {
+        if (ngx_http_claw_cidr_match(&a[i], r->connection->sockaddr)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_claw_too_large(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx)
+{
+    (void) ngx_atomic_fetch_add(&ctx->tenant->refused_body, 1);
+    ctx->limit = NGX_HTTP_CLAW_LIMIT_BODY;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "claw: a request body over the %O bytes of tenant \"%V\"",
+                  (off_t) ctx->tconf->max_body, &ctx->id);
+
+    r->lingering_close = 1;
+
+    return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+}
+
+
+/*
+ * max_body= for a body whose length is not known before (chunked):
+ * counted as it is read, and refused once past it, as
+ * client_max_body_size is.
+ */
+
+static ngx_int_t
+ngx_http_claw_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_chain_t          *cl;
+    ngx_http_claw_ctx_t  *ctx;
+
+    ctx = ngx_http_claw_get_ctx(r->main);
+
+    if (ctx && ctx->tconf && ctx->tconf->max_body >= 0) {
+        for (cl = in; cl; cl = cl->next) {
+            ctx->body_received += ngx_buf_size(cl->buf);
+        }
+
+        if (ctx->body_received > ctx->tconf->max_body) {
+            return ngx_http_claw_too_large(r, ctx);
+        }
+    }
+
+    return ngx_http_next_request_body_filter(r, in);
 }
 
 

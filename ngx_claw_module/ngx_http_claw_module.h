@@ -140,13 +140,15 @@ typedef struct {
     unsigned                     cut:1;          /* revoked in flight */
 
     unsigned                     auth:3;         /* $claw_auth */
-    unsigned                     limit:3;        /* $claw_limit */
+    unsigned                     limit:4;        /* $claw_limit */
     unsigned                     auth_error:3;   /* $claw_auth_error */
     unsigned                     admitted:1;
     ngx_uint_t                   refused;        /* the status, once */
     unsigned                     limited:1;      /* limits were applied */
     unsigned                     active:1;       /* counted in flight */
     unsigned                     counted:1;      /* in the metrics */
+
+    off_t                        body_received;  /* against max_body */
 
     /* for the RateLimit headers */
     uint64_t                     rate_quota;
@@ -163,6 +165,8 @@ typedef struct {
 #define NGX_HTTP_CLAW_LIMIT_LOCKOUT      4
 #define NGX_HTTP_CLAW_LIMIT_SUSPENDED    5
 #define NGX_HTTP_CLAW_LIMIT_MAINTENANCE  6
+#define NGX_HTTP_CLAW_LIMIT_ADDRESS      7
+#define NGX_HTTP_CLAW_LIMIT_BODY         8
 
 /* $claw_auth_error: why no credential was good (empty: none failed) */
 #define NGX_HTTP_CLAW_AUTH_ERR_MISSING   1

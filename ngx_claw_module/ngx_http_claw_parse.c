@@ -465,6 +465,256 @@ ngx_http_claw_parse_state(const unsigned char *p, size_t len)
 }
 
 
+/* "192.0.2.0/24", "2001:db8::/32", an address alone (/32, /128) */
+
+int
+ngx_http_claw_parse_cidr(const unsigned char *p, size_t len,
+    ngx_http_claw_cidr_t *cidr)
+{
+    size_t          alen, i;
+    unsigned        bits, max;
+    const void     *slash;
+    char            buf[64];
+
+    memset(cidr, 0, sizeof(ngx_http_claw_cidr_t));
+
+    slash = memchr(p, '/', len);
+    alen = slash ? (size_t) ((const unsigned char *) slash - p) : len;
+
+    if (alen == 0 || alen >= sizeof(buf)) {
+        return -1;
+    }
+
+    memcpy(buf, p, alen);
+    buf[alen] = '\0';
+
+    if (inet_pton(AF_INET, buf, cidr->addr) == 1) {
+        cidr->family = 4;
+        max = 32;
+
+    } else if (inet_pton(AF_INET6, buf, cidr->addr) == 1) {
+        cidr->family = 6;
+        max = 128;
+
+    } else {
+        return -1;
+    }
+
+    bits = max;
+
+    if (slash) {
+        if (len - alen < 2 || len - alen > 4) {
+            return -1;
+        }
+
+        bits = 0;
+
+        for (i = alen + 1; i < len; i++) {
+            if (p[i] < '0' || p[i] > '9') {
+                return -1;
+            }
+
+            bits = bits * 10 + (p[i] - '0');
+        }
+
+        if (bits > max) {
+            return -1;
+        }
+    }
+
+    cidr->bits = (unsigned char) bits;
+
+    /* what the prefix leaves out is not part of the network */
+
+    for (i = 0; i < 16; i++) {
+        if (bits >= 8) {
+            bits -= 8;
+
+        } else {
+            cidr->addr[i] &= (unsigned char) (0xff00 >> bits);
+            bits = 0;
+        }
+    }
+
+    return 0;
+}
+
+
+int
+ngx_http_claw_cidr_match(const ngx_http_claw_cidr_t *cidr,
+    const struct sockaddr *sa)
+{
+    unsigned              i, bits;
+    const unsigned char  *a;
+    unsigned char         mapped[16];
+
+    if (sa->sa_family == AF_INET) {
+        if (cidr->family != 4) {
+            return 0;
+        }
+
+        a = (const unsigned char *)
+                &((const struct sockaddr_in *) sa)->sin_addr;
+
+    } else if (sa->sa_family == AF_INET6) {
+        a = ((const struct sockaddr_in6 *) sa)->sin6_addr.s6_addr;
+
+        if (cidr->family == 4) {
+
+            /* an IPv4 client on an IPv6 socket: ::ffff:a.b.c.d */
+
+            if (memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) != 0) {
+                return 0;
+            }
+
+            memcpy(mapped, a + 12, 4);
+            a = mapped;
+        }
+
+    } else {
+        return 0;
+    }
+
+    bits = cidr->bits;
+
+    for (i = 0; bits; i++) {
+        if (bits >= 8) {
+            if (a[i] != cidr->addr[i]) {
+                return 0;
+            }
+
+            bits -= 8;
+
+        } else {
+            if ((a[i] & (unsigned char) (0xff00 >> bits)) != cidr->addr[i]) {
+                return 0;
+            }
+
+            bits = 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* as the registry writes it; buf holds 64 bytes */
+
+size_t
+ngx_http_claw_cidr_text(const ngx_http_claw_cidr_t *cidr, char *buf)
+{
+    size_t  n;
+
+    if (inet_ntop(cidr->family == 4 ? AF_INET : AF_INET6, cidr->addr, buf,
+                  48)
+        == NULL)
+    {
+        buf[0] = '\0';
+    }
+
+    n = strlen(buf);
+    buf[n++] = '/';
+
+    if (cidr->bits >= 100) {
+        buf[n++] = (char) ('0' + cidr->bits / 100);
+    }
+
+    if (cidr->bits >= 10) {
+        buf[n++] = (char) ('0' + cidr->bits / 10 % 10);
+    }
+
+    buf[n++] = (char) ('0' + cidr->bits % 10);
+
+    return n;
+}
+
+
+/* "1048576", "1024k", "10m", "1g", as client_max_body_size */
+
+int
+ngx_http_claw_parse_size(const unsigned char *p, size_t len, int64_t *size)
+{
+    int64_t  unit, value;
+
+    if (len == 0) {
+        return -1;
+    }
+
+    unit = 1;
+
+    switch (p[len - 1]) {
+    case 'k': case 'K':
+        unit = 1024;
+        len--;
+        break;
+    case 'm': case 'M':
+        unit = 1024 * 1024;
+        len--;
+        break;
+    case 'g': case 'G':
+        unit = 1024 * 1024 * 1024;
+        len--;
+        break;
+    }
+
+    if (ngx_http_claw_parse_number(p, len, NGX_HTTP_CLAW_BODY_MAX / unit,
+                                   &value)
+        != 0)
+    {
+        return -1;
+    }
+
+    *size = value * unit;
+
+    return 0;
+}
+
+
+/* the largest unit that writes it exactly; buf holds 24 bytes */
+
+size_t
+ngx_http_claw_size_text(int64_t size, char *buf)
+{
+    char      unit;
+    int64_t   v;
+    size_t    n, i;
+    char      digits[24];
+
+    unit = '\0';
+    v = size;
+
+    if (v && v % (1024 * 1024 * 1024) == 0) {
+        v /= 1024 * 1024 * 1024;
+        unit = 'g';
+
+    } else if (v && v % (1024 * 1024) == 0) {
+        v /= 1024 * 1024;
+        unit = 'm';
+
+    } else if (v && v % 1024 == 0) {
+        v /= 1024;
+        unit = 'k';
+    }
+
+    n = 0;
+
+    do {
+        digits[n++] = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v);
+
+    for (i = 0; i < n; i++) {
+        buf[i] = digits[n - 1 - i];
+    }
+
+    if (unit) {
+        buf[n++] = unit;
+    }
+
+    return n;
+}
+
+
 int
 ngx_http_claw_parse_number(const unsigned char *p, size_t len, int64_t max,
     int64_t *value)
@@ -560,6 +810,7 @@ ngx_http_claw_parse_line(unsigned char *line, size_t len,
     ngx_http_claw_span_t  f, v;
 
     memset(e, 0, sizeof(ngx_http_claw_entry_t));
+    e->max_body = -1;
     e->burst = -1;
     e->conn = -1;
 
@@ -689,6 +940,38 @@ ngx_http_claw_parse_line(unsigned char *line, size_t len,
                 != 0)
             {
                 return ngx_http_claw_line_error(err, "invalid conn",
+                                                f.data, f.len);
+            }
+
+        } else if (klen == 5 && memcmp(start, "allow", 5) == 0) {
+
+            if (e->nallow == NGX_HTTP_CLAW_MAX_ALLOW) {
+                return ngx_http_claw_line_error(err, "too many allow",
+                                                f.data, f.len);
+            }
+
+            if (ngx_http_claw_parse_cidr(v.data, v.len,
+                                         &e->allow[e->nallow])
+                != 0)
+            {
+                return ngx_http_claw_line_error(err, "invalid allow "
+                                                "(an address or a network: "
+                                                "192.0.2.0/24, 2001:db8::/32)",
+                                                f.data, f.len);
+            }
+
+            e->nallow++;
+
+        } else if (klen == 8 && memcmp(start, "max_body", 8) == 0) {
+
+            if (e->max_body != -1) {
+                return ngx_http_claw_line_error(err, "duplicate max_body",
+                                                f.data, f.len);
+            }
+
+            if (ngx_http_claw_parse_size(v.data, v.len, &e->max_body) != 0) {
+                return ngx_http_claw_line_error(err, "invalid max_body "
+                                                "(bytes, or with k, m, g)",
                                                 f.data, f.len);
             }
 

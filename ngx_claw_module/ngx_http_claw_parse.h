@@ -25,6 +25,8 @@
 #define NGX_HTTP_CLAW_LABEL_MAX       63
 #define NGX_HTTP_CLAW_MAX_TOKENS      16
 #define NGX_HTTP_CLAW_MAX_DOMAINS     16
+#define NGX_HTTP_CLAW_MAX_ALLOW       16
+#define NGX_HTTP_CLAW_BODY_MAX        ((int64_t) 1 << 40)
 #define NGX_HTTP_CLAW_DIGEST_LEN      32
 #define NGX_HTTP_CLAW_RATE_MAX        1000000
 #define NGX_HTTP_CLAW_BURST_MAX       1000000
@@ -77,6 +79,15 @@ typedef struct {
 } ngx_http_claw_rate_t;
 
 
+/* an allow= network: 4 or 6, the prefix length, the address (masked) */
+typedef struct {
+    unsigned char             family;
+    unsigned char             bits;
+    unsigned char             pad[2];
+    unsigned char             addr[16];
+} ngx_http_claw_cidr_t;
+
+
 /* a tenant's state= */
 #define NGX_HTTP_CLAW_STATE_ACTIVE       0
 #define NGX_HTTP_CLAW_STATE_SUSPENDED    1     /* 403, reaches nothing */
@@ -97,6 +108,10 @@ typedef struct {
     int64_t                   conn;       /* -1: not set */
     unsigned                  state;      /* NGX_HTTP_CLAW_STATE_* */
     unsigned                  has_state;
+    int64_t                   max_body;   /* -1: not set */
+
+    unsigned                  nallow;
+    ngx_http_claw_cidr_t      allow[NGX_HTTP_CLAW_MAX_ALLOW];
 
     unsigned                  ntokens;
     unsigned char             tokens[NGX_HTTP_CLAW_MAX_TOKENS]
@@ -134,6 +149,15 @@ int ngx_http_claw_parse_number(const unsigned char *p, size_t len,
 int ngx_http_claw_parse_digest(const unsigned char *p, size_t len,
     unsigned char *digest);
 int ngx_http_claw_parse_state(const unsigned char *p, size_t len);
+int ngx_http_claw_parse_cidr(const unsigned char *p, size_t len,
+    ngx_http_claw_cidr_t *cidr);
+int ngx_http_claw_cidr_match(const ngx_http_claw_cidr_t *cidr,
+    const struct sockaddr *sa);
+size_t ngx_http_claw_cidr_text(const ngx_http_claw_cidr_t *cidr,
+    char *buf);
+int ngx_http_claw_parse_size(const unsigned char *p, size_t len,
+    int64_t *size);
+size_t ngx_http_claw_size_text(int64_t size, char *buf);
 
 uint64_t ngx_http_claw_gcra(uint64_t tat, uint64_t now, uint64_t interval,
     uint64_t burst, uint64_t *next);

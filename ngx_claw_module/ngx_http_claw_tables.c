@@ -1544,6 +1544,8 @@ ngx_http_claw_snapshot(ngx_http_claw_tables_t *tb, ngx_pool_t *pool,
                     c->lockouts = t->lockouts;
                     c->refused_state[0] = t->refused_state[0];
                     c->refused_state[1] = t->refused_state[1];
+                    c->refused_address = t->refused_address;
+                    c->refused_body = t->refused_body;
                     c->revoked = t->revoked_requests;
                     c->bytes_sent = t->bytes_sent;
                     c->active = t->active;
@@ -1794,6 +1796,7 @@ ngx_http_claw_tconf_size(ngx_http_claw_entry_t *e, size_t *head)
 
     size = sizeof(ngx_http_claw_tconf_t) + ngx_align(e->socklen, 8)
            + e->ntokens * NGX_HTTP_CLAW_DIGEST_LEN
+           + e->nallow * sizeof(ngx_http_claw_cidr_t)
            + e->id.len + e->upstream.len;
 
     *head = size;
@@ -1825,6 +1828,8 @@ ngx_http_claw_tconf_build(ngx_http_claw_tconf_t *tc, ngx_http_claw_entry_t *e)
     tc->burst = (int32_t) e->burst;
     tc->conn = (int32_t) e->conn;
     tc->state = (u_char) e->state;
+    tc->max_body = e->max_body;
+    tc->nallow = (u_char) e->nallow;
     tc->socklen = (uint16_t) e->socklen;
     tc->id_len = (u_char) e->id.len;
     tc->upstream_len = (u_char) e->upstream.len;
@@ -1835,6 +1840,9 @@ ngx_http_claw_tconf_build(ngx_http_claw_tconf_t *tc, ngx_http_claw_entry_t *e)
 
     ngx_memcpy(ngx_http_claw_tconf_tokens(tc), e->tokens,
                e->ntokens * NGX_HTTP_CLAW_DIGEST_LEN);
+
+    ngx_memcpy(ngx_http_claw_tconf_allow(tc), e->allow,
+               e->nallow * sizeof(ngx_http_claw_cidr_t));
 
     ngx_memcpy(ngx_http_claw_tconf_id(tc), e->id.data, e->id.len);
     ngx_memcpy(ngx_http_claw_tconf_upstream(tc), e->upstream.data,
@@ -1857,10 +1865,12 @@ ngx_http_claw_tconf_build(ngx_http_claw_tconf_t *tc, ngx_http_claw_entry_t *e)
 size_t
 ngx_http_claw_tconf_line(ngx_http_claw_tconf_t *tc, u_char *buf)
 {
-    u_char      *d, *p, *t;
-    size_t       len;
-    ngx_uint_t   i;
-    u_char       tmp[NGX_INT64_LEN + sizeof(" burst=")];
+    u_char                *d, *p, *t;
+    size_t                 len;
+    ngx_uint_t             i;
+    ngx_http_claw_cidr_t  *a;
+    u_char                 tmp[NGX_INT64_LEN + sizeof(" burst=")];
+    u_char                 text[64];
 
     len = tc->id_len + 1 + tc->upstream_len
           + tc->ntokens * (sizeof(" token=sha256:") - 1
@@ -1881,6 +1891,18 @@ ngx_http_claw_tconf_line(ngx_http_claw_tconf_t *tc, u_char *buf)
     if (tc->state != NGX_HTTP_CLAW_STATE_ACTIVE) {
         len += sizeof(" state=") - 1
                + ngx_strlen(ngx_http_claw_states[tc->state]);
+    }
+
+    a = ngx_http_claw_tconf_allow(tc);
+
+    for (i = 0; i < tc->nallow; i++) {
+        len += sizeof(" allow=") - 1
+               + ngx_http_claw_cidr_text(&a[i], (char *) text);
+    }
+
+    if (tc->max_body >= 0) {
+        len += sizeof(" max_body=") - 1
+               + ngx_http_claw_size_text(tc->max_body, (char *) text);
     }
 
     d = ngx_http_claw_tconf_domains(tc);
@@ -1923,6 +1945,20 @@ ngx_http_claw_tconf_line(ngx_http_claw_tconf_t *tc, u_char *buf)
         p = ngx_sprintf(p, " state=%s", ngx_http_claw_states[tc->state]);
     }
 
+    a = ngx_http_claw_tconf_allow(tc);
+
+    for (i = 0; i < tc->nallow; i++) {
+        p = ngx_cpymem(p, " allow=", sizeof(" allow=") - 1);
+        p = ngx_cpymem(p, text,
+                       ngx_http_claw_cidr_text(&a[i], (char *) text));
+    }
+
+    if (tc->max_body >= 0) {
+        p = ngx_cpymem(p, " max_body=", sizeof(" max_body=") - 1);
+        p = ngx_cpymem(p, text,
+                       ngx_http_claw_size_text(tc->max_body, (char *) text));
+    }
+
     d = ngx_http_claw_tconf_domains(tc);
 
     for (i = 0; i < tc->ndomains; i++) {
@@ -1958,6 +1994,11 @@ ngx_http_claw_tconf_entry(ngx_http_claw_tconf_t *tc, ngx_http_claw_entry_t *e)
     e->conn = tc->conn;
     e->state = tc->state;
     e->has_state = (tc->state != NGX_HTTP_CLAW_STATE_ACTIVE);
+    e->max_body = tc->max_body;
+
+    e->nallow = tc->nallow;
+    ngx_memcpy(e->allow, ngx_http_claw_tconf_allow(tc),
+               tc->nallow * sizeof(ngx_http_claw_cidr_t));
 
     e->ntokens = tc->ntokens;
     ngx_memcpy(e->tokens, ngx_http_claw_tconf_tokens(tc),

@@ -22,6 +22,7 @@
  *   ngx_http_claw_tconf_t
  *   address             socklen, aligned to 8
  *   tokens              ntokens * 32
+ *   allow               nallow * 20
  *   id                  id_len
  *   upstream            upstream_len
  *   ---- head ----
@@ -31,6 +32,7 @@
 typedef struct {
     uint32_t                     size;
     uint32_t                     head;
+    int64_t                      max_body;      /* -1: the location's */
     ngx_http_claw_rate_t         rate;          /* number 0: server default */
     int32_t                      burst;         /* -1: server default */
     int32_t                      conn;          /* -1: server default */
@@ -40,12 +42,13 @@ typedef struct {
     u_char                       ntokens;
     u_char                       ndomains;
     u_char                       state;         /* NGX_HTTP_CLAW_STATE_* */
-    u_char                       reserved;
+    u_char                       nallow;
 } ngx_http_claw_tconf_t;
 
 #define NGX_HTTP_CLAW_TCONF_HEAD_MAX                                          \
     (sizeof(ngx_http_claw_tconf_t) + ngx_align(sizeof(ngx_http_claw_addr_t), 8)\
      + NGX_HTTP_CLAW_MAX_TOKENS * NGX_HTTP_CLAW_DIGEST_LEN                    \
+     + NGX_HTTP_CLAW_MAX_ALLOW * sizeof(ngx_http_claw_cidr_t)                 \
      + NGX_HTTP_CLAW_ID_MAX + NGX_HTTP_CLAW_UPSTREAM_MAX)
 
 /* the whole block, custom domains included */
@@ -58,9 +61,11 @@ typedef struct {
                                + sizeof(ngx_http_claw_tconf_t)))
 #define ngx_http_claw_tconf_tokens(tc)                                        \
     ((u_char *) ngx_http_claw_tconf_addr(tc) + ngx_align((tc)->socklen, 8))
+#define ngx_http_claw_tconf_allow(tc)                                         \
+    ((ngx_http_claw_cidr_t *) (ngx_http_claw_tconf_tokens(tc)                 \
+                               + (tc)->ntokens * NGX_HTTP_CLAW_DIGEST_LEN))
 #define ngx_http_claw_tconf_id(tc)                                            \
-    (ngx_http_claw_tconf_tokens(tc)                                           \
-     + (tc)->ntokens * NGX_HTTP_CLAW_DIGEST_LEN)
+    ((u_char *) (ngx_http_claw_tconf_allow(tc) + (tc)->nallow))
 #define ngx_http_claw_tconf_upstream(tc)                                      \
     (ngx_http_claw_tconf_id(tc) + (tc)->id_len)
 #define ngx_http_claw_tconf_domains(tc)                                       \
@@ -92,6 +97,8 @@ typedef struct {
     uint64_t                     conn_limited;
     uint64_t                     lockouts;
     uint64_t                     refused_state[2];  /* suspended, maint. */
+    uint64_t                     refused_address;
+    uint64_t                     refused_body;
     uint64_t                     revoked;
     uint64_t                     bytes_sent;
     uint64_t                     active;
@@ -159,6 +166,8 @@ struct ngx_http_claw_tenant_s {
     ngx_atomic_t                 conn_limited;
     ngx_atomic_t                 lockouts;
     ngx_atomic_t                 refused_state[2];
+    ngx_atomic_t                 refused_address;
+    ngx_atomic_t                 refused_body;
     ngx_atomic_t                 revoked_requests;
     ngx_atomic_t                 bytes_sent;
 

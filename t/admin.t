@@ -21,11 +21,11 @@ _EOF_
 
 our $Alice = '{"id":"alice","upstream":"127.0.0.1:19901","tokens":'
     . '["sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1"],'
-    . '"rate":"10r/s","burst":20,"conn":32,"domains":["agent.alice.dev"],"state":"active"}';
+    . '"rate":"10r/s","burst":20,"conn":32,"domains":["agent.alice.dev"],"state":"active","allow":[],"max_body":null}';
 
 our $Bob = '{"id":"bob","upstream":"[::1]:19902","tokens":'
     . '["sha256:da35348540eea93333fbee67961c2b02777aff29018cbbd343e7b9ac2e259122"],'
-    . '"rate":null,"burst":null,"conn":null,"domains":[],"state":"active"}';
+    . '"rate":null,"burst":null,"conn":null,"domains":[],"state":"active","allow":[],"max_body":null}';
 
 # the list is in the table's order, not sorted: either will do
 our $List = qr/^\{"tenants":\[(?:\Q$Alice\E,\Q$Bob\E|\Q$Bob\E,\Q$Alice\E)\]\}\n\z/;
@@ -137,7 +137,7 @@ die "carol exists already: $s\n" unless $s == 404;
 {"upstream":"127.0.0.1:19901","tokens":["sha256:43fec2207592005ce020d7e6f8d096f215c59b19224e3716fe52dd19e6d2ea7a"],"domains":["New.Example.ORG."]}']
 --- error_code: 201
 --- response_body
-{"id":"carol","upstream":"127.0.0.1:19901","tokens":["sha256:43fec2207592005ce020d7e6f8d096f215c59b19224e3716fe52dd19e6d2ea7a"],"rate":null,"burst":null,"conn":null,"domains":["new.example.org"],"state":"active"}
+{"id":"carol","upstream":"127.0.0.1:19901","tokens":["sha256:43fec2207592005ce020d7e6f8d096f215c59b19224e3716fe52dd19e6d2ea7a"],"rate":null,"burst":null,"conn":null,"domains":["new.example.org"],"state":"active","allow":[],"max_body":null}
 --- no_error_log
 [error]
 
@@ -661,14 +661,14 @@ GET /report.txt
     location = /report.txt {
     }
 --- response_body
-rate: 200 {"id":"alice","upstream":"127.0.0.1:19901","tokens":["sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1"],"rate":"20r/s","burst":20,"conn":32,"domains":["agent.alice.dev"],"state":"active"}
+rate: 200 {"id":"alice","upstream":"127.0.0.1:19901","tokens":["sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1"],"rate":"20r/s","burst":20,"conn":32,"domains":["agent.alice.dev"],"state":"active","allow":[],"max_body":null}
 an ETag: yes
-conn, domains: 200 {"id":"alice","upstream":"127.0.0.1:19901","tokens":["sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1"],"rate":"20r/s","burst":20,"conn":null,"domains":[],"state":"active"}
+conn, domains: 200 {"id":"alice","upstream":"127.0.0.1:19901","tokens":["sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1"],"rate":"20r/s","burst":20,"conn":null,"domains":[],"state":"active","allow":[],"max_body":null}
 no upstream: 400 {"error":"\"upstream\" is required"}
 unknown field: 400
 not an object: 400 {"error":"the body must be a JSON object (a merge patch, RFC 7396)"}
 no such tenant: 404 {"error":"no tenant \"nobody\""}
-after kill -9: 200 {"id":"alice","upstream":"127.0.0.1:19901","tokens":["sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1"],"rate":"20r/s","burst":20,"conn":null,"domains":[],"state":"active"}
+after kill -9: 200 {"id":"alice","upstream":"127.0.0.1:19901","tokens":["sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1"],"rate":"20r/s","burst":20,"conn":null,"domains":[],"state":"active","allow":[],"max_body":null}
 
 
 

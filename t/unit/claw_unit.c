@@ -575,6 +575,74 @@ test_resp(void)
 }
 
 
+/* allow= networks and max_body= sizes */
+
+static void
+test_rules(void)
+{
+    ngx_http_claw_cidr_t  c;
+    struct sockaddr_in    in;
+    struct sockaddr_in6   in6;
+    int64_t               size;
+    char                  text[64];
+    size_t                n;
+
+    ok(ngx_http_claw_parse_cidr(S("10.1.2.3/8"), &c) == 0 && c.family == 4
+       && c.bits == 8 && c.addr[0] == 10 && c.addr[1] == 0,
+       "cidr: host bits cleared");
+    n = ngx_http_claw_cidr_text(&c, text);
+    ok(n == 10 && memcmp(text, "10.0.0.0/8", n) == 0, "cidr: written back");
+    ok(ngx_http_claw_parse_cidr(S("2001:db8::1"), &c) == 0 && c.bits == 128,
+       "cidr: an address alone is /128");
+    ok(ngx_http_claw_parse_cidr(S("10.0.0.0/33"), &c) != 0
+       && ngx_http_claw_parse_cidr(S("10.0.0.0/"), &c) != 0
+       && ngx_http_claw_parse_cidr(S("10.0.0/8"), &c) != 0
+       && ngx_http_claw_parse_cidr(S("/8"), &c) != 0
+       && ngx_http_claw_parse_cidr(S("::/129"), &c) != 0
+       && ngx_http_claw_parse_cidr(S("10.0.0.0/8x"), &c) != 0,
+       "cidr: malformed ones refused");
+
+    memset(&in, 0, sizeof(in));
+    in.sin_family = AF_INET;
+    inet_pton(AF_INET, "192.0.2.77", &in.sin_addr);
+    (void) ngx_http_claw_parse_cidr(S("192.0.2.64/26"), &c);
+    ok(ngx_http_claw_cidr_match(&c, (struct sockaddr *) &in),
+       "cidr: 192.0.2.77 in 192.0.2.64/26");
+    (void) ngx_http_claw_parse_cidr(S("192.0.2.0/26"), &c);
+    ok(!ngx_http_claw_cidr_match(&c, (struct sockaddr *) &in),
+       "cidr: not in 192.0.2.0/26");
+    (void) ngx_http_claw_parse_cidr(S("0.0.0.0/0"), &c);
+    ok(ngx_http_claw_cidr_match(&c, (struct sockaddr *) &in),
+       "cidr: everything in /0");
+
+    memset(&in6, 0, sizeof(in6));
+    in6.sin6_family = AF_INET6;
+    inet_pton(AF_INET6, "::ffff:192.0.2.77", &in6.sin6_addr);
+    (void) ngx_http_claw_parse_cidr(S("192.0.2.64/26"), &c);
+    ok(ngx_http_claw_cidr_match(&c, (struct sockaddr *) &in6),
+       "cidr: a mapped IPv4 client matches its network");
+    (void) ngx_http_claw_parse_cidr(S("::ffff:0:0/96"), &c);
+    ok(!ngx_http_claw_cidr_match(&c, (struct sockaddr *) &in),
+       "cidr: an IPv6 network never matches an IPv4 socket");
+
+    ok(ngx_http_claw_parse_size(S("10m"), &size) == 0
+       && size == 10 * 1024 * 1024, "size: 10m");
+    ok(ngx_http_claw_parse_size(S("0"), &size) == 0 && size == 0,
+       "size: 0");
+    ok(ngx_http_claw_parse_size(S("1025"), &size) == 0
+       && ngx_http_claw_size_text(size, text) == 4
+       && memcmp(text, "1025", 4) == 0, "size: written as it is");
+    ok(ngx_http_claw_parse_size(S("2048k"), &size) == 0
+       && ngx_http_claw_size_text(size, text) == 2
+       && memcmp(text, "2m", 2) == 0, "size: written in its largest unit");
+    ok(ngx_http_claw_parse_size(S("m"), &size) != 0
+       && ngx_http_claw_parse_size(S("-1"), &size) != 0
+       && ngx_http_claw_parse_size(S("5t"), &size) != 0
+       && ngx_http_claw_parse_size(S("99999999999999g"), &size) != 0,
+       "size: malformed or too large refused");
+}
+
+
 int
 main(void)
 {
@@ -586,6 +654,7 @@ main(void)
     test_cookies_and_args();
     test_gcra();
     test_resp();
+    test_rules();
 
     printf("1..%d\n", tests);
 
