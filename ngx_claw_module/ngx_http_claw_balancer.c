@@ -86,6 +86,8 @@ typedef struct {
 } ngx_http_claw_peer_data_t;
 
 
+static void ngx_http_claw_health_report(ngx_http_claw_peer_data_t *pd,
+    ngx_uint_t state);
 static ngx_int_t ngx_http_claw_init_upstream(ngx_conf_t *cf,
     ngx_http_upstream_srv_conf_t *us);
 static ngx_int_t ngx_http_claw_init_peer(ngx_http_request_t *r,
@@ -117,6 +119,55 @@ static void ngx_http_claw_save_session(ngx_peer_connection_t *pc,
 
 
 static ngx_str_t  ngx_http_claw_server_name = ngx_string("claw tenant");
+
+
+/*
+ * claw_health: an attempt that failed (no connection, a reset, a timeout,
+ * an invalid answer: nginx's own 502 and 504) counts against the
+ * tenant's container, one that got an answer clears the count.
+ */
+
+static void
+ngx_http_claw_health_report(ngx_http_claw_peer_data_t *pd, ngx_uint_t state)
+{
+    ngx_uint_t                 ok, changed;
+    ngx_http_request_t        *r;
+    ngx_http_claw_ctx_t       *ctx;
+    ngx_http_claw_loc_conf_t  *clcf;
+
+    ctx = pd->ctx;
+    r = ctx->request;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_claw_module);
+
+    if (clcf->health_fails == 0) {
+        return;
+    }
+
+    ok = !(state & NGX_PEER_FAILED);
+
+    changed = ngx_http_claw_tables_health_report(ctx->tenant, ok,
+                                                 ngx_current_msec,
+                                                 clcf->health_fails,
+                                                 clcf->health_timeout);
+    if (changed == 1) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "claw: the container of tenant \"%V\" failed %ui "
+                      "times in a row: requests get 503 for %M ms, then one "
+                      "tries it", &ctx->id, clcf->health_fails,
+                      clcf->health_timeout);
+
+    } else if (changed == 2) {
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "claw: the container of tenant \"%V\" answers again",
+                      &ctx->id);
+
+    } else if (!ok && ctx->probe) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "claw: the container of tenant \"%V\" is still down",
+                      &ctx->id);
+    }
+}
 
 
 char *
@@ -457,6 +508,10 @@ ngx_http_claw_free_peer(ngx_peer_connection_t *pc, void *data,
     ngx_http_claw_keepalive_t  *ka;
 
     pc->tries = 0;
+
+    if (pd->ctx && pd->ctx->tenant) {
+        ngx_http_claw_health_report(pd, state);
+    }
 
     /*
      * "keepalive" may have handed a later attempt another pooled

@@ -143,6 +143,10 @@ static ngx_http_claw_family_t  ngx_http_claw_families[] = {
                  "streams) ended because their credential was revoked.\n"
                  "# TYPE claw_revoked_total counter\n"),
       ngx_string("claw_revoked_total{tenant=\"") },
+    { ngx_string("# HELP claw_upstream_up Whether a tenant's container is "
+                 "taken as up (claw_health; 1 without it).\n"
+                 "# TYPE claw_upstream_up gauge\n"),
+      ngx_string("claw_upstream_up{tenant=\"") },
     { ngx_string("# HELP claw_refused_total Requests of a tenant refused, "
                  "by reason ($claw_limit, and auth for failed "
                  "credentials).\n# TYPE claw_refused_total counter\n"),
@@ -150,11 +154,11 @@ static ngx_http_claw_family_t  ngx_http_claw_families[] = {
 };
 
 /* the reasons of claw_refused_total, one line each */
-#define NGX_HTTP_CLAW_REASONS  8
+#define NGX_HTTP_CLAW_REASONS  9
 
 static char  *ngx_http_claw_reasons[] = {
     "rate", "conn", "lockout", "auth", "suspended", "maintenance",
-    "address", "body"
+    "address", "body", "down"
 };
 
 #define NGX_HTTP_CLAW_FAMILIES                                               \
@@ -343,7 +347,11 @@ ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b)
                 p = ngx_http_claw_metrics_line(p, name, c, NULL, c->revoked);
                 break;
 
-            default: /* 7 */
+            case 7:
+                p = ngx_http_claw_metrics_line(p, name, c, NULL, c->up);
+                break;
+
+            default: /* 8 */
                 reason[0] = c->rate_limited - c->conn_limited;
                 reason[1] = c->conn_limited;
                 reason[2] = c->lockouts;
@@ -352,6 +360,7 @@ ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b)
                 reason[5] = c->refused_state[1];
                 reason[6] = c->refused_address;
                 reason[7] = c->refused_body;
+                reason[8] = c->refused_down;
 
                 for (j = 0; j < NGX_HTTP_CLAW_REASONS; j++) {
                     p = ngx_http_claw_metrics_reason(p, name, c,

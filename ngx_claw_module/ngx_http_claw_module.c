@@ -53,6 +53,8 @@ static char *ngx_http_claw_cluster(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_claw_admin_token(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_claw_health(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_claw_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_claw_tenants(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -228,6 +230,13 @@ static ngx_command_t  ngx_http_claw_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_claw_loc_conf_t, limit_log_level),
       &ngx_http_claw_log_levels },
+
+    { ngx_string("claw_health"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_claw_health,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
 
     { ngx_string("claw_cluster"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
@@ -456,9 +465,11 @@ static ngx_int_t
 ngx_http_claw_check(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     ngx_http_claw_ctx_t *ctx)
 {
-    u_char    *p;
-    size_t     len;
-    ngx_int_t  rc;
+    u_char      *p;
+    size_t       len;
+    ngx_int_t    rc;
+    ngx_msec_t   wait;
+    ngx_uint_t   probe;
 
     /*
      * Credentials are taken off first, so that no answer, not even a 404
@@ -574,6 +585,29 @@ ngx_http_claw_check(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
 
     if (rc != NGX_OK && rc != NGX_DECLINED) {
         return rc;
+    }
+
+    /*
+     * A container that failed max_fails times in a row: answered at
+     * once, no connection tried, until one request let through finds it
+     * back (an authenticated request: a stranger learns nothing of it)
+     */
+
+    if (clcf->health_fails && !ctx->probe) {
+        wait = ngx_http_claw_tables_health(ctx->tenant, ngx_current_msec,
+                                           clcf->health_timeout, &probe);
+        if (wait) {
+            (void) ngx_atomic_fetch_add(&ctx->tenant->refused_down, 1);
+            ctx->limit = NGX_HTTP_CLAW_LIMIT_DOWN;
+
+            if (ngx_http_claw_retry_after(r, (wait + 999) / 1000) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        ctx->probe = probe;
     }
 
     /* claw_auth off: no credential, so no tenant quota is spent either */
@@ -973,7 +1007,8 @@ static ngx_str_t  ngx_http_claw_limit_names[] = {
     ngx_string("suspended"),
     ngx_string("maintenance"),
     ngx_string("address"),
-    ngx_string("body")
+    ngx_string("body"),
+    ngx_string("down")
 };
 
 static ngx_str_t  ngx_http_claw_auth_error_names[] = {
@@ -1372,6 +1407,8 @@ ngx_http_claw_create_loc_conf(ngx_conf_t *cf)
     conf->rate_limit = NGX_CONF_UNSET;
     conf->rate_headers = NGX_CONF_UNSET;
     conf->limit_log_level = NGX_CONF_UNSET_UINT;
+    conf->health_fails = NGX_CONF_UNSET_UINT;
+    conf->health_timeout = NGX_CONF_UNSET_MSEC;
     conf->hsts = NGX_CONF_UNSET;
     conf->hsts_subdomains = NGX_CONF_UNSET;
 
@@ -1415,6 +1452,9 @@ ngx_http_claw_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->conn, prev->conn, 0);
     ngx_conf_merge_value(conf->rate_limit, prev->rate_limit, 1);
     ngx_conf_merge_value(conf->rate_headers, prev->rate_headers, 0);
+    ngx_conf_merge_uint_value(conf->health_fails, prev->health_fails, 0);
+    ngx_conf_merge_msec_value(conf->health_timeout, prev->health_timeout,
+                              10000);
     ngx_conf_merge_uint_value(conf->limit_log_level, prev->limit_log_level,
                               NGX_LOG_ERR);
 
@@ -1455,6 +1495,73 @@ ngx_http_claw_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* claw_health max_fails=N [fail_timeout=T] | off */
+
+static char *
+ngx_http_claw_health(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_loc_conf_t  *clcf = conf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value, s;
+    ngx_msec_t   ms;
+    ngx_uint_t   i;
+
+    if (clcf->health_fails != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        clcf->health_fails = 0;
+        return NGX_CONF_OK;
+    }
+
+    clcf->health_fails = 3;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "max_fails=", 10) == 0) {
+            n = ngx_atoi(value[i].data + 10, value[i].len - 10);
+
+            if (n == NGX_ERROR || n < 1 || n > 1000) {
+                goto invalid;
+            }
+
+            clcf->health_fails = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "fail_timeout=", 13) == 0) {
+            s.data = value[i].data + 13;
+            s.len = value[i].len - 13;
+
+            ms = ngx_parse_time(&s, 0);
+
+            if (ms == (ngx_msec_t) NGX_ERROR || ms < 1000) {
+                goto invalid;
+            }
+
+            clcf->health_timeout = ms;
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid \"%V\" in \"claw_health\": expected "
+                       "max_fails=1..1000, fail_timeout=1s or more, or off",
+                       &value[i]);
+    return NGX_CONF_ERROR;
 }
 
 

@@ -93,6 +93,8 @@ typedef struct {
     ngx_flag_t                   hsts_subdomains;
 
     ngx_http_claw_operator_t    *operator;       /* claw_admin_token */
+    ngx_uint_t                   health_fails;   /* claw_health, 0: off */
+    ngx_msec_t                   health_timeout;
     unsigned                     admin:1;
     unsigned                     metrics:1;
 } ngx_http_claw_loc_conf_t;
@@ -145,6 +147,7 @@ typedef struct {
     unsigned                     admitted:1;
     ngx_uint_t                   refused;        /* the status, once */
     unsigned                     limited:1;      /* limits were applied */
+    unsigned                     probe:1;        /* tries a container down */
     unsigned                     active:1;       /* counted in flight */
     unsigned                     counted:1;      /* in the metrics */
 
@@ -167,6 +170,7 @@ typedef struct {
 #define NGX_HTTP_CLAW_LIMIT_MAINTENANCE  6
 #define NGX_HTTP_CLAW_LIMIT_ADDRESS      7
 #define NGX_HTTP_CLAW_LIMIT_BODY         8
+#define NGX_HTTP_CLAW_LIMIT_DOWN         9
 
 /* $claw_auth_error: why no credential was good (empty: none failed) */
 #define NGX_HTTP_CLAW_AUTH_ERR_MISSING   1

@@ -656,6 +656,91 @@ ngx_http_claw_revoke_locked(ngx_http_claw_tables_t *tb,
 
 
 /*
+ * A tenant's container, marked down after max_fails failed attempts in a
+ * row (claw_health): requests are answered at once meanwhile, and after
+ * the timeout one request at a time is let through to try it.  Returns 0
+ * to go on (with *probe set for the one let through), else how long to
+ * wait.  Atomics only: shared by every worker, no lock.
+ */
+
+ngx_msec_t
+ngx_http_claw_tables_health(ngx_http_claw_tenant_t *t, ngx_msec_t now,
+    ngx_msec_t timeout, ngx_uint_t *probe)
+{
+    ngx_msec_int_t     left;
+    ngx_atomic_uint_t  until, p;
+
+    *probe = 0;
+
+    until = t->down_until;
+
+    if (until == 0) {
+        return 0;
+    }
+
+    left = (ngx_msec_int_t) (until - now);
+
+    if (left > 0) {
+        return (ngx_msec_t) left;
+    }
+
+    /* a probe that never reported (its request ended before) expires */
+
+    p = t->probe;
+
+    if (p && (ngx_msec_int_t) (now - p) < (ngx_msec_int_t) timeout) {
+        return 1000;
+    }
+
+    if (!ngx_atomic_cmp_set(&t->probe, p, now ? now : 1)) {
+        return 1000;
+    }
+
+    *probe = 1;
+
+    return 0;
+}
+
+
+/* an attempt's outcome; 1 when it marked the container down, 2 up again */
+
+ngx_uint_t
+ngx_http_claw_tables_health_report(ngx_http_claw_tenant_t *t, ngx_uint_t ok,
+    ngx_msec_t now, ngx_uint_t max_fails, ngx_msec_t timeout)
+{
+    ngx_atomic_uint_t  n, until;
+
+    if (ok) {
+        if (t->fails) {
+            t->fails = 0;
+        }
+
+        until = t->down_until;
+
+        if (until && ngx_atomic_cmp_set(&t->down_until, until, 0)) {
+            t->probe = 0;
+            return 2;
+        }
+
+        return 0;
+    }
+
+    n = ngx_atomic_fetch_add(&t->fails, 1) + 1;
+
+    if (n < max_fails) {
+        return 0;
+    }
+
+    until = now + timeout;
+
+    t->down_until = until ? until : 1;
+    t->probe = 0;
+
+    return (n == max_fails) ? 1 : 0;
+}
+
+
+/*
  * Whether a request authenticated with the token of this digest (or a
  * session minted from it) may go on: its tenant is still there and
  * still has the token.
@@ -1546,6 +1631,8 @@ ngx_http_claw_snapshot(ngx_http_claw_tables_t *tb, ngx_pool_t *pool,
                     c->refused_state[1] = t->refused_state[1];
                     c->refused_address = t->refused_address;
                     c->refused_body = t->refused_body;
+                    c->refused_down = t->refused_down;
+                    c->up = (t->down_until == 0);
                     c->revoked = t->revoked_requests;
                     c->bytes_sent = t->bytes_sent;
                     c->active = t->active;

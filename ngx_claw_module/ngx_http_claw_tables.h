@@ -99,6 +99,8 @@ typedef struct {
     uint64_t                     refused_state[2];  /* suspended, maint. */
     uint64_t                     refused_address;
     uint64_t                     refused_body;
+    uint64_t                     refused_down;
+    uint64_t                     up;
     uint64_t                     revoked;
     uint64_t                     bytes_sent;
     uint64_t                     active;
@@ -170,6 +172,12 @@ struct ngx_http_claw_tenant_s {
     ngx_atomic_t                 refused_body;
     ngx_atomic_t                 revoked_requests;
     ngx_atomic_t                 bytes_sent;
+    ngx_atomic_t                 refused_down;
+
+    /* its container's passive health (claw_health), in ngx_current_msec */
+    ngx_atomic_t                 fails;          /* in a row */
+    ngx_atomic_t                 down_until;     /* 0: up */
+    ngx_atomic_t                 probe;          /* one request let through */
 
     /* cluster mode: other nodes' admissions, as last debited here */
     uint64_t                     share_seen;
@@ -267,6 +275,10 @@ ngx_http_claw_tenant_t *ngx_http_claw_tables_peek(ngx_http_claw_tables_t *tb,
     ngx_uint_t domain, u_char *name, size_t len);
 ngx_int_t ngx_http_claw_tables_owns(ngx_http_claw_tables_t *tb,
     ngx_http_claw_tenant_t *t, u_char *domain, size_t len);
+ngx_msec_t ngx_http_claw_tables_health(ngx_http_claw_tenant_t *t,
+    ngx_msec_t now, ngx_msec_t timeout, ngx_uint_t *probe);
+ngx_uint_t ngx_http_claw_tables_health_report(ngx_http_claw_tenant_t *t,
+    ngx_uint_t ok, ngx_msec_t now, ngx_uint_t max_fails, ngx_msec_t timeout);
 ngx_uint_t ngx_http_claw_tables_holds(ngx_http_claw_tables_t *tb,
     ngx_http_claw_tenant_t *t, u_char *digest);
 

@@ -132,6 +132,9 @@ my $re = join "",
     '# HELP claw_revoked_total [^\n]+\n# TYPE claw_revoked_total counter\n',
     'claw_revoked_total\{tenant="m1"\} 0\n',
     'claw_revoked_total\{tenant="m2"\} 0\n',
+    '# HELP claw_upstream_up [^\n]+\n# TYPE claw_upstream_up gauge\n',
+    'claw_upstream_up\{tenant="m1"\} 1\n',
+    'claw_upstream_up\{tenant="m2"\} 1\n',
     '# HELP claw_refused_total [^\n]+\n# TYPE claw_refused_total counter\n',
     'claw_refused_total\{tenant="m1",reason="rate"\} 1\n',
     'claw_refused_total\{tenant="m1",reason="conn"\} 0\n',
@@ -140,7 +143,8 @@ my $re = join "",
     'claw_refused_total\{tenant="m1",reason="suspended"\} 0\n',
     'claw_refused_total\{tenant="m1",reason="maintenance"\} 0\n',
     'claw_refused_total\{tenant="m1",reason="address"\} 0\n',
-    'claw_refused_total\{tenant="m1",reason="body"\} 0\n', $any,
+    'claw_refused_total\{tenant="m1",reason="body"\} 0\n',
+    'claw_refused_total\{tenant="m1",reason="down"\} 0\n', $any,
     '# HELP claw_tenants [^\n]+\n# TYPE claw_tenants gauge\n',
     'claw_tenants 2\n', $any,
     'claw_zone_bytes_used [1-9]\d+\n', $any,
@@ -203,7 +207,7 @@ in order, and the page ends with the totals.
 GET /metrics
 --- response_body_like eval
 my $ids = CORE::join "", map { sprintf 'claw_requests_total\{tenant="tenant%04d",code="1xx"\} 0\n(?:[^\n]+\n){4}', $_ } 1 .. 6000;
-qr/\A# HELP claw_requests_total [^\n]+\n# TYPE[^\n]+\n$ids# HELP claw_auth_failures_total.*\nclaw_bytes_sent_total\{tenant="tenant6000"\} 0\n.*\nclaw_revoked_total\{tenant="tenant6000"\} 0\n.*\nclaw_refused_total\{tenant="tenant6000",reason="body"\} 0\n# HELP claw_tenants[^\n]+\n# TYPE[^\n]+\nclaw_tenants 6000\n.*claw_zone_bytes_total 16777216\n\z/s
+qr/\A# HELP claw_requests_total [^\n]+\n# TYPE[^\n]+\n$ids# HELP claw_auth_failures_total.*\nclaw_bytes_sent_total\{tenant="tenant6000"\} 0\n.*\nclaw_revoked_total\{tenant="tenant6000"\} 0\n.*\nclaw_refused_total\{tenant="tenant6000",reason="down"\} 0\n# HELP claw_tenants[^\n]+\n# TYPE[^\n]+\nclaw_tenants 6000\n.*claw_zone_bytes_total 16777216\n\z/s
 --- no_error_log
 [error]
 
