@@ -96,8 +96,18 @@ deps-build:
 deps-test:
 	@scripts/apt-install $(PKG_TEST)
 
-test: deps-test build unit
+test: deps-test deps-openapi build unit
 	prove $(PROVE_INC) $(PROVE_ARGS)
+
+# the OpenAPI check's validators, from the npm registry (t/openapi.t)
+deps-openapi: $(BUILD)/npm/node_modules/.claw-openapi
+
+$(BUILD)/npm/node_modules/.claw-openapi: t/openapi/package.json
+	@command -v npm >/dev/null 2>&1 || scripts/apt-install npm
+	@mkdir -p $(BUILD)/npm
+	cp t/openapi/package.json $(BUILD)/npm/
+	cd $(BUILD)/npm && npm install --no-audit --no-fund --loglevel=error
+	@touch $@
 
 # the real gateway: npm (when no npm is installed yet) and Chromium's
 # headless shell from Debian, Node 24 and openclaw from the npm registry
