@@ -26,6 +26,11 @@ static int ngx_libc_cdecl ngx_http_claw_counters_cmp(const void *one,
 
 static char  *ngx_http_claw_classes[] = { "1xx", "2xx", "3xx", "4xx", "5xx" };
 
+/* the histogram's upper bounds, ms (then +Inf) */
+static ngx_msec_t  ngx_http_claw_ttfb_le[NGX_HTTP_CLAW_TTFB_BUCKETS] = {
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000
+};
+
 
 char *
 ngx_http_claw_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -34,11 +39,30 @@ ngx_http_claw_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_http_core_loc_conf_t  *core;
 
+    ngx_str_t  *value;
+
     if (clcf->metrics) {
         return "is duplicate";
     }
 
     clcf->metrics = 1;
+    clcf->metrics_tenants = 1;
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2) {
+
+        /* a fleet too large for a series per tenant: the sums alone */
+
+        if (ngx_strcmp(value[1].data, "tenants=off") != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" of \"claw_metrics\""
+                               ": only \"tenants=off\" is known", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        clcf->metrics_tenants = 0;
+    }
 
     core = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     core->handler = ngx_http_claw_metrics_handler;
@@ -52,9 +76,12 @@ ngx_http_claw_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 ngx_int_t
 ngx_http_claw_metrics_log(ngx_http_request_t *r)
 {
-    ngx_uint_t               status;
-    ngx_http_claw_ctx_t     *ctx;
-    ngx_http_claw_tenant_t  *t;
+    ngx_uint_t                  status, i;
+    ngx_msec_t                  ms;
+    ngx_http_claw_ctx_t        *ctx;
+    ngx_http_claw_shctx_t      *sh;
+    ngx_http_claw_tenant_t     *t;
+    ngx_http_upstream_state_t  *state;
 
     if (r != r->main) {
         return NGX_OK;
@@ -77,6 +104,24 @@ ngx_http_claw_metrics_log(ngx_http_request_t *r)
 
     (void) ngx_atomic_fetch_add(&t->bytes_sent, r->connection->sent);
 
+    if (r->upstream_states && r->upstream_states->nelts) {
+        state = r->upstream_states->elts;
+        ms = state[r->upstream_states->nelts - 1].header_time;
+
+        if (ms != (ngx_msec_t) -1) {
+            sh = ctx->tables->sh;
+
+            for (i = 0; i < NGX_HTTP_CLAW_TTFB_BUCKETS; i++) {
+                if (ms <= ngx_http_claw_ttfb_le[i]) {
+                    break;
+                }
+            }
+
+            (void) ngx_atomic_fetch_add(&sh->ttfb[i], 1);
+            (void) ngx_atomic_fetch_add(&sh->ttfb_ms, ms);
+        }
+    }
+
     return NGX_OK;
 }
 
@@ -97,6 +142,8 @@ typedef struct {
     ngx_http_request_t         *request;
     ngx_http_claw_counters_t  **counters;      /* sorted by tenant id */
     ngx_uint_t                  n;
+    ngx_uint_t                  ntenants;
+    ngx_http_claw_shctx_t      *sh;
     ngx_uint_t                  family;        /* then the totals */
     ngx_uint_t                  tenant;
     size_t                      zone_used;
@@ -166,6 +213,12 @@ static char  *ngx_http_claw_reasons[] = {
 
 
 static ngx_uint_t ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b);
+static u_char *ngx_http_claw_metrics_head(u_char *p, ngx_str_t *name,
+    ngx_http_claw_counters_t *c, ngx_uint_t labels);
+static u_char *ngx_http_claw_metrics_edge(u_char *p,
+    ngx_http_claw_shctx_t *sh);
+static void ngx_http_claw_counters_add(ngx_http_claw_counters_t *sum,
+    ngx_http_claw_counters_t *c);
 static u_char *ngx_http_claw_metrics_line(u_char *p, ngx_str_t *name,
     ngx_http_claw_counters_t *c, const char *code, uint64_t value);
 static u_char *ngx_http_claw_metrics_reason(u_char *p, ngx_str_t *name,
@@ -180,7 +233,7 @@ ngx_http_claw_metrics_handler(ngx_http_request_t *r)
     ngx_int_t                     rc;
     ngx_uint_t                    i, pages;
     ngx_slab_pool_t              *shpool;
-    ngx_http_claw_counters_t     *counters;
+    ngx_http_claw_counters_t     *counters, *sum;
     ngx_http_claw_ctx_t          *ctx;
     ngx_http_claw_loc_conf_t     *clcf;
     ngx_http_claw_main_conf_t    *cmcf;
@@ -245,12 +298,33 @@ ngx_http_claw_metrics_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    for (i = 0; i < mc->n; i++) {
-        mc->counters[i] = &counters[i];
-    }
+    mc->ntenants = mc->n;
+    mc->sh = cmcf->tables.sh;
 
-    ngx_qsort(mc->counters, mc->n, sizeof(ngx_http_claw_counters_t *),
-              ngx_http_claw_counters_cmp);
+    if (!clcf->metrics_tenants) {
+
+        /* claw_metrics tenants=off: the sums, with no tenant label */
+
+        sum = ngx_pcalloc(r->pool, sizeof(ngx_http_claw_counters_t));
+        if (sum == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        for (i = 0; i < mc->n; i++) {
+            ngx_http_claw_counters_add(sum, &counters[i]);
+        }
+
+        mc->counters[0] = sum;
+        mc->n = 1;
+
+    } else {
+        for (i = 0; i < mc->n; i++) {
+            mc->counters[i] = &counters[i];
+        }
+
+        ngx_qsort(mc->counters, mc->n, sizeof(ngx_http_claw_counters_t *),
+                  ngx_http_claw_counters_cmp);
+    }
 
     shpool = cmcf->tables.shpool;
     pages = (shpool->end - shpool->start) / ngx_pagesize;
@@ -376,7 +450,7 @@ ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b)
         mc->tenant = 0;
     }
 
-    if ((size_t) (end - p) < 4096) {
+    if ((size_t) (end - p) < 8192) {
         goto full;
     }
 
@@ -390,7 +464,9 @@ ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b)
         "# HELP claw_zone_bytes_total Bytes of the claw zone.\n"
         "# TYPE claw_zone_bytes_total gauge\n"
         "claw_zone_bytes_total %uz\n",
-        mc->n, mc->zone_used, mc->zone_size);
+        mc->ntenants, mc->zone_used, mc->zone_size);
+
+    p = ngx_http_claw_metrics_edge(p, mc->sh);
 
     if (mc->cluster) {
         p = ngx_http_claw_metrics_cluster(p, mc->cluster);
@@ -467,10 +543,111 @@ static u_char *
 ngx_http_claw_metrics_reason(u_char *p, ngx_str_t *name,
     ngx_http_claw_counters_t *c, const char *reason, uint64_t value)
 {
-    p = ngx_cpymem(p, name->data, name->len);
-    p = ngx_cpymem(p, c->id, c->id_len);
+    p = ngx_http_claw_metrics_head(p, name, c, 1);
 
-    return ngx_sprintf(p, "\",reason=\"%s\"} %uL\n", reason, value);
+    return ngx_sprintf(p, "reason=\"%s\"} %uL\n", reason, value);
+}
+
+
+/*
+ * "<metric>{tenant=\"<id>\"" and, when more labels follow, a comma; the
+ * sums of tenants=off have no tenant label ("<metric>{" or "<metric>")
+ */
+
+static u_char *
+ngx_http_claw_metrics_head(u_char *p, ngx_str_t *name,
+    ngx_http_claw_counters_t *c, ngx_uint_t labels)
+{
+    if (c->id_len) {
+        p = ngx_cpymem(p, name->data, name->len);
+        p = ngx_cpymem(p, c->id, c->id_len);
+        *p++ = '"';
+
+        if (labels) {
+            *p++ = ',';
+        }
+
+        return p;
+    }
+
+    p = ngx_cpymem(p, name->data, name->len - (sizeof("{tenant=\"") - 1));
+
+    if (labels) {
+        *p++ = '{';
+    }
+
+    return p;
+}
+
+
+/* the edge's own: failed attempts, the containers' answer times, build */
+
+static u_char *
+ngx_http_claw_metrics_edge(u_char *p, ngx_http_claw_shctx_t *sh)
+{
+    uint64_t    cumulative;
+    ngx_uint_t  i;
+
+    static const char  *le[] = {
+        "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5",
+        "5", "10", "+Inf"
+    };
+
+    p = ngx_sprintf(p,
+        "# HELP claw_upstream_failures_total Attempts to reach a tenant's "
+        "container that failed (no connection, a reset, a timeout, an "
+        "invalid answer).\n"
+        "# TYPE claw_upstream_failures_total counter\n"
+        "claw_upstream_failures_total %uA\n"
+        "# HELP claw_upstream_header_seconds Time from a request sent to a "
+        "container to its answer's header, all tenants.\n"
+        "# TYPE claw_upstream_header_seconds histogram\n",
+        sh->upstream_failed);
+
+    cumulative = 0;
+
+    for (i = 0; i <= NGX_HTTP_CLAW_TTFB_BUCKETS; i++) {
+        cumulative += sh->ttfb[i];
+        p = ngx_sprintf(p, "claw_upstream_header_seconds_bucket{le=\"%s\"} "
+                        "%uL\n", le[i], cumulative);
+    }
+
+    p = ngx_sprintf(p,
+        "claw_upstream_header_seconds_sum %uA.%03uA\n"
+        "claw_upstream_header_seconds_count %uL\n"
+        "# HELP claw_build_info The module's version, and nginx's.\n"
+        "# TYPE claw_build_info gauge\n"
+        "claw_build_info{version=\"" NGX_HTTP_CLAW_VERSION "\","
+        "nginx=\"" NGINX_VERSION "\"} 1\n",
+        sh->ttfb_ms / 1000, sh->ttfb_ms % 1000, cumulative);
+
+    return p;
+}
+
+
+static void
+ngx_http_claw_counters_add(ngx_http_claw_counters_t *sum,
+    ngx_http_claw_counters_t *c)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_CLAW_CLASSES; i++) {
+        sum->requests[i] += c->requests[i];
+    }
+
+    sum->auth_failures += c->auth_failures;
+    sum->rate_limited += c->rate_limited;
+    sum->conn_limited += c->conn_limited;
+    sum->lockouts += c->lockouts;
+    sum->refused_state[0] += c->refused_state[0];
+    sum->refused_state[1] += c->refused_state[1];
+    sum->refused_address += c->refused_address;
+    sum->refused_body += c->refused_body;
+    sum->refused_down += c->refused_down;
+    sum->up += c->up;
+    sum->revoked += c->revoked;
+    sum->bytes_sent += c->bytes_sent;
+    sum->active += c->active;
 }
 
 
@@ -480,18 +657,20 @@ ngx_http_claw_metrics_line(u_char *p, ngx_str_t *name,
 {
     u_char  *d, digits[NGX_INT64_LEN];
 
-    p = ngx_cpymem(p, name->data, name->len);
-    p = ngx_cpymem(p, c->id, c->id_len);
+    p = ngx_http_claw_metrics_head(p, name, c, code != NULL);
 
     if (code) {
-        p = ngx_cpymem(p, "\",code=\"", sizeof("\",code=\"") - 1);
+        p = ngx_cpymem(p, "code=\"", sizeof("code=\"") - 1);
         *p++ = code[0];
         *p++ = code[1];
         *p++ = code[2];
+        *p++ = '"';
     }
 
-    *p++ = '"';
-    *p++ = '}';
+    if (c->id_len || code) {
+        *p++ = '}';
+    }
+
     *p++ = ' ';
 
     d = digits + sizeof(digits);

@@ -97,6 +97,7 @@ typedef struct {
     ngx_msec_t                   health_timeout;
     unsigned                     admin:1;
     unsigned                     metrics:1;
+    unsigned                     metrics_tenants:1;  /* per-tenant series */
 } ngx_http_claw_loc_conf_t;
 
 
@@ -159,6 +160,10 @@ typedef struct {
     time_t                       rate_window;
     time_t                       rate_reset;
 } ngx_http_claw_ctx_t;
+
+
+/* one place for the module's version (claw_build_info) */
+#define NGX_HTTP_CLAW_VERSION            "0.18.0"
 
 
 /* $claw_limit: what the limits said (empty: they were not reached) */

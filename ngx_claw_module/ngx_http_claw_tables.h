@@ -72,6 +72,10 @@ typedef struct {
     (ngx_http_claw_tconf_upstream(tc) + (tc)->upstream_len)
 
 
+/* the containers' answer times, as a histogram (then +Inf) */
+#define NGX_HTTP_CLAW_TTFB_BUCKETS   11
+
+
 typedef struct ngx_http_claw_tenant_s  ngx_http_claw_tenant_t;
 typedef struct ngx_http_claw_name_s    ngx_http_claw_name_t;
 
@@ -223,6 +227,11 @@ typedef struct {
     uint64_t                     uid;
     uint64_t                     changes;       /* of tenants and domains */
     uint32_t                     mark;
+
+    /* the edge's, for the metrics: failed attempts, answer times */
+    ngx_atomic_t                 upstream_failed;
+    ngx_atomic_t                 ttfb[NGX_HTTP_CLAW_TTFB_BUCKETS + 1];
+    ngx_atomic_t                 ttfb_ms;
 
     /* read without the lock */
     ngx_atomic_t                 revoked;       /* of any tenant */

@@ -148,7 +148,18 @@ my $re = join "",
     '# HELP claw_tenants [^\n]+\n# TYPE claw_tenants gauge\n',
     'claw_tenants 2\n', $any,
     'claw_zone_bytes_used [1-9]\d+\n', $any,
-    'claw_zone_bytes_total 1048576\n\z';
+    'claw_zone_bytes_total 1048576\n',
+    '# HELP claw_upstream_failures_total [^\n]+\n',
+    '# TYPE claw_upstream_failures_total counter\n',
+    'claw_upstream_failures_total 0\n',
+    '# HELP claw_upstream_header_seconds [^\n]+\n',
+    '# TYPE claw_upstream_header_seconds histogram\n',
+    'claw_upstream_header_seconds_bucket\{le="0.005"\} \d\n', $any,
+    'claw_upstream_header_seconds_bucket\{le="\+Inf"\} 4\n',
+    'claw_upstream_header_seconds_sum \d+\.\d{3}\n',
+    'claw_upstream_header_seconds_count 4\n',
+    '# HELP claw_build_info [^\n]+\n# TYPE claw_build_info gauge\n',
+    'claw_build_info\{version="\d+\.\d+\.\d+",nginx="1\.\d+\.\d+"\} 1\n\z';
 qr/$re/
 --- no_error_log
 [alert]
@@ -207,7 +218,7 @@ in order, and the page ends with the totals.
 GET /metrics
 --- response_body_like eval
 my $ids = CORE::join "", map { sprintf 'claw_requests_total\{tenant="tenant%04d",code="1xx"\} 0\n(?:[^\n]+\n){4}', $_ } 1 .. 6000;
-qr/\A# HELP claw_requests_total [^\n]+\n# TYPE[^\n]+\n$ids# HELP claw_auth_failures_total.*\nclaw_bytes_sent_total\{tenant="tenant6000"\} 0\n.*\nclaw_revoked_total\{tenant="tenant6000"\} 0\n.*\nclaw_refused_total\{tenant="tenant6000",reason="down"\} 0\n# HELP claw_tenants[^\n]+\n# TYPE[^\n]+\nclaw_tenants 6000\n.*claw_zone_bytes_total 16777216\n\z/s
+qr/\A# HELP claw_requests_total [^\n]+\n# TYPE[^\n]+\n$ids# HELP claw_auth_failures_total.*\nclaw_bytes_sent_total\{tenant="tenant6000"\} 0\n.*\nclaw_revoked_total\{tenant="tenant6000"\} 0\n.*\nclaw_refused_total\{tenant="tenant6000",reason="down"\} 0\n# HELP claw_tenants[^\n]+\n# TYPE[^\n]+\nclaw_tenants 6000\n.*claw_zone_bytes_total 16777216\n.*claw_build_info\{[^\n]*\} 1\n\z/s
 --- no_error_log
 [error]
 
@@ -219,3 +230,44 @@ HEAD /metrics
 --- response_headers
 Content-Type: text/plain; version=0.0.4; charset=utf-8
 --- response_body
+
+
+
+=== TEST 8: claw_metrics tenants=off: the sums with no tenant label, for fleets too large for a series each; a container that refuses is a failed attempt
+--- config
+    location = /metrics {
+        claw_metrics tenants=off;
+    }
+--- user_files
+>>> tenants.conf
+m1  127.0.0.1:19911  token=sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1 rate=1r/m burst=3
+m2  127.0.0.1:19913  token=sha256:da35348540eea93333fbee67961c2b02777aff29018cbbd343e7b9ac2e259122
+m3  127.0.0.1:19914  token=sha256:da35348540eea93333fbee67961c2b02777aff29018cbbd343e7b9ac2e259122
+--- init
+main::traffic();
+my @m3 = ("Host: m3.claw.test", "Authorization: Bearer bob-token-1");
+my $s = ClawTest::http_get("/", @m3);
+die "m3: $s\n" unless $s == 502;
+--- request
+GET /metrics
+--- response_body_like eval
+my $re = join "",
+    '\A# HELP claw_requests_total [^\n]+\n# TYPE claw_requests_total counter\n',
+    'claw_requests_total\{code="1xx"\} 0\n',
+    'claw_requests_total\{code="2xx"\} 3\n',
+    'claw_requests_total\{code="3xx"\} 0\n',
+    'claw_requests_total\{code="4xx"\} 4\n',
+    'claw_requests_total\{code="5xx"\} 1\n',
+    '# HELP claw_auth_failures_total [^\n]+\n# TYPE[^\n]+\n',
+    'claw_auth_failures_total 2\n',
+    '(?:.*\n)*',
+    'claw_upstream_up 3\n',
+    '# HELP claw_refused_total [^\n]+\n# TYPE[^\n]+\n',
+    'claw_refused_total\{reason="rate"\} 1\n',
+    '(?:.*\n)*',
+    'claw_tenants 3\n',
+    '(?:.*\n)*',
+    'claw_upstream_failures_total 1\n';
+qr/$re/
+--- response_body_unlike: tenant=
+
