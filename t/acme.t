@@ -872,13 +872,20 @@ my ($slowest, $n, $failed, $d) = main::tenant_slowest('slow.kate.test', 60,
 my $took = Time::HiRes::time() - $t0;
 Test::More::ok($d, "slow.kate.test has a certificate");
 Test::More::cmp_ok($took, '>=', 8, "the disk was slow: issued in 8 s or more");
-Test::More::cmp_ok($slowest, '<', 1,
+# a write waits 2 s: under valgrind (its threads take turns) a request
+# may take over 1 s without waiting for one
+Test::More::cmp_ok($slowest, '<', $ENV{TEST_NGINX_USE_VALGRIND} ? 1.9 : 1,
                    sprintf("no tenant request waited for the disk "
                            . "(slowest of %d: %.3f s)", $n, $slowest));
 Test::More::is($failed, 0, "every tenant request answered");
 Test::More::is(main::mode("$::State/account.key"), '0600', "account key stored");
-Test::More::is(ClawAcme::orders_of($::State, 'slow.kate.test'), 1,
-               "the order journaled");
+# under make hup a worker of the block before may journal the order too,
+# between the reload that adds the name and its own exit, and leave it
+# unplaced (journaled first, placed after: counted against the cap, the
+# safe side)
+my $orders = ClawAcme::orders_of($::State, 'slow.kate.test');
+Test::More::ok($orders == 1 || ($ENV{TEST_NGINX_USE_HUP} && $orders == 2),
+               "the order journaled ($orders)");
 --- request
 GET /acme
 --- response_body_like: "domain":"slow\.kate\.test","tenant":"kate","state":"valid"

@@ -813,8 +813,11 @@ chomp $b;
 push @lines, "asleep: $s $b";
 ($s) = ClawTest::http_request(PATCH => '/claw/tenants/bob', '{"state":"maintenance"}');
 push @lines, "maintenance: $s";
-select(undef, undef, undef, 3);
-my $file = ClawTest::slurp(ClawTest::servroot() . "/html/data/tenants.conf");
+my $file;
+ClawTest::wait_until(ClawTest::patience(5), sub {
+    $file = ClawTest::slurp(ClawTest::servroot() . "/html/data/tenants.conf");
+    $file =~ /^bob .* state=maintenance$/m;
+});
 push @lines, "in the file: " . ($file =~ /^bob .* state=maintenance$/m ? 'yes' : $file);
 ClawTest::nginx_restart_hard();
 ($s, $b) = ClawTest::http_request(GET => '/claw/tenants/bob');

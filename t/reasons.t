@@ -103,10 +103,11 @@ my @req = (
 my @status;
 # dave first (the lockout below is the address's, on every tenant): one
 # request in flight, the second refused
-ClawTest::http_background('/_c/respond?sleep=1500',
+ClawTest::http_background('/_c/respond?sleep='
+                          . int(ClawTest::patience(1.5) * 1000),
                           'Host: dave.claw.test',
                           'Authorization: Bearer alice-token-1');
-select(undef, undef, undef, 0.5);
+select(undef, undef, undef, ClawTest::patience(0.5));
 push @status, ClawTest::http_get('/', 'Host: dave.claw.test',
                                  'Authorization: Bearer alice-token-1');
 for my $r (@req) {

@@ -158,8 +158,11 @@ for my $bad ('{"allow":["10.0.0.0/33"]}', '{"allow":"10.0.0.0/8"}',
     chomp $b;
     push @lines, "$bad: $s $b";
 }
-select(undef, undef, undef, 3);
-my $file = ClawTest::slurp(ClawTest::servroot() . '/html/tenants.conf');
+my $file;
+ClawTest::wait_until(ClawTest::patience(5), sub {
+    $file = ClawTest::slurp(ClawTest::servroot() . '/html/tenants.conf');
+    $file =~ /^bob .*max_body=10m$/m;
+});
 push @lines, "in the file: " . ($file =~ /^(bob .*)$/m)[0];
 ClawTest::report(@lines);
 --- response_body_like
