@@ -1145,27 +1145,9 @@ static ngx_int_t
 ngx_http_claw_admin_etag_header(ngx_http_request_t *r, u_char *etag,
     size_t len)
 {
-    ngx_table_elt_t  *h;
+    r->headers_out.etag = ngx_http_claw_add_header(r, "ETag", etag, len);
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->value.data = ngx_pnalloc(r->pool, len);
-    if (h->value.data == NULL) {
-        h->hash = 0;
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(h->value.data, etag, len);
-    h->value.len = len;
-    h->hash = 1;
-    ngx_str_set(&h->key, "ETag");
-
-    r->headers_out.etag = h;
-
-    return NGX_OK;
+    return r->headers_out.etag ? NGX_OK : NGX_ERROR;
 }
 
 

@@ -19,8 +19,6 @@
 #include "ngx_http_claw_limit.h"
 
 
-static ngx_int_t ngx_http_claw_add_header(ngx_http_request_t *r, char *name,
-    u_char *value, size_t len);
 
 
 /*
@@ -150,7 +148,7 @@ ngx_http_claw_limit_headers(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
                     ngx_max(ctx->rate_window, 1));
 
     if (ngx_http_claw_add_header(r, "RateLimit-Policy", buf, p - buf)
-        != NGX_OK)
+        == NULL)
     {
         return NGX_ERROR;
     }
@@ -158,34 +156,8 @@ ngx_http_claw_limit_headers(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
     p = ngx_sprintf(buf, "\"tenant\";r=%uL;t=%T", ctx->rate_remaining,
                     ngx_max(ctx->rate_reset, 1));
 
-    return ngx_http_claw_add_header(r, "RateLimit", buf, p - buf);
-}
-
-
-static ngx_int_t
-ngx_http_claw_add_header(ngx_http_request_t *r, char *name, u_char *value,
-    size_t len)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->value.data = ngx_pnalloc(r->pool, len);
-    if (h->value.data == NULL) {
-        h->hash = 0;
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) name;
-    h->key.len = ngx_strlen(name);
-    h->value.len = len;
-    ngx_memcpy(h->value.data, value, len);
-
-    return NGX_OK;
+    return ngx_http_claw_add_header(r, "RateLimit", buf, p - buf)
+           ? NGX_OK : NGX_ERROR;
 }
 
 

@@ -948,25 +948,42 @@ ngx_http_claw_header_filter(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_claw_retry_after(ngx_http_request_t *r, time_t seconds)
 {
+    u_char  value[NGX_TIME_T_LEN];
+
+    return ngx_http_claw_add_header(r, "Retry-After", value,
+                                    ngx_sprintf(value, "%T",
+                                                ngx_max(seconds, 1))
+                                    - value)
+           ? NGX_OK : NGX_ERROR;
+}
+
+
+/* an answer's header, its value copied */
+
+ngx_table_elt_t *
+ngx_http_claw_add_header(ngx_http_request_t *r, char *name, u_char *value,
+    size_t len)
+{
     ngx_table_elt_t  *h;
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
-    h->value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    h->value.data = ngx_pnalloc(r->pool, len);
     if (h->value.data == NULL) {
         h->hash = 0;
-        return NGX_ERROR;
+        return NULL;
     }
 
     h->hash = 1;
-    ngx_str_set(&h->key, "Retry-After");
-    h->value.len = ngx_sprintf(h->value.data, "%T", ngx_max(seconds, 1))
-                   - h->value.data;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value.len = len;
+    ngx_memcpy(h->value.data, value, len);
 
-    return NGX_OK;
+    return h;
 }
 
 

@@ -188,6 +188,8 @@ typedef struct {
 ngx_http_claw_ctx_t *ngx_http_claw_get_ctx(ngx_http_request_t *r);
 ngx_http_claw_ctx_t *ngx_http_claw_create_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_http_claw_retry_after(ngx_http_request_t *r, time_t seconds);
+ngx_table_elt_t *ngx_http_claw_add_header(ngx_http_request_t *r, char *name,
+    u_char *value, size_t len);
 
 
 extern ngx_module_t  ngx_http_claw_module;
