@@ -839,7 +839,6 @@ ngx_http_claw_redis_close(ngx_http_claw_redis_t *rd, const char *why)
     }
 
     rd->ready = 0;
-    rd->handshake = 0;
     rd->closes++;
 
     rd->in.pos = rd->in.start;
@@ -1363,7 +1362,6 @@ ngx_http_claw_redis_tls(ngx_http_claw_redis_t *rd)
     SSL_set_mode(c->ssl->connection, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
                                      |SSL_MODE_ENABLE_PARTIAL_WRITE);
 
-    rd->handshake = 1;
 
     rc = ngx_ssl_handshake(c);
 
@@ -1385,7 +1383,6 @@ ngx_http_claw_redis_tls_done(ngx_connection_t *c)
     u_char                  why[120];
 
     rd = c->data;
-    rd->handshake = 0;
 
     if (c->write->timer_set) {
         ngx_del_timer(c->write);

@@ -57,7 +57,6 @@ typedef struct {
     ngx_uint_t                   closes;        /* moves on every close */
     u_char                       error[160];    /* why it last closed */
     unsigned                     ready:1;       /* connected */
-    unsigned                     handshake:1;   /* TLS, under way */
     unsigned                     gone:1;        /* freed: no new commands */
 } ngx_http_claw_redis_t;
 
