@@ -761,6 +761,7 @@ ngx_http_claw_acme_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 static ngx_int_t
 ngx_http_claw_acme_postconfiguration(ngx_conf_t *cf)
 {
+    ngx_http_claw_main_conf_t       *cmcf;
     ngx_http_claw_acme_main_conf_t  *amcf;
 
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_claw_acme_module);
@@ -775,6 +776,12 @@ ngx_http_claw_acme_postconfiguration(ngx_conf_t *cf)
 
         return NGX_OK;
     }
+
+    /* the names' certificates on the metrics page */
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_claw_module);
+    cmcf->metrics_start = ngx_http_claw_acme_metrics_start;
+    cmcf->metrics_fill = ngx_http_claw_acme_metrics_fill;
 
     if (!amcf->served) {
         ngx_log_error(NGX_LOG_WARN, cf->log, 0,

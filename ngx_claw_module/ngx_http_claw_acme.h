@@ -305,6 +305,9 @@ void ngx_http_claw_acme_cluster_stop(ngx_http_claw_acme_main_conf_t *amcf);
 /* ngx_http_claw_acme_serve.c, on every worker */
 ngx_int_t ngx_http_claw_acme_http_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_claw_acme_status_handler(ngx_http_request_t *r);
+void *ngx_http_claw_acme_metrics_start(ngx_http_request_t *r,
+    ngx_uint_t tenants);
+ngx_uint_t ngx_http_claw_acme_metrics_fill(void *data, ngx_buf_t *b);
 char *ngx_http_claw_acme_alpn_merge(ngx_conf_t *cf,
     ngx_http_claw_acme_main_conf_t *amcf);
 

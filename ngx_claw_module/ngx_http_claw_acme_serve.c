@@ -48,6 +48,23 @@ typedef struct {
 } ngx_http_claw_acme_row_t;
 
 
+/* the names' part of the metrics page */
+typedef struct {
+    ngx_http_claw_acme_row_t    *rows;
+    ngx_uint_t                   n;
+    ngx_uint_t                   next;          /* the row to write */
+    ngx_uint_t                   family;
+    ngx_uint_t                   tenants;       /* a series per name */
+    time_t                       now;
+} ngx_http_claw_acme_metrics_t;
+
+
+/* as the status shows them, and claw_certificates{state} counts them */
+static const char  *ngx_http_claw_acme_states[] = {
+    "valid", "due", "issuing", "none", "unknown"
+};
+
+
 static int ngx_http_claw_acme_alpn_select(ngx_ssl_conn_t *ssl_conn,
     const unsigned char **out, unsigned char *outlen,
     const unsigned char *in, unsigned int inlen, void *arg);
@@ -58,6 +75,11 @@ static ngx_int_t ngx_http_claw_acme_renew(ngx_http_request_t *r,
     ngx_http_claw_acme_main_conf_t *amcf);
 static ngx_int_t ngx_http_claw_acme_send(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *type, u_char *data, size_t len);
+static ngx_http_claw_acme_row_t *ngx_http_claw_acme_rows(ngx_pool_t *pool,
+    ngx_http_claw_acme_main_conf_t *amcf, ngx_uint_t *n, ngx_pid_t *owner,
+    ngx_uint_t *nchall);
+static ngx_uint_t ngx_http_claw_acme_row_state(ngx_http_claw_acme_row_t *row,
+    time_t now);
 
 
 /*
@@ -171,11 +193,9 @@ ngx_http_claw_acme_status_handler(ngx_http_request_t *r)
     ngx_int_t                        rc;
     ngx_str_t                        type;
     ngx_pid_t                        owner;
-    ngx_uint_t                       n, i, cap, nchall;
+    ngx_uint_t                       n, i, nchall;
     const char                      *state;
-    ngx_queue_t                     *q;
     ngx_http_claw_acme_row_t        *rows, *row;
-    ngx_http_claw_acme_domain_t     *rec;
     ngx_http_claw_loc_conf_t        *clcf;
     ngx_http_claw_acme_main_conf_t  *amcf;
 
@@ -205,58 +225,10 @@ ngx_http_claw_acme_status_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    /* a copy, sized first: the lock is never held across an allocation */
-
-    ngx_shmtx_lock(&amcf->shpool->mutex);
-    cap = amcf->sh->ndomains + 16;
-    ngx_shmtx_unlock(&amcf->shpool->mutex);
-
-    rows = ngx_palloc(r->pool, cap * sizeof(ngx_http_claw_acme_row_t));
+    rows = ngx_http_claw_acme_rows(r->pool, amcf, &n, &owner, &nchall);
     if (rows == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    n = 0;
-    nchall = 0;
-
-    ngx_shmtx_lock(&amcf->shpool->mutex);
-
-    owner = amcf->sh->owner;
-
-    for (q = ngx_queue_head(&amcf->sh->challenges);
-         q != ngx_queue_sentinel(&amcf->sh->challenges);
-         q = ngx_queue_next(q))
-    {
-        nchall++;
-    }
-
-    for (q = ngx_queue_head(&amcf->sh->domain_queue);
-         q != ngx_queue_sentinel(&amcf->sh->domain_queue) && n < cap;
-         q = ngx_queue_next(q))
-    {
-        rec = ngx_queue_data(q, ngx_http_claw_acme_domain_t, queue);
-        row = &rows[n++];
-
-        row->name_len = rec->sn.str.len;
-        ngx_memcpy(row->name, rec->sn.str.data, row->name_len);
-        row->tenant_len = rec->tenant_len;
-        ngx_memcpy(row->tenant, rec->tenant, row->tenant_len);
-        row->error_len = rec->error_len;
-        ngx_memcpy(row->error, rec->error, row->error_len);
-        row->not_before = rec->not_before;
-        row->not_after = rec->not_after;
-        row->renew_at = rec->renew_at;
-        row->next_attempt = rec->next_attempt;
-        row->checked = rec->checked;
-        row->last_order = rec->last_order;
-        row->failures = rec->failures;
-        row->orders = rec->orders;
-        row->busy = rec->busy ? 1 : 0;
-        row->force = rec->force;
-        row->capped = rec->capped;
-    }
-
-    ngx_shmtx_unlock(&amcf->shpool->mutex);
 
     size = sizeof("{\"owner\":,\"challenges\":,\"domains\":[]}\n")
            + 2 * NGX_INT_T_LEN;
@@ -286,21 +258,8 @@ ngx_http_claw_acme_status_handler(ngx_http_request_t *r)
     for (i = 0; i < n; i++) {
         row = &rows[i];
 
-        if (row->busy) {
-            state = "issuing";
-
-        } else if (row->checked == 0) {
-            state = "unknown";
-
-        } else if (row->not_after <= now) {
-            state = "none";
-
-        } else if (row->force || now >= row->renew_at) {
-            state = "due";
-
-        } else {
-            state = "valid";
-        }
+        state = ngx_http_claw_acme_states[
+                    ngx_http_claw_acme_row_state(row, now)];
 
         p = ngx_sprintf(p, "%s{\"domain\":\"%*s\",\"tenant\":\"%*s\","
                         "\"state\":\"%s\",\"not_before\":%T,"
@@ -698,4 +657,275 @@ failed:
     }
 
     return NGX_DECLINED;
+}
+
+
+/* a copy of every name's record, sized first: no allocation under the lock */
+
+static ngx_http_claw_acme_row_t *
+ngx_http_claw_acme_rows(ngx_pool_t *pool, ngx_http_claw_acme_main_conf_t *amcf,
+    ngx_uint_t *n, ngx_pid_t *owner, ngx_uint_t *nchall)
+{
+    ngx_uint_t                    cap;
+    ngx_queue_t                  *q;
+    ngx_http_claw_acme_row_t     *rows, *row;
+    ngx_http_claw_acme_domain_t  *rec;
+
+    ngx_shmtx_lock(&amcf->shpool->mutex);
+    cap = amcf->sh->ndomains + 16;
+    ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+    rows = ngx_palloc(pool, cap * sizeof(ngx_http_claw_acme_row_t));
+    if (rows == NULL) {
+        return NULL;
+    }
+
+    *n = 0;
+    *nchall = 0;
+
+    ngx_shmtx_lock(&amcf->shpool->mutex);
+
+    *owner = amcf->sh->owner;
+
+    for (q = ngx_queue_head(&amcf->sh->challenges);
+         q != ngx_queue_sentinel(&amcf->sh->challenges);
+         q = ngx_queue_next(q))
+    {
+        (*nchall)++;
+    }
+
+    for (q = ngx_queue_head(&amcf->sh->domain_queue);
+         q != ngx_queue_sentinel(&amcf->sh->domain_queue) && *n < cap;
+         q = ngx_queue_next(q))
+    {
+        rec = ngx_queue_data(q, ngx_http_claw_acme_domain_t, queue);
+        row = &rows[(*n)++];
+
+        row->name_len = rec->sn.str.len;
+        ngx_memcpy(row->name, rec->sn.str.data, row->name_len);
+        row->tenant_len = rec->tenant_len;
+        ngx_memcpy(row->tenant, rec->tenant, row->tenant_len);
+        row->error_len = rec->error_len;
+        ngx_memcpy(row->error, rec->error, row->error_len);
+        row->not_before = rec->not_before;
+        row->not_after = rec->not_after;
+        row->renew_at = rec->renew_at;
+        row->next_attempt = rec->next_attempt;
+        row->checked = rec->checked;
+        row->last_order = rec->last_order;
+        row->failures = rec->failures;
+        row->orders = rec->orders;
+        row->busy = rec->busy ? 1 : 0;
+        row->force = rec->force;
+        row->capped = rec->capped;
+    }
+
+    ngx_shmtx_unlock(&amcf->shpool->mutex);
+
+    return rows;
+}
+
+
+/* an index into ngx_http_claw_acme_states */
+
+static ngx_uint_t
+ngx_http_claw_acme_row_state(ngx_http_claw_acme_row_t *row, time_t now)
+{
+    if (row->busy) {
+        return 2;                                   /* issuing */
+    }
+
+    if (row->checked == 0) {
+        return 4;                                   /* unknown */
+    }
+
+    if (row->not_after <= now) {
+        return 3;                                   /* none */
+    }
+
+    if (row->force || now >= row->renew_at) {
+        return 1;                                   /* due */
+    }
+
+    return 0;                                       /* valid */
+}
+
+
+/*
+ * The names on the metrics page (claw_metrics, through the claw
+ * module's metrics_start): how many are in each state, and per name its
+ * certificate's expiry and its failed orders in a row; with tenants=off,
+ * the earliest expiry and the most failures instead.
+ */
+
+void *
+ngx_http_claw_acme_metrics_start(ngx_http_request_t *r, ngx_uint_t tenants)
+{
+    ngx_pid_t                        owner;
+    ngx_uint_t                       nchall;
+    ngx_http_claw_acme_metrics_t    *am;
+    ngx_http_claw_acme_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_claw_acme_module);
+
+    am = ngx_pcalloc(r->pool, sizeof(ngx_http_claw_acme_metrics_t));
+    if (am == NULL) {
+        return NULL;
+    }
+
+    am->tenants = tenants;
+    am->now = ngx_time();
+
+    if (amcf->sh) {
+        am->rows = ngx_http_claw_acme_rows(r->pool, amcf, &am->n, &owner,
+                                           &nchall);
+        if (am->rows == NULL) {
+            return NULL;
+        }
+    }
+
+    return am;
+}
+
+
+#define NGX_HTTP_CLAW_ACME_HELP_STATES                                       \
+    "# HELP claw_certificates Names the ACME client manages, by the state "  \
+    "of their certificate.\n# TYPE claw_certificates gauge\n"
+
+#define NGX_HTTP_CLAW_ACME_HELP_FAILURES                                     \
+    "# HELP claw_certificate_failures Orders of a name that failed in a "    \
+    "row%s.\n# TYPE claw_certificate_failures gauge\n"
+
+/* the longest line: the expiry of a name, with both labels */
+#define NGX_HTTP_CLAW_ACME_METRICS_LINE                                      \
+    (sizeof("claw_certificate_expiry_timestamp_seconds{tenant=\"\","         \
+            "domain=\"\"} \n")                                               \
+     + NGX_HTTP_CLAW_ID_MAX + NGX_HTTP_CLAW_HOST_MAX + NGX_TIME_T_LEN)
+
+ngx_uint_t
+ngx_http_claw_acme_metrics_fill(void *data, ngx_buf_t *b)
+{
+    ngx_http_claw_acme_metrics_t  *am = data;
+
+    u_char                    *p, *end;
+    time_t                     earliest;
+    ngx_uint_t                 i, count[5], most;
+    ngx_http_claw_acme_row_t  *row;
+
+    p = b->last;
+    end = b->end;
+
+    if (am->family == 0) {
+        if ((size_t) (end - p) < 2048) {
+            goto full;
+        }
+
+        ngx_memzero(count, sizeof(count));
+
+        for (i = 0; i < am->n; i++) {
+            count[ngx_http_claw_acme_row_state(&am->rows[i], am->now)]++;
+        }
+
+        p = ngx_cpymem(p, NGX_HTTP_CLAW_ACME_HELP_STATES,
+                       sizeof(NGX_HTTP_CLAW_ACME_HELP_STATES) - 1);
+
+        for (i = 0; i < 5; i++) {
+            p = ngx_sprintf(p, "claw_certificates{state=\"%s\"} %ui\n",
+                            ngx_http_claw_acme_states[i], count[i]);
+        }
+
+        p = ngx_sprintf(p,
+            "# HELP claw_certificate_expiry_timestamp_seconds When a name's "
+            "certificate expires, Unix time (%s).\n"
+            "# TYPE claw_certificate_expiry_timestamp_seconds gauge\n",
+            am->tenants ? "names without one are left out"
+                        : "the earliest of all names");
+
+        if (!am->tenants) {
+
+            /* tenants=off: a series each, the most urgent name's */
+
+            earliest = 0;
+            most = 0;
+
+            for (i = 0; i < am->n; i++) {
+                row = &am->rows[i];
+
+                if (row->not_after > am->now
+                    && (earliest == 0 || row->not_after < earliest))
+                {
+                    earliest = row->not_after;
+                }
+
+                most = ngx_max(most, row->failures);
+            }
+
+            if (earliest) {
+                p = ngx_sprintf(p, "claw_certificate_expiry_timestamp_seconds"
+                                " %T\n", earliest);
+            }
+
+            p = ngx_sprintf(p, NGX_HTTP_CLAW_ACME_HELP_FAILURES
+                            "claw_certificate_failures %ui\n",
+                            " (the most of all names)", most);
+
+            b->last = p;
+
+            return 1;
+        }
+
+        am->family = 1;
+    }
+
+    /* 1: the expiries, 2: the failures' help, 3: the failures */
+
+    while (am->family < 4) {
+
+        if (am->family == 2) {
+            if ((size_t) (end - p) < 256) {
+                goto full;
+            }
+
+            p = ngx_sprintf(p, NGX_HTTP_CLAW_ACME_HELP_FAILURES, "");
+            am->family = 3;
+        }
+
+        for ( /* void */ ; am->next < am->n; am->next++) {
+
+            if ((size_t) (end - p) < NGX_HTTP_CLAW_ACME_METRICS_LINE) {
+                goto full;
+            }
+
+            row = &am->rows[am->next];
+
+            if (am->family == 1) {
+                if (row->not_after > am->now) {
+                    p = ngx_sprintf(p, "claw_certificate_expiry_timestamp_"
+                                    "seconds{tenant=\"%*s\",domain=\"%*s\"} "
+                                    "%T\n", row->tenant_len, row->tenant,
+                                    row->name_len, row->name, row->not_after);
+                }
+
+                continue;
+            }
+
+            p = ngx_sprintf(p, "claw_certificate_failures{tenant=\"%*s\","
+                            "domain=\"%*s\"} %ui\n", row->tenant_len,
+                            row->tenant, row->name_len, row->name,
+                            row->failures);
+        }
+
+        am->family++;
+        am->next = 0;
+    }
+
+    b->last = p;
+
+    return 1;
+
+full:
+
+    b->last = p;
+
+    return 0;
 }

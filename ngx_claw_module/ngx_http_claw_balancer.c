@@ -513,6 +513,7 @@ ngx_http_claw_free_peer(ngx_peer_connection_t *pc, void *data,
         if (state & NGX_PEER_FAILED) {
             (void) ngx_atomic_fetch_add(
                        &pd->ctx->tables->sh->upstream_failed, 1);
+            (void) ngx_atomic_fetch_add(&pd->ctx->tenant->upstream_failed, 1);
         }
 
         ngx_http_claw_health_report(pd, state);

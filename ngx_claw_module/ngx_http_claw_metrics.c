@@ -39,7 +39,8 @@ ngx_http_claw_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_http_core_loc_conf_t  *core;
 
-    ngx_str_t  *value;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
 
     if (clcf->metrics) {
         return "is duplicate";
@@ -50,18 +51,35 @@ ngx_http_claw_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (cf->args->nelts == 2) {
+    for (i = 1; i < cf->args->nelts; i++) {
 
         /* a fleet too large for a series per tenant: the sums alone */
 
-        if (ngx_strcmp(value[1].data, "tenants=off") != 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\" of \"claw_metrics\""
-                               ": only \"tenants=off\" is known", &value[1]);
-            return NGX_CONF_ERROR;
+        if (ngx_strcmp(value[i].data, "tenants=off") == 0) {
+            clcf->metrics_tenants = 0;
+            continue;
         }
 
-        clcf->metrics_tenants = 0;
+        /* the containers' failures and answer times by tenant, too */
+
+        if (ngx_strcmp(value[i].data, "upstream=tenants") == 0) {
+            clcf->metrics_upstream = 1;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" of \"claw_metrics\""
+                           ": \"tenants=off\" and \"upstream=tenants\" "
+                           "are known", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (!clcf->metrics_tenants && clcf->metrics_upstream) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"upstream=tenants\" of \"claw_metrics\" "
+                           "needs the tenant series that \"tenants=off\" "
+                           "turns off");
+        return NGX_CONF_ERROR;
     }
 
     core = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
@@ -119,6 +137,8 @@ ngx_http_claw_metrics_log(ngx_http_request_t *r)
 
             (void) ngx_atomic_fetch_add(&sh->ttfb[i], 1);
             (void) ngx_atomic_fetch_add(&sh->ttfb_ms, ms);
+            (void) ngx_atomic_fetch_add(&t->ttfb[i], 1);
+            (void) ngx_atomic_fetch_add(&t->ttfb_ms, ms);
         }
     }
 
@@ -149,6 +169,9 @@ typedef struct {
     size_t                      zone_used;
     size_t                      zone_size;
     ngx_http_claw_cluster_sh_t *cluster;
+    ngx_uint_t                  families;      /* with upstream=tenants */
+    void                       *more;          /* metrics_fill's */
+    ngx_http_claw_fill_pt       more_fill;
 } ngx_http_claw_metrics_ctx_t;
 
 
@@ -197,8 +220,23 @@ static ngx_http_claw_family_t  ngx_http_claw_families[] = {
     { ngx_string("# HELP claw_refused_total Requests of a tenant refused, "
                  "by reason ($claw_limit, and auth for failed "
                  "credentials).\n# TYPE claw_refused_total counter\n"),
-      ngx_string("claw_refused_total{tenant=\"") }
+      ngx_string("claw_refused_total{tenant=\"") },
+
+    /* with upstream=tenants: the edge's own, by tenant */
+
+    { ngx_string("# HELP claw_upstream_failures_total Attempts to reach a "
+                 "tenant's container that failed (no connection, a reset, "
+                 "a timeout, an invalid answer).\n"
+                 "# TYPE claw_upstream_failures_total counter\n"),
+      ngx_string("claw_upstream_failures_total{tenant=\"") },
+    { ngx_string("# HELP claw_upstream_header_seconds Time from a request "
+                 "sent to a container to its answer's header.\n"
+                 "# TYPE claw_upstream_header_seconds histogram\n"),
+      ngx_string("claw_upstream_header_seconds") }
 };
+
+/* the families without upstream=tenants */
+#define NGX_HTTP_CLAW_FAMILIES_EDGE  9
 
 /* the reasons of claw_refused_total, one line each */
 #define NGX_HTTP_CLAW_REASONS  9
@@ -211,12 +249,15 @@ static char  *ngx_http_claw_reasons[] = {
 #define NGX_HTTP_CLAW_FAMILIES                                               \
     (sizeof(ngx_http_claw_families) / sizeof(ngx_http_claw_family_t))
 
+/* the most lines a tenant has in one family: a histogram's */
+#define NGX_HTTP_CLAW_METRICS_LINES  (NGX_HTTP_CLAW_TTFB_BUCKETS + 3)
+
 
 static ngx_uint_t ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b);
 static u_char *ngx_http_claw_metrics_head(u_char *p, ngx_str_t *name,
     ngx_http_claw_counters_t *c, ngx_uint_t labels);
 static u_char *ngx_http_claw_metrics_edge(u_char *p,
-    ngx_http_claw_shctx_t *sh);
+    ngx_http_claw_shctx_t *sh, ngx_uint_t by_tenant);
 static void ngx_http_claw_counters_add(ngx_http_claw_counters_t *sum,
     ngx_http_claw_counters_t *c);
 static u_char *ngx_http_claw_metrics_line(u_char *p, ngx_str_t *name,
@@ -225,6 +266,8 @@ static u_char *ngx_http_claw_metrics_reason(u_char *p, ngx_str_t *name,
     ngx_http_claw_counters_t *c, const char *reason, uint64_t value);
 static u_char *ngx_http_claw_metrics_cluster(u_char *p,
     ngx_http_claw_cluster_sh_t *sh);
+static u_char *ngx_http_claw_metrics_histogram(u_char *p, u_char *id,
+    size_t len, uint64_t *ttfb, uint64_t ms);
 
 
 static ngx_int_t
@@ -333,6 +376,17 @@ ngx_http_claw_metrics_handler(ngx_http_request_t *r)
                     + (size_t) (shpool->start - (u_char *) shpool);
     mc->zone_size = cmcf->tables.shm_zone->shm.size;
     mc->cluster = cmcf->cluster ? cmcf->cluster->sh : NULL;
+    mc->families = clcf->metrics_upstream ? NGX_HTTP_CLAW_FAMILIES
+                                          : NGX_HTTP_CLAW_FAMILIES_EDGE;
+
+    if (cmcf->metrics_start) {
+        mc->more = cmcf->metrics_start(r, clcf->metrics_tenants);
+        if (mc->more == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        mc->more_fill = cmcf->metrics_fill;
+    }
 
     rc = ngx_http_send_header(r);
 
@@ -360,7 +414,11 @@ ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b)
     p = b->last;
     end = b->end;
 
-    while (mc->family < NGX_HTTP_CLAW_FAMILIES) {
+    if (mc->family > mc->families) {
+        goto more;
+    }
+
+    while (mc->family < mc->families) {
 
         name = &ngx_http_claw_families[mc->family].name;
 
@@ -376,7 +434,7 @@ ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b)
         while (mc->tenant < mc->n) {
 
             if ((size_t) (end - p)
-                < NGX_HTTP_CLAW_REASONS * NGX_HTTP_CLAW_METRICS_LINE)
+                < NGX_HTTP_CLAW_METRICS_LINES * NGX_HTTP_CLAW_METRICS_LINE)
             {
                 goto full;
             }
@@ -425,6 +483,16 @@ ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b)
                 p = ngx_http_claw_metrics_line(p, name, c, NULL, c->up);
                 break;
 
+            case 9:
+                p = ngx_http_claw_metrics_line(p, name, c, NULL,
+                                               c->upstream_failed);
+                break;
+
+            case 10:
+                p = ngx_http_claw_metrics_histogram(p, c->id, c->id_len,
+                                                    c->ttfb, c->ttfb_ms);
+                break;
+
             default: /* 8 */
                 reason[0] = c->rate_limited - c->conn_limited;
                 reason[1] = c->conn_limited;
@@ -466,15 +534,20 @@ ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b)
         "claw_zone_bytes_total %uz\n",
         mc->ntenants, mc->zone_used, mc->zone_size);
 
-    p = ngx_http_claw_metrics_edge(p, mc->sh);
+    p = ngx_http_claw_metrics_edge(p, mc->sh,
+                                   mc->families == NGX_HTTP_CLAW_FAMILIES);
 
     if (mc->cluster) {
         p = ngx_http_claw_metrics_cluster(p, mc->cluster);
     }
 
+    mc->family++;
+
+more:
+
     b->last = p;
 
-    return 1;
+    return mc->more_fill ? mc->more_fill(mc->more, b) : 1;
 
 full:
 
@@ -580,10 +653,43 @@ ngx_http_claw_metrics_head(u_char *p, ngx_str_t *name,
 }
 
 
-/* the edge's own: failed attempts, the containers' answer times, build */
+/*
+ * the edge's own: failed attempts and the containers' answer times
+ * (unless they are by tenant), the build
+ */
 
 static u_char *
-ngx_http_claw_metrics_edge(u_char *p, ngx_http_claw_shctx_t *sh)
+ngx_http_claw_metrics_edge(u_char *p, ngx_http_claw_shctx_t *sh,
+    ngx_uint_t by_tenant)
+{
+    uint64_t    ttfb[NGX_HTTP_CLAW_TTFB_BUCKETS + 1];
+    ngx_uint_t  i;
+
+    if (!by_tenant) {
+        p = ngx_sprintf(p, "%Vclaw_upstream_failures_total %uA\n%V",
+                        &ngx_http_claw_families[9].help, sh->upstream_failed,
+                        &ngx_http_claw_families[10].help);
+
+        for (i = 0; i <= NGX_HTTP_CLAW_TTFB_BUCKETS; i++) {
+            ttfb[i] = sh->ttfb[i];
+        }
+
+        p = ngx_http_claw_metrics_histogram(p, NULL, 0, ttfb, sh->ttfb_ms);
+    }
+
+    return ngx_sprintf(p,
+        "# HELP claw_build_info The module's version, and nginx's.\n"
+        "# TYPE claw_build_info gauge\n"
+        "claw_build_info{version=\"" NGX_HTTP_CLAW_VERSION "\","
+        "nginx=\"" NGINX_VERSION "\"} 1\n");
+}
+
+
+/* a histogram of answer times, a tenant's (id) or the edge's */
+
+static u_char *
+ngx_http_claw_metrics_histogram(u_char *p, u_char *id, size_t len,
+    uint64_t *ttfb, uint64_t ms)
 {
     uint64_t    cumulative;
     ngx_uint_t  i;
@@ -593,35 +699,36 @@ ngx_http_claw_metrics_edge(u_char *p, ngx_http_claw_shctx_t *sh)
         "5", "10", "+Inf"
     };
 
-    p = ngx_sprintf(p,
-        "# HELP claw_upstream_failures_total Attempts to reach a tenant's "
-        "container that failed (no connection, a reset, a timeout, an "
-        "invalid answer).\n"
-        "# TYPE claw_upstream_failures_total counter\n"
-        "claw_upstream_failures_total %uA\n"
-        "# HELP claw_upstream_header_seconds Time from a request sent to a "
-        "container to its answer's header, all tenants.\n"
-        "# TYPE claw_upstream_header_seconds histogram\n",
-        sh->upstream_failed);
-
     cumulative = 0;
 
     for (i = 0; i <= NGX_HTTP_CLAW_TTFB_BUCKETS; i++) {
-        cumulative += sh->ttfb[i];
-        p = ngx_sprintf(p, "claw_upstream_header_seconds_bucket{le=\"%s\"} "
-                        "%uL\n", le[i], cumulative);
+        cumulative += ttfb[i];
+
+        if (len) {
+            p = ngx_sprintf(p, "claw_upstream_header_seconds_bucket"
+                            "{tenant=\"%*s\",le=\"%s\"} %uL\n",
+                            len, id, le[i], cumulative);
+
+        } else {
+            p = ngx_sprintf(p, "claw_upstream_header_seconds_bucket"
+                            "{le=\"%s\"} %uL\n", le[i], cumulative);
+        }
     }
 
-    p = ngx_sprintf(p,
-        "claw_upstream_header_seconds_sum %uA.%03uA\n"
-        "claw_upstream_header_seconds_count %uL\n"
-        "# HELP claw_build_info The module's version, and nginx's.\n"
-        "# TYPE claw_build_info gauge\n"
-        "claw_build_info{version=\"" NGX_HTTP_CLAW_VERSION "\","
-        "nginx=\"" NGINX_VERSION "\"} 1\n",
-        sh->ttfb_ms / 1000, sh->ttfb_ms % 1000, cumulative);
+    if (len) {
+        return ngx_sprintf(p,
+                           "claw_upstream_header_seconds_sum{tenant=\"%*s\"}"
+                           " %uL.%03uL\n"
+                           "claw_upstream_header_seconds_count"
+                           "{tenant=\"%*s\"} %uL\n",
+                           len, id, ms / 1000, ms % 1000,
+                           len, id, cumulative);
+    }
 
-    return p;
+    return ngx_sprintf(p,
+                       "claw_upstream_header_seconds_sum %uL.%03uL\n"
+                       "claw_upstream_header_seconds_count %uL\n",
+                       ms / 1000, ms % 1000, cumulative);
 }
 
 

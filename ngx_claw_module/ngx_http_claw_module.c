@@ -253,7 +253,7 @@ static ngx_command_t  ngx_http_claw_commands[] = {
       NULL },
 
     { ngx_string("claw_metrics"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE12,
       ngx_http_claw_metrics,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,

@@ -52,6 +52,15 @@ typedef struct {
     ngx_array_t                  suffixes;      /* every claw_domain */
     void                        *domains;       /* domains.c, per worker */
     ngx_str_t                    cookie_secret;  /* the key itself */
+
+    /*
+     * more of the metrics page, from a module above this one (the ACME
+     * client's names): start copies what it shows (NULL: an error),
+     * fill writes whole lines and returns 1 when it is done
+     */
+    void                      *(*metrics_start)(ngx_http_request_t *r,
+                                                ngx_uint_t tenants);
+    ngx_uint_t                 (*metrics_fill)(void *data, ngx_buf_t *b);
 } ngx_http_claw_main_conf_t;
 
 
@@ -98,6 +107,7 @@ typedef struct {
     unsigned                     admin:1;
     unsigned                     metrics:1;
     unsigned                     metrics_tenants:1;  /* per-tenant series */
+    unsigned                     metrics_upstream:1; /* and upstream ones */
 } ngx_http_claw_loc_conf_t;
 
 

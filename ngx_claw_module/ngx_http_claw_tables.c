@@ -1636,6 +1636,13 @@ ngx_http_claw_snapshot(ngx_http_claw_tables_t *tb, ngx_pool_t *pool,
                     c->revoked = t->revoked_requests;
                     c->bytes_sent = t->bytes_sent;
                     c->active = t->active;
+                    c->upstream_failed = t->upstream_failed;
+                    c->ttfb_ms = t->ttfb_ms;
+
+                    for (i = 0; i <= NGX_HTTP_CLAW_TTFB_BUCKETS; i++) {
+                        c->ttfb[i] = t->ttfb[i];
+                    }
+
                     continue;
                 }
 

@@ -108,6 +108,9 @@ typedef struct {
     uint64_t                     revoked;
     uint64_t                     bytes_sent;
     uint64_t                     active;
+    uint64_t                     upstream_failed;
+    uint64_t                     ttfb[NGX_HTTP_CLAW_TTFB_BUCKETS + 1];
+    uint64_t                     ttfb_ms;
 } ngx_http_claw_counters_t;
 
 
@@ -177,6 +180,11 @@ struct ngx_http_claw_tenant_s {
     ngx_atomic_t                 revoked_requests;
     ngx_atomic_t                 bytes_sent;
     ngx_atomic_t                 refused_down;
+
+    /* its container's failed attempts and answer times, as the edge's */
+    ngx_atomic_t                 upstream_failed;
+    ngx_atomic_t                 ttfb[NGX_HTTP_CLAW_TTFB_BUCKETS + 1];
+    ngx_atomic_t                 ttfb_ms;
 
     /* its container's passive health (claw_health), in ngx_current_msec */
     ngx_atomic_t                 fails;          /* in a row */

@@ -110,6 +110,15 @@ sub admin_put {
 
 sub valid { my $d = acme_domain($_[0]); $d && $d->{state} eq 'valid' && $d }
 
+# the metrics page, its chunks joined
+sub metrics {
+    my ($status, $body) = ClawTest::http_request('GET', '/metrics');
+    die "GET /metrics: $status\n" unless $status == 200;
+    my (undef, $chunks) = ClawTest::chunked_parts("HTTP/1.1 200 OK\r\n\r\n"
+                                                  . $body);
+    return join '', @$chunks;
+}
+
 sub mode { sprintf '%04o', (stat $_[0])[2] & 07777 }
 
 sub serial { my ($s) = served_cert($_[0]) =~ /serial=(\w+)/; $s // '' }
@@ -399,6 +408,10 @@ _EOF_
     location /claw/ {
         claw_admin;
     }
+
+    location = /metrics {
+        claw_metrics;
+    }
 _EOC_
     }
 });
@@ -503,6 +516,14 @@ Test::More::is(main::mode("$::State/account.key"), '0600', "account key 0600");
 Test::More::is(main::mode("$::State/certs/app.dave.test.key"), '0600',
                "certificate key 0600");
 Test::More::is(ClawAcme::orders_of($::State), 1, "one order");
+my $m = main::metrics();
+my $end = ClawAcme::acme_domain('app.dave.test')->{not_after};
+Test::More::like($m, qr/^claw_certificate_expiry_timestamp_seconds\{tenant="dave",domain="app\.dave\.test"\} $end\n/m,
+                 "metrics: the certificate's expiry, as the status says");
+Test::More::like($m, qr/^claw_certificate_failures\{tenant="dave",domain="app\.dave\.test"\} 0\n/m,
+                 "metrics: no failure");
+Test::More::like($m, qr/^claw_certificates\{state="valid"\} 1\n.*^claw_certificates\{state="none"\} 0\n/ms,
+                 "metrics: one name valid");
 --- request
 GET /acme
 --- response_body_like: "domain":"app\.dave\.test","tenant":"dave","state":"valid",.*"failures":0,"orders":1,
@@ -682,6 +703,11 @@ Test::More::ok($f[1][0] - $f[0][0] >= 1 && $f[2][0] - $f[1][0] >= 2
 my $d = ClawAcme::acme_domain('bad.acme.test');
 Test::More::like($d->{error}, qr/404/, "the CA's reason");
 Test::More::ok(!-e "$::State/certs/bad.acme.test.crt", "no certificate");
+my $m = main::metrics();
+my ($n) = $m =~ /^claw_certificate_failures\{tenant="frank",domain="bad\.acme\.test"\} (\d+)$/m;
+Test::More::ok(($n // 0) >= 4, "metrics: its failures in a row (" . ($n // 'none') . ")");
+Test::More::unlike($m, qr/^claw_certificate_expiry_timestamp_seconds\{/m,
+                   "metrics: no expiry for a name without a certificate");
 --- request
 GET /acme
 --- response_body_like: "domain":"bad\.acme\.test","tenant":"frank","state":"(none|issuing)",.*"error":"authorization is \\"invalid\\": 

@@ -271,3 +271,63 @@ my $re = join "",
 qr/$re/
 --- response_body_unlike: tenant=
 
+
+
+
+=== TEST 9: claw_metrics upstream=tenants: failed attempts and answer times by tenant, which sum to the edge's
+--- config
+    location = /metrics {
+        claw_metrics upstream=tenants;
+    }
+--- user_files
+>>> tenants.conf
+m1  127.0.0.1:19911  token=sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1 rate=1r/m burst=3
+m3  127.0.0.1:19914  token=sha256:da35348540eea93333fbee67961c2b02777aff29018cbbd343e7b9ac2e259122
+--- init
+main::traffic();
+my @m3 = ("Host: m3.claw.test", "Authorization: Bearer bob-token-1");
+my $s = ClawTest::http_get("/", @m3);
+die "m3: $s\n" unless $s == 502;
+--- request
+GET /metrics
+--- response_body_like eval
+my $re = join "",
+    '# HELP claw_upstream_failures_total [^\n]+\n',
+    '# TYPE claw_upstream_failures_total counter\n',
+    'claw_upstream_failures_total\{tenant="m1"\} 0\n',
+    'claw_upstream_failures_total\{tenant="m3"\} 1\n',
+    '# HELP claw_upstream_header_seconds [^\n]+\n',
+    '# TYPE claw_upstream_header_seconds histogram\n',
+    'claw_upstream_header_seconds_bucket\{tenant="m1",le="0.005"\} \d\n',
+    '(?:claw_upstream_header_seconds_bucket\{tenant="m1",[^\n]+\n){10}',
+    'claw_upstream_header_seconds_bucket\{tenant="m1",le="\+Inf"\} 4\n',
+    'claw_upstream_header_seconds_sum\{tenant="m1"\} \d+\.\d{3}\n',
+    'claw_upstream_header_seconds_count\{tenant="m1"\} 4\n',
+    '(?:claw_upstream_header_seconds_bucket\{tenant="m3",[^\n]+\} 0\n){12}',
+    'claw_upstream_header_seconds_sum\{tenant="m3"\} 0\.000\n',
+    'claw_upstream_header_seconds_count\{tenant="m3"\} 0\n',
+    '# HELP claw_tenants ';
+qr/$re/
+--- response_body_unlike: claw_upstream_failures_total \d|claw_upstream_header_seconds_count \d
+
+
+
+=== TEST 10: claw_metrics: upstream=tenants needs the tenant series
+--- config
+    location = /metrics {
+        claw_metrics upstream=tenants tenants=off;
+    }
+--- must_die
+--- error_log
+"upstream=tenants" of "claw_metrics" needs the tenant series that "tenants=off" turns off
+
+
+
+=== TEST 11: ... an unknown parameter is named
+--- config
+    location = /metrics {
+        claw_metrics tenants=no;
+    }
+--- must_die
+--- error_log
+invalid parameter "tenants=no" of "claw_metrics": "tenants=off" and "upstream=tenants" are known

@@ -2,7 +2,8 @@
 # and its unit tests (each alert fires on the series that should fire it,
 # and only there); every query of the Grafana dashboard parses as PromQL;
 # and every metric the rules and the dashboard name is one the module
-# exports (named in ngx_http_claw_metrics.c), so that a renamed metric
+# exports (named in ngx_http_claw_metrics.c or, for the certificates,
+# ngx_http_claw_acme_serve.c), so that a renamed metric
 # cannot leave them silently empty.
 use strict;
 use warnings;
@@ -60,7 +61,8 @@ close $fh;
 is($rc, 0, "every dashboard query parses ($i)") or diag($out);
 
 # every metric named is one the module exports
-my $source = slurp("$root/ngx_claw_module/ngx_http_claw_metrics.c");
+my $source = join "", map { slurp("$root/ngx_claw_module/ngx_http_claw_$_.c") }
+             qw(metrics acme_serve);
 my %exported = map { $_ => 1 } $source =~ /\b(claw_[a-z_]+)/g;
 my $alerts = slurp("$dir/claw-alerts.yml");
 my %used = map { $_ => 1 } map { /\b(claw_[a-z_]+)\{?/g }
