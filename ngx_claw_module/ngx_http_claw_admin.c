@@ -94,6 +94,7 @@ typedef struct {
     ngx_uint_t                   more;
     ngx_uint_t                   state;         /* 0 head, 1 body, 2 end */
     ngx_uint_t                   sent;
+    time_t                       idle;          /* ?idle=: seen by then */
     ngx_str_t                    after;
     u_char                       last[NGX_HTTP_CLAW_ID_MAX];
 } ngx_http_claw_list_ctx_t;
@@ -587,6 +588,22 @@ ngx_http_claw_admin_list(ngx_http_request_t *r)
         lc->left = limit;
     }
 
+    /* tenants idle for at least that many seconds: the reaper's */
+
+    lc->idle = -1;
+
+    if (ngx_http_arg(r, (u_char *) "idle", 4, &value) == NGX_OK) {
+        limit = ngx_atoi(value.data, value.len);
+
+        if (limit < 0) {
+            return ngx_http_claw_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                             "\"idle\" must be a number of "
+                                             "seconds");
+        }
+
+        lc->idle = ngx_time() - limit;
+    }
+
     if (ngx_http_arg(r, (u_char *) "after", 5, &value) == NGX_OK) {
         if (!ngx_http_claw_valid_id(value.data, value.len)) {
             return ngx_http_claw_admin_error(r, NGX_HTTP_BAD_REQUEST,
@@ -636,9 +653,18 @@ ngx_http_claw_admin_list_fill(void *data, ngx_buf_t *b)
 
     while (lc->state == 1) {
 
+        if (lc->paged && lc->left == 0) {
+            if (lc->i < lc->n) {
+                lc->more = 1;
+            }
+
+            lc->state = 2;
+            break;
+        }
+
         if (lc->i == lc->n) {
 
-            if (!lc->more || (lc->paged && lc->left == 0)) {
+            if (!lc->more) {
                 lc->state = 2;
                 break;
             }
@@ -667,14 +693,17 @@ ngx_http_claw_admin_list_fill(void *data, ngx_buf_t *b)
                 break;
             }
 
-            if (lc->paged) {
-                lc->left -= lc->n;
-            }
-
             continue;
         }
 
         tc = lc->list[lc->i];
+
+        if (lc->idle >= 0 && tc->seen > lc->idle) {
+            lc->after.len = tc->id_len;
+            ngx_memcpy(lc->last, ngx_http_claw_tconf_id(tc), tc->id_len);
+            lc->i++;
+            continue;
+        }
 
         json = ngx_http_claw_admin_tenant(tc);
         if (json == NULL) {
@@ -700,6 +729,10 @@ ngx_http_claw_admin_list_fill(void *data, ngx_buf_t *b)
         ngx_memcpy(lc->last, ngx_http_claw_tconf_id(tc), tc->id_len);
 
         lc->i++;
+
+        if (lc->paged) {
+            lc->left--;
+        }
     }
 
     if ((size_t) (b->end - b->last)
@@ -1694,8 +1727,8 @@ ngx_http_claw_admin_entry(ngx_http_request_t *r, json_t *root, ngx_str_t *id,
                 : -1;
 
             if (n < 0) {
-                return "\"state\" must be \"active\", \"suspended\" or "
-                       "\"maintenance\"";
+                return "\"state\" must be \"active\", \"suspended\", "
+                       "\"maintenance\" or \"asleep\"";
             }
 
             e->state = (unsigned) n;
@@ -1756,6 +1789,11 @@ ngx_http_claw_admin_entry(ngx_http_request_t *r, json_t *root, ngx_str_t *id,
                 e->domains[e->ndomains].len = len;
                 e->ndomains++;
             }
+
+        } else if (ngx_strcmp(key, "last_request") == 0) {
+
+            /* read-only, as GET shows it: a GET, an edit, a PUT works */
+            continue;
 
         } else {
             return "unknown field; fields are \"upstream\", \"tokens\", "
@@ -1834,6 +1872,12 @@ ngx_http_claw_admin_tenant(ngx_http_claw_tconf_t *tc)
                                                ngx_http_claw_size_text(
                                                    tc->max_body, text))
                                 : json_null());
+
+    /* read-only: known for the tenants the tables copied out */
+
+    if (obj && tc->seen) {
+        json_object_set_new(obj, "last_request", json_integer(tc->seen));
+    }
 
     return obj;
 }

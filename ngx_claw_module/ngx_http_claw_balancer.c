@@ -514,6 +514,12 @@ ngx_http_claw_free_peer(ngx_peer_connection_t *pc, void *data,
             (void) ngx_atomic_fetch_add(
                        &pd->ctx->tables->sh->upstream_failed, 1);
             (void) ngx_atomic_fetch_add(&pd->ctx->tenant->upstream_failed, 1);
+
+            /* asleep again, may be: the next request looks (claw_wake) */
+            pd->ctx->tenant->wake_up = 0;
+
+        } else if (ngx_current_msec - pd->ctx->tenant->wake_up >= 1000) {
+            pd->ctx->tenant->wake_up = ngx_current_msec;
         }
 
         ngx_http_claw_health_report(pd, state);

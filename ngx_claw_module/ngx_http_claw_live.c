@@ -32,6 +32,7 @@
 
 
 static void ngx_http_claw_live_check(ngx_event_t *ev);
+static void ngx_http_claw_live_traffic(ngx_http_claw_live_t *live);
 static void ngx_http_claw_live_cut(ngx_http_claw_ctx_t *ctx,
     const char *why);
 
@@ -86,6 +87,10 @@ ngx_http_claw_live_check(ngx_event_t *ev)
 
     if (ngx_queue_empty(&live->requests)) {
         return;
+    }
+
+    if (++live->ticks % (1000 / NGX_HTTP_CLAW_LIVE_EVERY) == 0) {
+        ngx_http_claw_live_traffic(live);
     }
 
     revoked = live->tables->sh->revoked;
@@ -144,6 +149,45 @@ ngx_http_claw_live_check(ngx_event_t *ev)
 
     if (!ngx_queue_empty(&live->requests)) {
         ngx_add_timer(ev, NGX_HTTP_CLAW_LIVE_EVERY);
+    }
+}
+
+
+/*
+ * Once a second: a tunnel that moved bytes either way keeps its tenant
+ * from looking idle (claw_last_request_timestamp_seconds, ?idle=)
+ */
+
+static void
+ngx_http_claw_live_traffic(ngx_http_claw_live_t *live)
+{
+    off_t                   bytes;
+    ngx_queue_t            *q;
+    ngx_http_request_t     *r;
+    ngx_http_upstream_t    *u;
+    ngx_http_claw_ctx_t    *ctx;
+
+    for (q = ngx_queue_head(&live->requests);
+         q != ngx_queue_sentinel(&live->requests);
+         q = ngx_queue_next(q))
+    {
+        ctx = ngx_queue_data(q, ngx_http_claw_ctx_t, live);
+        r = ctx->request;
+        u = r->upstream;
+
+        if (u == NULL || !u->upgrade || u->peer.connection == NULL) {
+            continue;
+        }
+
+        bytes = r->connection->sent + u->peer.connection->sent;
+
+        if (bytes != ctx->tunnel_bytes) {
+            ctx->tunnel_bytes = bytes;
+
+            if (ctx->tenant->seen != (ngx_atomic_uint_t) ngx_time()) {
+                ctx->tenant->seen = ngx_time();
+            }
+        }
     }
 }
 

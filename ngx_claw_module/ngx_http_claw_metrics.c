@@ -221,6 +221,19 @@ static ngx_http_claw_family_t  ngx_http_claw_families[] = {
                  "by reason ($claw_limit, and auth for failed "
                  "credentials).\n# TYPE claw_refused_total counter\n"),
       ngx_string("claw_refused_total{tenant=\"") },
+    { ngx_string("# HELP claw_last_request_timestamp_seconds When a tenant "
+                 "last had an authenticated request or a byte on an open "
+                 "tunnel (Unix time).\n"
+                 "# TYPE claw_last_request_timestamp_seconds gauge\n"),
+      ngx_string("claw_last_request_timestamp_seconds{tenant=\"") },
+    { ngx_string("# HELP claw_wakes_total Wakes of a tenant's container "
+                 "started by the claw_wake hook.\n"
+                 "# TYPE claw_wakes_total counter\n"),
+      ngx_string("claw_wakes_total{tenant=\"") },
+    { ngx_string("# HELP claw_wake_failures_total Wakes that failed: the "
+                 "hook refused, or the container did not accept in time.\n"
+                 "# TYPE claw_wake_failures_total counter\n"),
+      ngx_string("claw_wake_failures_total{tenant=\"") },
 
     /* with upstream=tenants: the edge's own, by tenant */
 
@@ -235,15 +248,15 @@ static ngx_http_claw_family_t  ngx_http_claw_families[] = {
       ngx_string("claw_upstream_header_seconds") }
 };
 
-/* the families without upstream=tenants */
-#define NGX_HTTP_CLAW_FAMILIES_EDGE  9
+/* the families without upstream=tenants, and the first of those */
+#define NGX_HTTP_CLAW_FAMILIES_EDGE  12
 
 /* the reasons of claw_refused_total, one line each */
-#define NGX_HTTP_CLAW_REASONS  9
+#define NGX_HTTP_CLAW_REASONS  10
 
 static char  *ngx_http_claw_reasons[] = {
     "rate", "conn", "lockout", "auth", "suspended", "maintenance",
-    "address", "body", "down"
+    "address", "body", "down", "wake"
 };
 
 #define NGX_HTTP_CLAW_FAMILIES                                               \
@@ -484,11 +497,24 @@ ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b)
                 break;
 
             case 9:
+                p = ngx_http_claw_metrics_line(p, name, c, NULL, c->seen);
+                break;
+
+            case 10:
+                p = ngx_http_claw_metrics_line(p, name, c, NULL, c->wakes);
+                break;
+
+            case 11:
+                p = ngx_http_claw_metrics_line(p, name, c, NULL,
+                                               c->wake_failures);
+                break;
+
+            case 12:
                 p = ngx_http_claw_metrics_line(p, name, c, NULL,
                                                c->upstream_failed);
                 break;
 
-            case 10:
+            case 13:
                 p = ngx_http_claw_metrics_histogram(p, c->id, c->id_len,
                                                     c->ttfb, c->ttfb_ms);
                 break;
@@ -503,6 +529,7 @@ ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b)
                 reason[6] = c->refused_address;
                 reason[7] = c->refused_body;
                 reason[8] = c->refused_down;
+                reason[9] = c->refused_wake;
 
                 for (j = 0; j < NGX_HTTP_CLAW_REASONS; j++) {
                     p = ngx_http_claw_metrics_reason(p, name, c,
@@ -667,8 +694,9 @@ ngx_http_claw_metrics_edge(u_char *p, ngx_http_claw_shctx_t *sh,
 
     if (!by_tenant) {
         p = ngx_sprintf(p, "%Vclaw_upstream_failures_total %uA\n%V",
-                        &ngx_http_claw_families[9].help, sh->upstream_failed,
-                        &ngx_http_claw_families[10].help);
+                        &ngx_http_claw_families[12].help,
+                        sh->upstream_failed,
+                        &ngx_http_claw_families[13].help);
 
         for (i = 0; i <= NGX_HTTP_CLAW_TTFB_BUCKETS; i++) {
             ttfb[i] = sh->ttfb[i];
@@ -751,6 +779,10 @@ ngx_http_claw_counters_add(ngx_http_claw_counters_t *sum,
     sum->refused_address += c->refused_address;
     sum->refused_body += c->refused_body;
     sum->refused_down += c->refused_down;
+    sum->refused_wake += c->refused_wake;
+    sum->seen = ngx_max(sum->seen, c->seen);
+    sum->wakes += c->wakes;
+    sum->wake_failures += c->wake_failures;
     sum->up += c->up;
     sum->revoked += c->revoked;
     sum->bytes_sent += c->bytes_sent;

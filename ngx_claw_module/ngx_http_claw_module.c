@@ -19,6 +19,7 @@
 #include "ngx_http_claw_live.h"
 #include "ngx_http_claw_admin.h"
 #include "ngx_http_claw_metrics.h"
+#include "ngx_http_claw_wake.h"
 #include "ngx_http_claw_token.h"
 #include "ngx_http_claw_ssl.h"
 #include "ngx_http_claw_domains.h"
@@ -252,6 +253,13 @@ static ngx_command_t  ngx_http_claw_commands[] = {
       0,
       NULL },
 
+    { ngx_string("claw_wake"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_claw_wake_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("claw_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE12,
       ngx_http_claw_metrics,
@@ -437,7 +445,26 @@ ngx_http_claw_handler(ngx_http_request_t *r)
         return ctx->refused;
     }
 
-    rc = ngx_http_claw_check(r, clcf, ctx);
+    /* held for a container waking: back from a timer or the hook */
+
+    if (ctx->waking) {
+        ctx->waking = 0;
+        rc = ngx_http_claw_wake(r, clcf, ctx);
+
+    } else {
+        rc = ngx_http_claw_check(r, clcf, ctx);
+    }
+
+    if (rc == NGX_AGAIN) {
+        ctx->waking = 1;
+        return NGX_AGAIN;
+    }
+
+    if (rc == NGX_DONE) {
+
+        /* answered (the wake's page) and finalized: r may be gone */
+        return NGX_DONE;
+    }
 
     if (rc != NGX_DECLINED) {
         ctx->admitted = 0;
@@ -447,14 +474,21 @@ ngx_http_claw_handler(ngx_http_request_t *r)
 
     ctx->admitted = 1;
 
-    /* a revocation must reach what a credential opened */
-
-    if (!ctx->linked
-        && ctx->auth != NGX_HTTP_CLAW_AUTH_NONE
+    if (ctx->auth != NGX_HTTP_CLAW_AUTH_NONE
         && ctx->auth != NGX_HTTP_CLAW_AUTH_OFF)
     {
-        cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
-        ngx_http_claw_live_add(&cmcf->live, ctx);
+        /* the tenant is not idle (a public location's checks do not count) */
+
+        if (ctx->tenant->seen != (ngx_atomic_uint_t) ngx_time()) {
+            ctx->tenant->seen = ngx_time();
+        }
+
+        /* a revocation must reach what a credential opened */
+
+        if (!ctx->linked) {
+            cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+            ngx_http_claw_live_add(&cmcf->live, ctx);
+        }
     }
 
     return NGX_DECLINED;
@@ -538,7 +572,7 @@ ngx_http_claw_check(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
 
     /* a tenant that is not active reaches no container, whoever asks */
 
-    if (ctx->tconf->state != NGX_HTTP_CLAW_STATE_ACTIVE) {
+    if (!ngx_http_claw_state_open(ctx->tconf->state)) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "claw: tenant \"%V\" is %s", &ctx->id,
                       ctx->tconf->state == NGX_HTTP_CLAW_STATE_SUSPENDED
@@ -613,6 +647,20 @@ ngx_http_claw_check(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     /* claw_auth off: no credential, so no tenant quota is spent either */
 
     if (rc == NGX_DECLINED) {
+
+        /* nor is its container woken: a stranger could wake them all */
+
+        if (ctx->tconf->state == NGX_HTTP_CLAW_STATE_ASLEEP) {
+            (void) ngx_atomic_fetch_add(&ctx->tenant->refused_wake, 1);
+            ctx->limit = NGX_HTTP_CLAW_LIMIT_WAKE;
+
+            if (ngx_http_claw_retry_after(r, 60) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
         return ngx_http_claw_public(r);
     }
 
@@ -621,6 +669,12 @@ ngx_http_claw_check(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
         if (rc != NGX_OK) {
             return rc;
         }
+    }
+
+    /* a container that may be asleep: held until it accepts (claw_wake) */
+
+    if (ctx->tconf->state == NGX_HTTP_CLAW_STATE_ASLEEP) {
+        return ngx_http_claw_wake(r, clcf, ctx);
     }
 
     return NGX_DECLINED;
@@ -905,6 +959,10 @@ ngx_http_claw_cleanup(void *data)
         ngx_http_claw_live_remove(ctx);
     }
 
+    if (ctx->wake) {
+        ngx_http_claw_wake_cleanup(ctx);
+    }
+
     if (ctx->tenant) {
         ngx_http_claw_tables_release(ctx->tables, ctx->tenant, ctx->hold,
                                      ctx->active);
@@ -1025,7 +1083,8 @@ static ngx_str_t  ngx_http_claw_limit_names[] = {
     ngx_string("maintenance"),
     ngx_string("address"),
     ngx_string("body"),
-    ngx_string("down")
+    ngx_string("down"),
+    ngx_string("wake")
 };
 
 static ngx_str_t  ngx_http_claw_auth_error_names[] = {
@@ -1425,6 +1484,7 @@ ngx_http_claw_create_loc_conf(ngx_conf_t *cf)
     conf->rate_headers = NGX_CONF_UNSET;
     conf->limit_log_level = NGX_CONF_UNSET_UINT;
     conf->health_fails = NGX_CONF_UNSET_UINT;
+    conf->wake = NGX_CONF_UNSET_PTR;
     conf->health_timeout = NGX_CONF_UNSET_MSEC;
     conf->hsts = NGX_CONF_UNSET;
     conf->hsts_subdomains = NGX_CONF_UNSET;
@@ -1470,6 +1530,7 @@ ngx_http_claw_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->rate_limit, prev->rate_limit, 1);
     ngx_conf_merge_value(conf->rate_headers, prev->rate_headers, 0);
     ngx_conf_merge_uint_value(conf->health_fails, prev->health_fails, 0);
+    ngx_conf_merge_ptr_value(conf->wake, prev->wake, NULL);
     ngx_conf_merge_msec_value(conf->health_timeout, prev->health_timeout,
                               10000);
     ngx_conf_merge_uint_value(conf->limit_log_level, prev->limit_log_level,

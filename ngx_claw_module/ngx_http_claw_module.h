@@ -36,6 +36,7 @@ typedef struct {
     ngx_queue_t                  requests;
     ngx_event_t                  check;
     ngx_atomic_uint_t            revoked;       /* the zone's, as last seen */
+    ngx_uint_t                   ticks;
     ngx_http_claw_tables_t      *tables;
 } ngx_http_claw_live_t;
 
@@ -77,6 +78,15 @@ typedef struct {
 } ngx_http_claw_srv_conf_t;
 
 
+/* claw_wake uri [timeout=] [waiting=] [page=on] */
+typedef struct {
+    ngx_str_t                    uri;
+    ngx_msec_t                   timeout;
+    ngx_uint_t                   waiting;       /* held at once, a tenant */
+    ngx_flag_t                   page;
+} ngx_http_claw_wake_conf_t;
+
+
 typedef struct {
     ngx_flag_t                   enable;
     ngx_str_t                    tenant;
@@ -104,6 +114,7 @@ typedef struct {
     ngx_http_claw_operator_t    *operator;       /* claw_admin_token */
     ngx_uint_t                   health_fails;   /* claw_health, 0: off */
     ngx_msec_t                   health_timeout;
+    ngx_http_claw_wake_conf_t   *wake;           /* NULL: claw_wake off */
     unsigned                     admin:1;
     unsigned                     metrics:1;
     unsigned                     metrics_tenants:1;  /* per-tenant series */
@@ -161,8 +172,11 @@ typedef struct {
     unsigned                     probe:1;        /* tries a container down */
     unsigned                     active:1;       /* counted in flight */
     unsigned                     counted:1;      /* in the metrics */
+    unsigned                     waking:1;       /* held by claw_wake */
 
     off_t                        body_received;  /* against max_body */
+    void                        *wake;           /* wake.c's, once held */
+    off_t                        tunnel_bytes;   /* both ways, as last seen */
 
     /* for the RateLimit headers */
     uint64_t                     rate_quota;
@@ -186,6 +200,7 @@ typedef struct {
 #define NGX_HTTP_CLAW_LIMIT_ADDRESS      7
 #define NGX_HTTP_CLAW_LIMIT_BODY         8
 #define NGX_HTTP_CLAW_LIMIT_DOWN         9
+#define NGX_HTTP_CLAW_LIMIT_WAKE         10     /* asleep, not woken */
 
 /* $claw_auth_error: why no credential was good (empty: none failed) */
 #define NGX_HTTP_CLAW_AUTH_ERR_MISSING   1

@@ -442,7 +442,7 @@ ngx_http_claw_rate_interval(ngx_http_claw_rate_t *rate)
 
 
 const char *const  ngx_http_claw_states[] = {
-    "active", "suspended", "maintenance", NULL
+    "active", "suspended", "maintenance", "asleep", NULL
 };
 
 
@@ -987,8 +987,8 @@ ngx_http_claw_parse_line(unsigned char *line, size_t len,
 
             if (st < 0) {
                 return ngx_http_claw_line_error(err, "invalid state "
-                                                "(active, suspended or "
-                                                "maintenance)",
+                                                "(active, suspended, "
+                                                "maintenance or asleep)",
                                                 f.data, f.len);
             }
 

@@ -92,6 +92,11 @@ typedef struct {
 #define NGX_HTTP_CLAW_STATE_ACTIVE       0
 #define NGX_HTTP_CLAW_STATE_SUSPENDED    1     /* 403, reaches nothing */
 #define NGX_HTTP_CLAW_STATE_MAINTENANCE  2     /* 503 with Retry-After */
+#define NGX_HTTP_CLAW_STATE_ASLEEP       3     /* woken by claw_wake */
+
+/* whose tunnels and credentials stay good */
+#define ngx_http_claw_state_open(s)                                           \
+    ((s) == NGX_HTTP_CLAW_STATE_ACTIVE || (s) == NGX_HTTP_CLAW_STATE_ASLEEP)
 
 extern const char *const  ngx_http_claw_states[];
 

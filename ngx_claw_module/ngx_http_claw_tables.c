@@ -366,6 +366,9 @@ ngx_http_claw_alloc_try_locked(ngx_http_claw_tables_t *tb,
         }
 
         ngx_memzero(ch->slot, sizeof(ngx_http_claw_tenant_t));
+
+        /* a new tenant is not idle: a restart must not look like one */
+        ch->slot->seen = ngx_time();
     }
 
     ch->conf = ngx_slab_alloc_locked(tb->shpool, src->size);
@@ -619,8 +622,8 @@ ngx_http_claw_revoke_tokens_locked(ngx_http_claw_tables_t *tb,
 
     /* a tenant suspended or put in maintenance keeps nothing open */
 
-    if (conf->state != NGX_HTTP_CLAW_STATE_ACTIVE
-        && t->conf->state == NGX_HTTP_CLAW_STATE_ACTIVE)
+    if (!ngx_http_claw_state_open(conf->state)
+        && ngx_http_claw_state_open(t->conf->state))
     {
         ngx_http_claw_revoke_locked(tb, t);
         return;
@@ -755,7 +758,7 @@ ngx_http_claw_tables_holds(ngx_http_claw_tables_t *tb,
     ngx_shmtx_lock(&tb->shpool->mutex);
 
     ok = !t->dead
-         && t->conf->state == NGX_HTTP_CLAW_STATE_ACTIVE
+         && ngx_http_claw_state_open(t->conf->state)
          && ngx_http_claw_digest_find(digest,
                                       ngx_http_claw_tconf_tokens(t->conf),
                                       t->conf->ntokens)
@@ -1350,6 +1353,7 @@ ngx_http_claw_tables_get(ngx_http_claw_tables_t *tb, u_char *id,
                                      len);
     if (t) {
         ngx_memcpy(tc, t->conf, t->conf->size);
+        tc->seen = t->seen;
     }
 
     ngx_shmtx_unlock(&tb->shpool->mutex);
@@ -1475,6 +1479,7 @@ ngx_http_claw_tables_page(ngx_http_claw_tables_t *tb, ngx_pool_t *pool,
 
             tc = (ngx_http_claw_tconf_t *) p;
             ngx_memcpy(tc, bucket[i]->conf, bucket[i]->conf->size);
+            tc->seen = bucket[i]->seen;
             list[count++] = tc;
         }
 
@@ -1637,6 +1642,10 @@ ngx_http_claw_snapshot(ngx_http_claw_tables_t *tb, ngx_pool_t *pool,
                     c->bytes_sent = t->bytes_sent;
                     c->active = t->active;
                     c->upstream_failed = t->upstream_failed;
+                    c->seen = t->seen;
+                    c->wakes = t->wakes;
+                    c->wake_failures = t->wake_failures;
+                    c->refused_wake = t->refused_wake;
                     c->ttfb_ms = t->ttfb_ms;
 
                     for (i = 0; i <= NGX_HTTP_CLAW_TTFB_BUCKETS; i++) {

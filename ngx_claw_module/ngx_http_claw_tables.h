@@ -43,6 +43,8 @@ typedef struct {
     u_char                       ndomains;
     u_char                       state;         /* NGX_HTTP_CLAW_STATE_* */
     u_char                       nallow;
+    time_t                       seen;          /* copies for the admin API
+                                                   only: the slot's */
 } ngx_http_claw_tconf_t;
 
 #define NGX_HTTP_CLAW_TCONF_HEAD_MAX                                          \
@@ -111,6 +113,10 @@ typedef struct {
     uint64_t                     upstream_failed;
     uint64_t                     ttfb[NGX_HTTP_CLAW_TTFB_BUCKETS + 1];
     uint64_t                     ttfb_ms;
+    uint64_t                     seen;
+    uint64_t                     wakes;
+    uint64_t                     wake_failures;
+    uint64_t                     refused_wake;
 } ngx_http_claw_counters_t;
 
 
@@ -185,6 +191,23 @@ struct ngx_http_claw_tenant_s {
     ngx_atomic_t                 upstream_failed;
     ngx_atomic_t                 ttfb[NGX_HTTP_CLAW_TTFB_BUCKETS + 1];
     ngx_atomic_t                 ttfb_ms;
+
+    /*
+     * Idle and asleep (claw_wake): the time of its last admitted request
+     * or tunnel byte (ngx_time()); in ngx_current_msec, when the wake
+     * under way started (0: none), the wake that failed, when its
+     * container last accepted a connection, the last probe of it
+     */
+    ngx_atomic_t                 seen;
+    ngx_atomic_t                 wake_started;
+    ngx_atomic_t                 wake_failed;
+    ngx_atomic_t                 wake_up;
+    ngx_atomic_t                 wake_probe;
+    ngx_atomic_t                 waiting;        /* requests held */
+    ngx_atomic_t                 wakes;          /* hook calls that started
+                                                    one */
+    ngx_atomic_t                 wake_failures;
+    ngx_atomic_t                 refused_wake;
 
     /* its container's passive health (claw_health), in ngx_current_msec */
     ngx_atomic_t                 fails;          /* in a row */

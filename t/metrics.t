@@ -218,7 +218,7 @@ in order, and the page ends with the totals.
 GET /metrics
 --- response_body_like eval
 my $ids = CORE::join "", map { sprintf 'claw_requests_total\{tenant="tenant%04d",code="1xx"\} 0\n(?:[^\n]+\n){4}', $_ } 1 .. 6000;
-qr/\A# HELP claw_requests_total [^\n]+\n# TYPE[^\n]+\n$ids# HELP claw_auth_failures_total.*\nclaw_bytes_sent_total\{tenant="tenant6000"\} 0\n.*\nclaw_revoked_total\{tenant="tenant6000"\} 0\n.*\nclaw_refused_total\{tenant="tenant6000",reason="down"\} 0\n# HELP claw_tenants[^\n]+\n# TYPE[^\n]+\nclaw_tenants 6000\n.*claw_zone_bytes_total 16777216\n.*claw_build_info\{[^\n]*\} 1\n\z/s
+qr/\A# HELP claw_requests_total [^\n]+\n# TYPE[^\n]+\n$ids# HELP claw_auth_failures_total.*\nclaw_bytes_sent_total\{tenant="tenant6000"\} 0\n.*\nclaw_revoked_total\{tenant="tenant6000"\} 0\n.*\nclaw_refused_total\{tenant="tenant6000",reason="wake"\} 0\n.*\nclaw_wake_failures_total\{tenant="tenant6000"\} 0\n# HELP claw_tenants[^\n]+\n# TYPE[^\n]+\nclaw_tenants 6000\n.*claw_zone_bytes_total 16777216\n.*claw_build_info\{[^\n]*\} 1\n\z/s
 --- no_error_log
 [error]
 

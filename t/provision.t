@@ -4,7 +4,7 @@
 # deletion.  Docker is a stand-in that records its arguments.
 
 use lib 't/perl';
-use ClawTest;
+use ClawTest qw(:DEFAULT spawn wait_port wait_until);
 use Test::Nginx::Socket 'no_plan';
 use File::Temp qw(tempdir);
 
@@ -223,3 +223,72 @@ GET /
 --- more_headers
 Host: b.example.org
 --- error_code: 401
+
+
+
+=== TEST 7: scale to zero: the reaper puts the idle active tenants to sleep (asleep first, then stopped); wake undoes it; a failure is told
+--- user_files
+>>> tenants.conf
+alice  127.0.0.1:19921  token=sha256:374f4c85576c23a1f3d9a99769f481944af78a415a995a6ad5ffd1e4b4ac76f1
+bob    127.0.0.1:19921
+carol  127.0.0.1:19921  state=suspended
+--- init
+my $ctl = "examples/clawctl --socket " . ClawTest::servroot() . "/logs/admin.sock";
+sleep 3;
+my ($s) = ClawTest::http_request(GET => "/", undef, "Host: alice.claw.test",
+                                 "Authorization: Bearer alice-token-1");
+die "alice: $s\n" unless $s == 200;
+my ($status, $out, $calls) = main::provision(undef, "reap", 2, 0);
+Test::More::is($status, 0, "reap succeeded") or Test::More::diag($out);
+Test::More::is($out, "tenant bob: asleep\n",
+               "bob put to sleep; alice (a request just now) and carol (suspended) not");
+Test::More::is(scalar @$calls, 1, "one docker call");
+Test::More::ok(main::has_args($calls->[0], ["stop", "claw-bob"]), "its container stopped");
+Test::More::like(`$ctl get bob`, qr/^bob\s+asleep\s/m, "bob is asleep in the registry");
+($status, $out, $calls) = main::provision(undef, "wake", "bob");
+Test::More::is($status, 0, "wake succeeded") or Test::More::diag($out);
+Test::More::ok(main::has_args($calls->[0], ["start", "claw-bob"]), "its container started");
+Test::More::like(`$ctl get bob`, qr/^bob\s+active\s/m, "and bob is active again");
+($status, $out) = main::provision("stop", "sleep", "bob");
+Test::More::is($status, 1, "a container that does not stop: exit 1");
+Test::More::like($out, qr/stopping the container of "bob" failed/, "and says so");
+--- request
+GET /
+--- more_headers
+Host: bob.claw.test
+--- error_code: 401
+--- timeout: 20
+
+
+
+=== TEST 8: the example wake hook (examples/wake-hook) runs "provision-tenant wake": the container started, the tenant active; anything but a tenant id is refused
+--- user_files
+>>> tenants.conf
+bob    127.0.0.1:19921  state=asleep
+--- init
+my $root = ClawTest::servroot();
+my $log = "$::Data/hook-docker.log";
+unlink $log;
+spawn("$::Data/hook.log", { PATH => "$::Bin:$ENV{PATH}", FAKE_DOCKER_LOG => $log,
+                            CLAW_ADMIN => "unix:$root/logs/admin.sock",
+                            CLAW_DATA => $::Data },
+      'examples/wake-hook', '--listen', '127.0.0.1:19922');
+wait_port(19922, 'wake-hook');
+my $hook = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => 19922)
+    or die "wake-hook: $!\n";
+my ($s) = ClawTest::http_exchange($hook, 5, 'POST', '/wake/bob');
+Test::More::is($s, 202, "a wake: 202 at once");
+Test::More::ok(wait_until(5, sub { ClawTest::slurp($log) =~ /^start\nclaw-bob\n/m }),
+               "docker start claw-bob");
+my $ctl = "examples/clawctl --socket $root/logs/admin.sock";
+Test::More::ok(wait_until(5, sub { `$ctl get bob` =~ /^bob\s+active\s/m }),
+               "bob active");
+$hook = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => 19922);
+($s) = ClawTest::http_exchange($hook, 5, 'POST', '/wake/..%2Fetc');
+Test::More::is($s, 404, "not a tenant id: 404");
+--- request
+GET /
+--- more_headers
+Host: bob.claw.test
+--- error_code: 401
+--- timeout: 20

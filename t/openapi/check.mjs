@@ -102,10 +102,12 @@ for (const step of doc['x-claw-sequence']) {
         status = status || ex['x-status'];
     }
 
-    if (step.limit) {
-        const ex = paramExample(o, 'limit', step.limit);
-        if (ex.value !== null) query.set('limit', ex.value);
-        status = status || ex['x-status'];
+    for (const q of ['limit', 'idle']) {
+        if (step[q]) {
+            const ex = paramExample(o, q, step[q]);
+            if (ex.value !== null) query.set(q, ex.value);
+            status = status || ex['x-status'];
+        }
     }
 
     const qs = [...query].length ? '?' + query : '';

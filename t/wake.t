@@ -1,0 +1,413 @@
+# Scale to zero (claw_wake): a request for a tenant whose container is
+# asleep is held while one call of the wake hook, across the workers,
+# starts it, and goes on once it accepts; a hook that fails or never
+# starts it gives 503 with Retry-After, and the next request tries again;
+# idle tenants are listed for the platform's reaper.  The hook is
+# t/bin/claw-wake-hook, which starts a tenant's container (the canary of
+# t/bin/claw-container) a second after it is called.
+
+use lib 't/perl';
+use ClawTest qw(:DEFAULT spawn wait_port wait_until);
+use Test::Nginx::Socket 'no_plan';
+use File::Temp qw(tempdir);
+use Time::HiRes qw(time sleep);
+
+master_on();
+workers(2);
+worker_connections(1024);
+no_shuffle();
+no_root_location();
+
+our $Dir = tempdir('claw-wake-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+our $Calls = "$Dir/calls";
+
+spawn("$Dir/hook.log", {}, $^X, 't/bin/claw-wake-hook',
+      '--listen', '127.0.0.1:19990', '--log', $Calls, '--dir', $Dir,
+      '--watch-pid', $$,
+      '--tenant', 'w1=start:127.0.0.1:19991',
+      '--tenant', 'w2=start:127.0.0.1:19992',
+      '--tenant', 'w3=fail:127.0.0.1:19993',
+      '--tenant', 'w4=never:127.0.0.1:19994',
+      '--tenant', 'w5=start:127.0.0.1:19995',
+      '--tenant', 'w6=start:127.0.0.1:19996',
+      '--tenant', 'w7=start:127.0.0.1:19997');
+wait_port(19990, 'claw-wake-hook');
+
+start_containers(['other', '127.0.0.1:19998'], ['w8', '127.0.0.1:19999']);
+
+our $Token = ClawTest::sha256_hex('wake-token');
+our @Auth = ("Authorization: Bearer wake-token");
+
+our $Tenants = join '', map { "$_->[0]  127.0.0.1:$_->[1]  "
+                              . "token=sha256:$Token $_->[2]\n" }
+    ['w1', 19991, 'state=asleep'], ['w2', 19992, 'state=asleep'],
+    ['w3', 19993, 'state=asleep'], ['w4', 19994, 'state=asleep'],
+    ['w5', 19995, 'state=asleep'], ['w6', 19996, 'state=asleep'],
+    ['w7', 19997, 'state=asleep'], ['other', 19998, ''],
+    ['w8', 19999, 'state=asleep'];
+
+# the hook's calls for a tenant
+sub calls {
+    my ($id) = @_;
+    open my $fh, '<', $Calls or return 0;
+    return scalar grep { / \Q$id\E$/ } <$fh>;
+}
+
+# many requests at once, each on its own connection: "status container
+# seconds" of each
+sub parallel {
+    my ($n, $path, @headers) = @_;
+    my $t0 = time;
+    my @kids;
+    for (1 .. $n) {
+        pipe(my $r, my $w) or die "pipe: $!\n";
+        my $pid = fork // die "fork: $!\n";
+        if ($pid == 0) {
+            close $r;
+            my ($status, $body) = ClawTest::http_request('GET', $path,
+                                                         undef, @headers);
+            my ($who) = $body =~ /^container: (\S+)/m;
+            printf $w "%s %s %.2f\n", $status, $who // '-', time - $t0;
+            close $w;
+            POSIX::_exit(0);
+        }
+        close $w;
+        push @kids, [$pid, $r];
+    }
+    my @out;
+    for my $k (@kids) {
+        my $fh = $k->[1];
+        my $line = <$fh> // "0 - 0\n";
+        chomp $line;
+        push @out, $line;
+        waitpid $k->[0], 0;
+    }
+    return @out;
+}
+
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    if (!defined $block->http_config) {
+        $block->set_value("http_config", <<'_EOC_');
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+
+    upstream claw {
+        claw_balancer;
+        keepalive 8;
+    }
+
+    map $http_upgrade $claw_connection_upgrade {
+        default upgrade;
+        ''      '';
+    }
+
+    server {
+        listen $TEST_NGINX_SERVER_PORT;
+        server_name *.claw.test;
+        claw_domain claw.test;
+
+        claw_wake /_claw_wake timeout=3s waiting=60;
+
+        location / {
+            claw on;
+            proxy_pass http://claw;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $claw_connection_upgrade;
+            proxy_set_header Host $host;
+        }
+
+        location /page/ {
+            claw on;
+            claw_wake /_claw_wake timeout=3s page=on;
+            proxy_pass http://claw;
+        }
+
+        location /few/ {
+            claw on;
+            claw_wake /_claw_wake timeout=2s waiting=2;
+            proxy_pass http://claw;
+        }
+
+        location /nowake/ {
+            claw on;
+            claw_wake off;
+            proxy_pass http://claw;
+        }
+
+        location /public/ {
+            claw on;
+            claw_auth off;
+            proxy_pass http://claw;
+        }
+
+        location /deadhook/ {
+            claw on;
+            claw_wake /_dead_wake timeout=3s;
+            proxy_pass http://claw;
+        }
+
+        location = /_dead_wake {
+            internal;
+            proxy_pass http://127.0.0.1:19989/wake/$claw_tenant;
+        }
+
+        location = /_claw_wake {
+            internal;
+            proxy_pass http://127.0.0.1:19990/wake/$claw_tenant;
+            proxy_method POST;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+        }
+    }
+_EOC_
+    }
+
+    if (!defined $block->config) {
+        $block->set_value("config", <<'_EOC_');
+    location /claw/ {
+        claw_admin;
+    }
+
+    location = /metrics {
+        claw_metrics;
+    }
+_EOC_
+    }
+
+    if (!defined $block->user_files) {
+        $block->set_value("user_files", ">>> tenants.conf\n$::Tenants");
+    }
+});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: 50 requests during a wake: one hook call, all 50 answered by the container
+--- init
+my $t0 = time;
+my @out = main::parallel(50, '/', 'Host: w1.claw.test', @::Auth);
+my $took = time - $t0;
+my %seen;
+$seen{s/ [\d.]+$//r}++ for @out;
+Test::More::is(join(',', map { "$_=$seen{$_}" } sort keys %seen),
+               '200 w1=50', "all 50 answered by w1's container");
+Test::More::is(main::calls('w1'), 1, "one call of the hook");
+Test::More::ok($took >= 0.9 && $took < ClawTest::patience(3),
+               sprintf("held until the container came up (%.2f s)", $took));
+my ($status, $body) = ClawTest::http_request('GET', '/', undef,
+                                             'Host: w1.claw.test', @::Auth);
+Test::More::is($status, 200, "then served at once");
+Test::More::is(main::calls('w1'), 1, "with no more calls");
+--- request
+GET /metrics
+--- response_body_like: claw_wakes_total\{tenant="w1"\} 1\n
+--- error_log
+claw: waking tenant "w1"
+--- no_error_log
+[error]
+--- timeout: 20
+
+
+
+=== TEST 2: a WebSocket opened during a wake works
+--- init
+my $c = ClawTest::ws_open(host => 'w2.claw.test', headers => [@::Auth]);
+Test::More::is($c->{status}, 101, "the upgrade waited for the container");
+Test::More::is($c->{hello}, 'hello from w2', "the container's greeting");
+Test::More::is(ClawTest::ws_echo($c, 'ping'), 'w2: ping', "and an echo");
+Test::More::is(main::calls('w2'), 1, "one call of the hook");
+--- request
+GET /metrics
+--- response_body_like: claw_wakes_total\{tenant="w2"\} 1\n
+--- no_error_log
+[error]
+--- timeout: 20
+
+
+
+=== TEST 3: a hook that fails: 503 with Retry-After at once, and the next request calls it again; no other tenant is reached
+--- init
+my $t0 = time;
+my ($status, undef, $head) = ClawTest::http_request('GET', '/', undef,
+                                               'Host: w3.claw.test', @::Auth);
+Test::More::is($status, 503, "refused with 503");
+Test::More::ok(time - $t0 < ClawTest::patience(2), "at once, not after the timeout");
+Test::More::is(main::calls('w3'), 1, "one call");
+($status) = ClawTest::http_request('GET', '/', undef, 'Host: w3.claw.test',
+                                   @::Auth);
+Test::More::is($status, 503, "503 again");
+Test::More::is(main::calls('w3'), 2, "the next request called again");
+my (undef, $log) = ClawTest::http_request('GET', '/_c/log', undef,
+                                          'Host: other.claw.test', @::Auth);
+Test::More::unlike($log, qr/w3\.claw\.test/, "nothing reached another tenant");
+--- request
+GET /metrics
+--- response_body_like: claw_refused_total\{tenant="w3",reason="wake"\} 2\n(?s:.*)claw_wake_failures_total\{tenant="w3"\} 2\n
+--- error_log
+claw: the wake hook of tenant "w3" answered 500
+--- timeout: 20
+
+
+
+=== TEST 4: a hook that never starts the container: 503 with Retry-After after the timeout, and the next request calls it again
+--- init
+my $t0 = time;
+my @out = main::parallel(3, '/', 'Host: w4.claw.test', @::Auth);
+my $took = time - $t0;
+Test::More::is(join(' ', map { s/ [\d.]+$//r } @out), '503 - 503 - 503 -',
+               "503 for all three");
+Test::More::ok($took >= 2.9 && $took < ClawTest::patience(6),
+               sprintf("after the 3 s timeout (%.2f s)", $took));
+Test::More::is(main::calls('w4'), 1, "one call");
+--- request
+GET /
+--- more_headers
+Host: w4.claw.test
+Authorization: Bearer wake-token
+--- error_code: 503
+--- response_headers
+Retry-After: 5
+--- error_log
+did not accept a connection within 3000 ms of its wake
+--- timeout: 20
+
+
+
+=== TEST 5: ... the calls: one per wake
+--- init
+Test::More::is(main::calls('w4'), 2, "the request after the timeout called again");
+--- request
+GET /claw/tenants/w4
+--- response_body_like: "state":"asleep",.*"last_request":\d+
+--- timeout: 20
+
+
+
+=== TEST 6: a stranger wakes nothing: 401 on a tenant's location, 503 on a public one
+--- init
+my ($status) = ClawTest::http_request('GET', '/', undef, 'Host: w5.claw.test');
+Test::More::is($status, 401, "no credential: 401");
+($status) = ClawTest::http_request('GET', '/public/', undef, 'Host: w5.claw.test');
+Test::More::is($status, 503, "a public location: 503");
+Test::More::is(main::calls('w5'), 0, "and no call of the hook");
+--- request
+GET /nowake/
+--- more_headers
+Host: w5.claw.test
+Authorization: Bearer wake-token
+--- error_code: 503
+--- error_log
+claw: tenant "w5" is asleep and "claw_wake" is off here
+
+
+
+=== TEST 7: a browser gets a page that reloads itself; the wake goes on, and the reload is served
+--- request
+GET /page/
+--- more_headers
+Host: w5.claw.test
+Authorization: Bearer wake-token
+Accept: text/html,application/xhtml+xml
+--- error_code: 503
+--- response_headers
+Retry-After: 2
+Cache-Control: no-store
+Content-Type: text/html
+--- response_body_like: <meta http-equiv="refresh" content="2">
+
+
+
+=== TEST 8: ... the reload
+--- init
+wait_port(19995, "w5's container");
+Test::More::ok(wait_until(ClawTest::patience(5),
+                   sub { (ClawTest::http_request('GET', '/', undef,
+                              'Host: w5.claw.test', @::Auth))[0] == 200 }),
+               "the container is up");
+Test::More::is(main::calls('w5'), 1, "one call");
+--- request
+GET /page/
+--- more_headers
+Host: w5.claw.test
+Authorization: Bearer wake-token
+Accept: text/html
+--- response_body_like: container: w5
+
+
+
+=== TEST 9: at most waiting= requests held: the others get 503 at once
+--- init
+my @out = main::parallel(5, '/few/', 'Host: w4.claw.test', @::Auth);
+my @t = sort { $a <=> $b } map { /^503 - (\S+)$/ ? $1 : 99 } @out;
+Test::More::ok($t[3] >= 1.9 && $t[4] < 99, "two held until the 2 s timeout (@out)");
+Test::More::ok($t[2] + 1 <= $t[3], "three refused at once");
+--- request
+GET /metrics
+--- response_body_like: claw_refused_total\{tenant="w4",reason="wake"\} \d+\n
+--- error_log
+claw: tenant "w4" is waking with 2 requests held already
+--- timeout: 20
+
+
+
+=== TEST 10: a tenant asleep in the registry whose container is up: no call
+--- request
+GET /
+--- more_headers
+Host: w8.claw.test
+Authorization: Bearer wake-token
+--- response_body_like: container: w8
+--- no_error_log
+waking tenant
+
+
+
+=== TEST 11: ?idle=N lists the tenants with no request for N seconds; a tunnel with traffic keeps its tenant off the list
+--- init
+# w6 and w7: woken, then w6 keeps a tunnel busy and w7 is left alone
+my $c = ClawTest::ws_open(host => 'w6.claw.test', headers => [@::Auth]);
+Test::More::is($c->{status}, 101, "w6's tunnel");
+my ($s7) = ClawTest::http_request('GET', '/', undef, 'Host: w7.claw.test', @::Auth);
+Test::More::is($s7, 200, "w7 woken");
+for (1 .. 8) {
+    sleep 0.5;
+    ClawTest::ws_echo($c, "tick $_");
+}
+my ($s, $body) = ClawTest::http_request('GET', '/claw/tenants?idle=3');
+Test::More::is($s, 200, "the query");
+my @ids = $body =~ /"id":"([^"]+)"/g;
+Test::More::ok(!grep({ $_ eq 'w6' } @ids), "w6, with a busy tunnel, is not idle");
+Test::More::ok(grep({ $_ eq 'w7' } @ids), "w7, 4 s without a request, is");
+my ($last) = $body =~ /"id":"w7".*?"last_request":(\d+)/;
+Test::More::ok($last && time - $last >= 3, "its last request is shown");
+($s, $body) = ClawTest::http_request('GET', '/claw/tenants?idle=100000');
+@ids = $body =~ /"id":"([^"]+)"/g;
+Test::More::is("@ids", '', "no tenant idle since before nginx started");
+--- request
+GET /claw/tenants?idle=x
+--- error_code: 400
+--- response_body_like: must be a number of seconds
+--- timeout: 20
+
+
+
+=== TEST 12: a hook that cannot be reached (the hook location's 502): 503 at once, and logged
+--- init
+my $t0 = time;
+my ($s) = ClawTest::http_request('GET', '/deadhook/', undef, 'Host: w4.claw.test', @::Auth);
+Test::More::is($s, 503, "refused");
+Test::More::ok(time - $t0 < ClawTest::patience(2), "at once");
+--- request
+GET /deadhook/
+--- more_headers
+Host: w4.claw.test
+Authorization: Bearer wake-token
+--- error_code: 503
+--- response_headers
+Retry-After: 5
+--- error_log
+claw: the wake hook of tenant "w4" answered 502
