@@ -10,6 +10,9 @@
 #   BENCH_DOC=1 make bench   also writes the table into docs/benchmarks.md
 #   make bench-profile    perf profile of each contestant under the load
 #   make bench-callgrind  instructions per request of claw and nginx-bare
+#   make bench-wake       scale to zero: the latency a wake adds, and
+#                         another tenant's latency beside wakes
+#                         (bench/wake)
 #   make bench-cluster    cluster mode: change propagation over three
 #                         nodes and a redis-server, rate accuracy
 #                         (bench/cluster; its request-path cost is in
@@ -21,7 +24,7 @@
 
 PKG_BENCH   := wrk haproxy caddy util-linux perl redis-server
 
-.PHONY: bench bench-deps bench-profile bench-callgrind bench-cluster
+.PHONY: bench bench-deps bench-profile bench-callgrind bench-cluster bench-wake
 
 bench-deps:
 	@scripts/apt-install $(PKG_BENCH)
@@ -42,3 +45,6 @@ bench-callgrind: bench-deps build
 
 bench-cluster: bench-deps build
 	BENCH_MODULE=$(abspath $(MODULE)) NGINX=$(NGINX) perl bench/cluster
+
+bench-wake: bench-deps build
+	BENCH_MODULE=$(abspath $(MODULE)) NGINX=$(NGINX) perl bench/wake

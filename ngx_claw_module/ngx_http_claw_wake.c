@@ -13,7 +13,7 @@
  * (the time it started), so that one request among all the workers calls
  * the hook, a subrequest to the claw_wake location (as auth_request's),
  * whose 2xx says the wake started.  The others wait on timers and probe
- * the container, at most one probe at a time across the workers, until
+ * the container, one probe every 5 to 100 ms across the workers, until
  * it accepts (then all go on), the hook fails or the timeout passes (then
  * 503 with Retry-After).  Held requests count against the tenant's
  * concurrency limit (they were admitted), and at most "waiting=" of them
@@ -32,7 +32,12 @@
 /* a container seen accepting this recently is taken as up, ms */
 #define NGX_HTTP_CLAW_WAKE_FRESH     10000
 
-/* between two probes of one container, across the workers, ms */
+/*
+ * Between two probes of one container, across the workers: half the
+ * time since the wake began, from 5 ms (a container that starts at once
+ * is found at once) to 100 ms (one that takes seconds costs little)
+ */
+#define NGX_HTTP_CLAW_WAKE_SOON      5
 #define NGX_HTTP_CLAW_WAKE_EVERY     100
 
 /* a probe's connect() gets this long, ms */
@@ -383,11 +388,15 @@ ngx_http_claw_wake_wait(ngx_http_request_t *r, ngx_http_claw_wake_conf_t *wc,
     ngx_http_claw_ctx_t *ctx, ngx_http_claw_wake_t *w)
 {
     ngx_int_t                rc;
-    ngx_msec_t               now, last, left;
+    ngx_msec_t               now, last, left, every;
     ngx_http_claw_tenant_t  *t;
 
     t = ctx->tenant;
     now = ngx_current_msec;
+
+    every = (now - w->id) / 2;
+    every = ngx_max(every, NGX_HTTP_CLAW_WAKE_SOON);
+    every = ngx_min(every, NGX_HTTP_CLAW_WAKE_EVERY);
 
     if (w->probed && w->up) {
         return NGX_DECLINED;
@@ -422,7 +431,7 @@ ngx_http_claw_wake_wait(ngx_http_request_t *r, ngx_http_claw_wake_conf_t *wc,
     if (!w->probing) {
         last = t->wake_probe;
 
-        if (now - last >= NGX_HTTP_CLAW_WAKE_EVERY
+        if (now - last >= every
             && ngx_atomic_cmp_set(&t->wake_probe, last, now))
         {
             w->probed = 0;
@@ -441,7 +450,7 @@ ngx_http_claw_wake_wait(ngx_http_request_t *r, ngx_http_claw_wake_conf_t *wc,
 
     left = wc->timeout - (now - w->id);
 
-    return ngx_http_claw_wake_hold(r, ngx_min(left, NGX_HTTP_CLAW_WAKE_EVERY));
+    return ngx_http_claw_wake_hold(r, ngx_min(left, every));
 }
 
 

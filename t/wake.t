@@ -30,7 +30,8 @@ spawn("$Dir/hook.log", {}, $^X, 't/bin/claw-wake-hook',
       '--tenant', 'w4=never:127.0.0.1:19994',
       '--tenant', 'w5=start:127.0.0.1:19995',
       '--tenant', 'w6=start:127.0.0.1:19996',
-      '--tenant', 'w7=start:127.0.0.1:19997');
+      '--tenant', 'w7=start:127.0.0.1:19997',
+      '--tenant', 'w9=never:127.0.0.1:19994');
 wait_port(19990, 'claw-wake-hook');
 
 start_containers(['other', '127.0.0.1:19998'], ['w8', '127.0.0.1:19999']);
@@ -44,7 +45,7 @@ our $Tenants = join '', map { "$_->[0]  127.0.0.1:$_->[1]  "
     ['w3', 19993, 'state=asleep'], ['w4', 19994, 'state=asleep'],
     ['w5', 19995, 'state=asleep'], ['w6', 19996, 'state=asleep'],
     ['w7', 19997, 'state=asleep'], ['other', 19998, ''],
-    ['w8', 19999, 'state=asleep'];
+    ['w8', 19999, 'state=asleep'], ['w9', 19994, 'state=asleep conn=2'];
 
 # the hook's calls for a tenant
 sub calls {
@@ -411,3 +412,16 @@ Authorization: Bearer wake-token
 Retry-After: 5
 --- error_log
 claw: the wake hook of tenant "w4" answered 502
+
+
+
+=== TEST 13: held requests count against the tenant's concurrency limit
+--- init
+my @out = main::parallel(4, '/', 'Host: w9.claw.test', @::Auth);
+my @codes = sort map { /^(\d+)/ } @out;
+Test::More::is("@codes", '429 429 503 503', "two held (then 503), two over conn=2 (429)");
+Test::More::is(main::calls('w9'), 1, "one call");
+--- request
+GET /metrics
+--- response_body_like: claw_refused_total\{tenant="w9",reason="conn"\} 2\n
+--- timeout: 20
