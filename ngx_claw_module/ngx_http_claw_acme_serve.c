@@ -838,7 +838,8 @@ ngx_http_claw_acme_metrics_fill(void *data, ngx_buf_t *b)
             "# HELP claw_certificate_expiry_timestamp_seconds When a name's "
             "certificate expires, Unix time (%s).\n"
             "# TYPE claw_certificate_expiry_timestamp_seconds gauge\n",
-            am->tenants ? "names without one are left out"
+            am->tenants ? "in the past once expired; names never issued "
+                          "one are left out"
                         : "the earliest of all names");
 
         if (!am->tenants) {
@@ -851,7 +852,7 @@ ngx_http_claw_acme_metrics_fill(void *data, ngx_buf_t *b)
             for (i = 0; i < am->n; i++) {
                 row = &am->rows[i];
 
-                if (row->not_after > am->now
+                if (row->not_after
                     && (earliest == 0 || row->not_after < earliest))
                 {
                     earliest = row->not_after;
@@ -899,7 +900,10 @@ ngx_http_claw_acme_metrics_fill(void *data, ngx_buf_t *b)
             row = &am->rows[am->next];
 
             if (am->family == 1) {
-                if (row->not_after > am->now) {
+
+                /* an expired one too: the alerts go on firing */
+
+                if (row->not_after) {
                     p = ngx_sprintf(p, "claw_certificate_expiry_timestamp_"
                                     "seconds{tenant=\"%*s\",domain=\"%*s\"} "
                                     "%T\n", row->tenant_len, row->tenant,

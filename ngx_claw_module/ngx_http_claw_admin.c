@@ -95,6 +95,7 @@ typedef struct {
     ngx_uint_t                   state;         /* 0 head, 1 body, 2 end */
     ngx_uint_t                   sent;
     time_t                       idle;          /* ?idle=: seen by then */
+    ngx_uint_t                   idle_set;
     ngx_str_t                    after;
     u_char                       last[NGX_HTTP_CLAW_ID_MAX];
 } ngx_http_claw_list_ctx_t;
@@ -590,8 +591,6 @@ ngx_http_claw_admin_list(ngx_http_request_t *r)
 
     /* tenants idle for at least that many seconds: the reaper's */
 
-    lc->idle = -1;
-
     if (ngx_http_arg(r, (u_char *) "idle", 4, &value) == NGX_OK) {
         limit = ngx_atoi(value.data, value.len);
 
@@ -601,7 +600,10 @@ ngx_http_claw_admin_list(ngx_http_request_t *r)
                                              "seconds");
         }
 
+        /* before the epoch: nothing has been idle that long */
+
         lc->idle = ngx_time() - limit;
+        lc->idle_set = 1;
     }
 
     if (ngx_http_arg(r, (u_char *) "after", 5, &value) == NGX_OK) {
@@ -641,8 +643,10 @@ ngx_http_claw_admin_list_fill(void *data, ngx_buf_t *b)
 
     size_t                  size;
     json_t                 *json;
-    ngx_uint_t              want;
+    ngx_uint_t              want, fetched;
     ngx_http_claw_tconf_t  *tc;
+
+    fetched = 0;
 
     if (lc->state == 0) {
         b->last = ngx_cpymem(b->last, "{\"tenants\":[",
@@ -667,6 +671,15 @@ ngx_http_claw_admin_list_fill(void *data, ngx_buf_t *b)
             if (!lc->more) {
                 lc->state = 2;
                 break;
+            }
+
+            /*
+             * a chunk a call: with ?idle= most may be skipped, and the
+             * worker goes back to its events between two chunks
+             */
+
+            if (fetched++) {
+                return 0;
             }
 
             if (lc->pool) {
@@ -698,7 +711,7 @@ ngx_http_claw_admin_list_fill(void *data, ngx_buf_t *b)
 
         tc = lc->list[lc->i];
 
-        if (lc->idle >= 0 && tc->seen > lc->idle) {
+        if (lc->idle_set && tc->seen > lc->idle) {
             lc->after.len = tc->id_len;
             ngx_memcpy(lc->last, ngx_http_claw_tconf_id(tc), tc->id_len);
             lc->i++;

@@ -154,8 +154,9 @@ ngx_http_claw_live_check(ngx_event_t *ev)
 
 
 /*
- * Once a second: a tunnel that moved bytes either way keeps its tenant
- * from looking idle (claw_last_request_timestamp_seconds, ?idle=)
+ * Once a second: a tunnel or a streamed answer that moved bytes either
+ * way keeps its tenant from looking idle (?idle=,
+ * claw_last_request_timestamp_seconds)
  */
 
 static void
@@ -175,11 +176,12 @@ ngx_http_claw_live_traffic(ngx_http_claw_live_t *live)
         r = ctx->request;
         u = r->upstream;
 
-        if (u == NULL || !u->upgrade || u->peer.connection == NULL) {
+        if (u == NULL) {
             continue;
         }
 
-        bytes = r->connection->sent + u->peer.connection->sent;
+        bytes = r->connection->sent
+                + (u->peer.connection ? u->peer.connection->sent : 0);
 
         if (bytes != ctx->tunnel_bytes) {
             ctx->tunnel_bytes = bytes;

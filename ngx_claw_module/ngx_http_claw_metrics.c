@@ -262,8 +262,11 @@ static char  *ngx_http_claw_reasons[] = {
 #define NGX_HTTP_CLAW_FAMILIES                                               \
     (sizeof(ngx_http_claw_families) / sizeof(ngx_http_claw_family_t))
 
-/* the most lines a tenant has in one family: a histogram's */
-#define NGX_HTTP_CLAW_METRICS_LINES  (NGX_HTTP_CLAW_TTFB_BUCKETS + 3)
+/*
+ * the most lines a tenant has in one family: a histogram's, whose bucket
+ * lines are a little longer than NGX_HTTP_CLAW_METRICS_LINE (one more)
+ */
+#define NGX_HTTP_CLAW_METRICS_LINES  (NGX_HTTP_CLAW_TTFB_BUCKETS + 4)
 
 
 static ngx_uint_t ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b);
@@ -436,7 +439,13 @@ ngx_http_claw_metrics_fill(void *data, ngx_buf_t *b)
         name = &ngx_http_claw_families[mc->family].name;
 
         if (mc->tenant == 0) {
-            if ((size_t) (end - p) < NGX_HTTP_CLAW_METRICS_LINE + 256) {
+
+            /* the help with a tenant's lines: never twice, resumed */
+
+            if ((size_t) (end - p)
+                < ngx_http_claw_families[mc->family].help.len
+                  + NGX_HTTP_CLAW_METRICS_LINES * NGX_HTTP_CLAW_METRICS_LINE)
+            {
                 goto full;
             }
 

@@ -331,3 +331,18 @@ qr/$re/
 --- must_die
 --- error_log
 invalid parameter "tenants=no" of "claw_metrics": "tenants=off" and "upstream=tenants" are known
+
+
+
+=== TEST 12: a page of tenants with long ids, resumed at every buffer boundary: each family's help once
+--- user_files eval
+">>> tenants.conf\n" . CORE::join("", map { sprintf "%s%04d 127.0.0.1:19911\n", 'x' x 59, $_ } 1 .. 400)
+--- config
+    location = /metrics {
+        claw_metrics upstream=tenants;
+    }
+--- request
+GET /metrics
+--- response_body_unlike: (?s)(# HELP (claw_\w+) ).*# HELP \2 
+--- no_error_log
+[error]

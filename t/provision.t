@@ -252,6 +252,15 @@ Test::More::like(`$ctl get bob`, qr/^bob\s+active\s/m, "and bob is active again"
 ($status, $out) = main::provision("stop", "sleep", "bob");
 Test::More::is($status, 1, "a container that does not stop: exit 1");
 Test::More::like($out, qr/stopping the container of "bob" failed/, "and says so");
+($status, $out, $calls) = main::provision(undef, "sleep", "carol");
+Test::More::is("$status " . scalar @$calls, "1 0", "a suspended tenant is not put to sleep");
+Test::More::like($out, qr/"carol" is suspended, not active/, "and it says why");
+($status, $out, $calls) = main::provision(undef, "wake", "carol");
+Test::More::is("$status " . scalar @$calls, "1 0", "nor woken: it stays suspended");
+Test::More::like(`$ctl get carol`, qr/^carol\s+suspended\s/m, "suspended still");
+$out = `CLAW_ADMIN=unix:/nonexistent examples/provision-tenant reap 2 0 2>&1`;
+Test::More::is($? >> 8, 1, "a reaper that cannot list: exit 1");
+Test::More::like($out, qr/listing the idle tenants failed/, "and says so");
 --- request
 GET /
 --- more_headers

@@ -369,7 +369,10 @@ waking tenant
 
 === TEST 11: ?idle=N lists the tenants with no request for N seconds; a tunnel with traffic keeps its tenant off the list
 --- init
-# w6 and w7: woken, then w6 keeps a tunnel busy and w7 is left alone
+# w6 and w7: woken, then w6 keeps a tunnel busy and w7 is left alone;
+# w8 sends a streamed answer all along
+my $stream = ClawTest::http_hold('/_c/respond?action=stream&every=200&count=40',
+                                 'Host: w8.claw.test', @::Auth);
 my $c = ClawTest::ws_open(host => 'w6.claw.test', headers => [@::Auth]);
 Test::More::is($c->{status}, 101, "w6's tunnel");
 my ($s7) = ClawTest::http_request('GET', '/', undef, 'Host: w7.claw.test', @::Auth);
@@ -382,12 +385,17 @@ my ($s, $body) = ClawTest::http_request('GET', '/claw/tenants?idle=3');
 Test::More::is($s, 200, "the query");
 my @ids = $body =~ /"id":"([^"]+)"/g;
 Test::More::ok(!grep({ $_ eq 'w6' } @ids), "w6, with a busy tunnel, is not idle");
+Test::More::ok(!grep({ $_ eq 'w8' } @ids), "w8, streaming an answer, is not idle");
 Test::More::ok(grep({ $_ eq 'w7' } @ids), "w7, 4 s without a request, is");
 my ($last) = $body =~ /"id":"w7".*?"last_request":(\d+)/;
 Test::More::ok($last && time - $last >= 3, "its last request is shown");
 ($s, $body) = ClawTest::http_request('GET', '/claw/tenants?idle=100000');
 @ids = $body =~ /"id":"([^"]+)"/g;
 Test::More::is("@ids", '', "no tenant idle since before nginx started");
+($s, $body) = ClawTest::http_request('GET', '/claw/tenants?idle=99999999999');
+@ids = $body =~ /"id":"([^"]+)"/g;
+Test::More::is("$s @ids", '200 ', "nor since before 1970");
+close $stream;
 --- request
 GET /claw/tenants?idle=x
 --- error_code: 400
