@@ -517,9 +517,6 @@ ngx_http_claw_free_peer(ngx_peer_connection_t *pc, void *data,
 
             /* asleep again, may be: the next request looks (claw_wake) */
             pd->ctx->tenant->wake_up = 0;
-
-        } else if (ngx_current_msec - pd->ctx->tenant->wake_up >= 1000) {
-            pd->ctx->tenant->wake_up = ngx_current_msec;
         }
 
         ngx_http_claw_health_report(pd, state);

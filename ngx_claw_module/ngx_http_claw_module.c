@@ -420,6 +420,14 @@ ngx_http_claw_handler(ngx_http_request_t *r)
     if (r != r->main) {
         ctx = ngx_http_claw_get_ctx(r->main);
 
+        /* the wake hook's call, which a "claw on" around it must let by */
+
+        if (ctx && ctx->tenant && r->parent == r->main
+            && ngx_http_claw_wake_calling(ctx))
+        {
+            return NGX_DECLINED;
+        }
+
         if (ctx == NULL || ctx->tenant == NULL || !ctx->admitted
             || (clcf->auth && (ctx->auth == NGX_HTTP_CLAW_AUTH_NONE
                                || ctx->auth == NGX_HTTP_CLAW_AUTH_OFF)))

@@ -993,6 +993,7 @@ ngx_http_claw_hold_locked(ngx_http_claw_tables_t *tb,
     h->ledger = ledger;
     h->pins = 0;
     h->active = 0;
+    h->waiting = 0;
     h->share_round = 0;
     h->tnext = t->holds;
     t->holds = h;
@@ -1074,6 +1075,11 @@ ngx_http_claw_unhold_locked(ngx_http_claw_tables_t *tb,
     if (h->active) {
         (void) ngx_atomic_fetch_add(&t->active,
                                     - (ngx_atomic_int_t) h->active);
+    }
+
+    if (h->waiting) {
+        (void) ngx_atomic_fetch_add(&t->waiting,
+                                    - (ngx_atomic_int_t) h->waiting);
     }
 
     if (h->pins

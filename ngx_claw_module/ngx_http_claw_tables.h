@@ -195,11 +195,11 @@ struct ngx_http_claw_tenant_s {
     /*
      * Idle and asleep (claw_wake): the time of its last admitted request
      * or tunnel byte (ngx_time()); in ngx_current_msec, when the wake
-     * under way started (0: none), the wake that failed, when its
-     * container last accepted a connection, the last probe of it
+     * under way ends (0: none; it names the wake), the wake that failed,
+     * when a probe last saw its container accept, the last probe of it
      */
     ngx_atomic_t                 seen;
-    ngx_atomic_t                 wake_started;
+    ngx_atomic_t                 wake_deadline;
     ngx_atomic_t                 wake_failed;
     ngx_atomic_t                 wake_up;
     ngx_atomic_t                 wake_probe;
@@ -236,6 +236,7 @@ struct ngx_http_claw_hold_s {
     ngx_http_claw_ledger_t      *ledger;
     uint32_t                     pins;
     uint32_t                     active;
+    uint32_t                     waiting;       /* held by claw_wake */
     uint32_t                     share_round;   /* the worker's own */
     uint32_t                     share_index;
 };

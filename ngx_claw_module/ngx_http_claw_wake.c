@@ -26,16 +26,18 @@
 #include <ngx_http.h>
 
 #include "ngx_http_claw_module.h"
+#include "ngx_http_claw_live.h"
 #include "ngx_http_claw_wake.h"
 
 
-/* a container seen accepting this recently is taken as up, ms */
-#define NGX_HTTP_CLAW_WAKE_FRESH     10000
+/* a container a probe saw accept this recently is taken as up, ms */
+#define NGX_HTTP_CLAW_WAKE_FRESH     1000
 
 /*
  * Between two probes of one container, across the workers: half the
- * time since the wake began, from 5 ms (a container that starts at once
- * is found at once) to 100 ms (one that takes seconds costs little)
+ * time since the request joined the wake, from 5 ms (a container that
+ * starts at once is found at once) to 100 ms (one that takes seconds
+ * costs little)
  */
 #define NGX_HTTP_CLAW_WAKE_SOON      5
 #define NGX_HTTP_CLAW_WAKE_EVERY     100
@@ -47,20 +49,29 @@
 #define NGX_HTTP_CLAW_WAKE_PROBE     0      /* the first look */
 #define NGX_HTTP_CLAW_WAKE_HOOK      1      /* calling the hook */
 #define NGX_HTTP_CLAW_WAKE_WAIT      2      /* for the container */
+#define NGX_HTTP_CLAW_WAKE_DONE      3      /* on its way */
+
+/* a probe's answer */
+#define NGX_HTTP_CLAW_PROBE_REFUSED  0
+#define NGX_HTTP_CLAW_PROBE_UP       1
+#define NGX_HTTP_CLAW_PROBE_ERROR    2      /* this side: no connection */
 
 
 typedef struct {
     ngx_http_request_t          *request;
     ngx_http_claw_tenant_t      *tenant;
+    ngx_http_claw_hold_t        *hold;          /* this worker's record */
+    ngx_http_claw_wake_conf_t   *conf;          /* where it was held */
     ngx_peer_connection_t        pc;
     ngx_log_t                    log;           /* a refused probe is
                                                    no error */
-    ngx_msec_t                   id;            /* the wake's start */
+    ngx_msec_t                   deadline;      /* the wake's: its name */
+    ngx_msec_t                   since;         /* joined it */
     ngx_uint_t                   state;
+    ngx_uint_t                   probe;         /* NGX_HTTP_CLAW_PROBE_* */
     ngx_int_t                    status;        /* the hook's */
     unsigned                     probing:1;
-    unsigned                     probed:1;      /* a result came */
-    unsigned                     up:1;          /* the result */
+    unsigned                     probed:1;      /* an answer came */
     unsigned                     held:1;        /* counted in waiting */
     unsigned                     done:1;        /* the hook answered */
 } ngx_http_claw_wake_t;
@@ -69,20 +80,18 @@ typedef struct {
 static ngx_int_t ngx_http_claw_wake_step(ngx_http_request_t *r,
     ngx_http_claw_loc_conf_t *clcf, ngx_http_claw_ctx_t *ctx);
 static ngx_int_t ngx_http_claw_wake_join(ngx_http_request_t *r,
-    ngx_http_claw_wake_conf_t *wc, ngx_http_claw_ctx_t *ctx,
-    ngx_http_claw_wake_t *w);
+    ngx_http_claw_ctx_t *ctx, ngx_http_claw_wake_t *w);
 static ngx_int_t ngx_http_claw_wake_wait(ngx_http_request_t *r,
-    ngx_http_claw_wake_conf_t *wc, ngx_http_claw_ctx_t *ctx,
-    ngx_http_claw_wake_t *w);
+    ngx_http_claw_ctx_t *ctx, ngx_http_claw_wake_t *w);
 static ngx_int_t ngx_http_claw_wake_call(ngx_http_request_t *r,
-    ngx_http_claw_wake_conf_t *wc, ngx_http_claw_wake_t *w);
+    ngx_http_claw_wake_t *w);
 static ngx_int_t ngx_http_claw_wake_called(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
 static ngx_int_t ngx_http_claw_wake_probe(ngx_http_request_t *r,
     ngx_http_claw_ctx_t *ctx, ngx_http_claw_wake_t *w);
 static void ngx_http_claw_wake_probe_handler(ngx_event_t *ev);
 static void ngx_http_claw_wake_probed(ngx_http_claw_wake_t *w,
-    ngx_uint_t up);
+    ngx_uint_t probe);
 static void ngx_http_claw_wake_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_claw_wake_hold(ngx_http_request_t *r,
     ngx_msec_t delay);
@@ -92,6 +101,7 @@ static ngx_int_t ngx_http_claw_wake_page(ngx_http_request_t *r,
     ngx_http_claw_ctx_t *ctx, ngx_http_claw_wake_t *w);
 static ngx_uint_t ngx_http_claw_wake_browser(ngx_http_request_t *r);
 static void ngx_http_claw_wake_release(ngx_http_claw_wake_t *w);
+static void ngx_http_claw_wake_unprobe(ngx_http_claw_wake_t *w);
 
 
 static u_char  ngx_http_claw_wake_html[] =
@@ -207,17 +217,37 @@ ngx_int_t
 ngx_http_claw_wake(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     ngx_http_claw_ctx_t *ctx)
 {
-    ngx_int_t  rc;
+    ngx_int_t              rc;
+    ngx_http_claw_wake_t  *w;
 
     rc = ngx_http_claw_wake_step(r, clcf, ctx);
 
-    /* on its way to the container: no longer one of those waiting */
+    w = ctx->wake;
 
-    if (rc == NGX_DECLINED && ctx->wake) {
-        ngx_http_claw_wake_release(ctx->wake);
+    if (w && rc != NGX_AGAIN) {
+
+        /* on its way, or answered: no longer held, no probe of its own */
+
+        ngx_http_claw_wake_release(w);
+        ngx_http_claw_wake_unprobe(w);
+
+        if (rc == NGX_DECLINED) {
+            w->state = NGX_HTTP_CLAW_WAKE_DONE;
+        }
     }
 
     return rc;
+}
+
+
+/* the hook subrequest of a request held for a wake: let it through */
+
+ngx_uint_t
+ngx_http_claw_wake_calling(ngx_http_claw_ctx_t *ctx)
+{
+    ngx_http_claw_wake_t  *w = ctx->wake;
+
+    return w && w->state == NGX_HTTP_CLAW_WAKE_HOOK && !w->done;
 }
 
 
@@ -229,19 +259,20 @@ ngx_http_claw_wake_step(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     ngx_msec_t                  up;
     ngx_http_claw_wake_t       *w;
     ngx_http_claw_tenant_t     *t;
-    ngx_http_claw_wake_conf_t  *wc;
+    ngx_http_claw_main_conf_t  *cmcf;
 
     t = ctx->tenant;
-    wc = clcf->wake;
     w = ctx->wake;
 
     if (w == NULL) {
 
-        /* seen up lately: no cost at all */
+        /* a probe saw it accept a moment ago: no cost at all */
 
         up = t->wake_up;
 
-        if (up && ngx_current_msec - up < NGX_HTTP_CLAW_WAKE_FRESH) {
+        if (up && (ngx_msec_int_t) (ngx_current_msec - up)
+                  < NGX_HTTP_CLAW_WAKE_FRESH)
+        {
             return NGX_DECLINED;
         }
 
@@ -252,9 +283,11 @@ ngx_http_claw_wake_step(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
 
         w->request = r;
         w->tenant = t;
+        w->hold = ctx->hold;
+        w->conf = clcf->wake;
         ctx->wake = w;
 
-        if (wc == NULL) {
+        if (w->conf == NULL) {
 
             /* asleep, and this location does not wake it */
 
@@ -264,12 +297,35 @@ ngx_http_claw_wake_step(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
             return ngx_http_claw_wake_refuse(r, ctx, w, 60);
         }
 
+        /*
+         * A revocation, a suspension must reach a request held: it is
+         * linked now, not once it goes on
+         */
+
+        if (!ctx->linked) {
+            cmcf = ngx_http_get_module_main_conf(r, ngx_http_claw_module);
+            ngx_http_claw_live_add(&cmcf->live, ctx);
+        }
+
         w->state = NGX_HTTP_CLAW_WAKE_PROBE;
 
         rc = ngx_http_claw_wake_probe(r, ctx, w);
+
         if (rc != NGX_DECLINED) {
             return rc;
         }
+
+    } else if (w->state == NGX_HTTP_CLAW_WAKE_DONE) {
+
+        /* back through an internal redirect: it went on once already */
+        return NGX_DECLINED;
+    }
+
+    if (ctx->cut) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "claw: request of tenant \"%V\" held for a wake, "
+                      "and its credential is no longer good", &ctx->id);
+        return NGX_HTTP_FORBIDDEN;
     }
 
     switch (w->state) {
@@ -280,11 +336,17 @@ ngx_http_claw_wake_step(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
             return ngx_http_claw_wake_hold(r, 0);
         }
 
-        if (w->up) {
+        if (w->probe == NGX_HTTP_CLAW_PROBE_UP) {
             return NGX_DECLINED;
         }
 
-        return ngx_http_claw_wake_join(r, wc, ctx, w);
+        if (w->probe == NGX_HTTP_CLAW_PROBE_ERROR) {
+
+            /* no connection could be tried: nothing is known of it */
+            return ngx_http_claw_wake_refuse(r, ctx, w, 1);
+        }
+
+        return ngx_http_claw_wake_join(r, ctx, w);
 
     case NGX_HTTP_CLAW_WAKE_HOOK:
 
@@ -301,8 +363,8 @@ ngx_http_claw_wake_step(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
 
             /* the requests waiting on it give up; the next one tries */
 
-            t->wake_failed = w->id;
-            (void) ngx_atomic_cmp_set(&t->wake_started, w->id, 0);
+            t->wake_failed = w->deadline;
+            (void) ngx_atomic_cmp_set(&t->wake_deadline, w->deadline, 0);
             (void) ngx_atomic_fetch_add(&t->wake_failures, 1);
 
             return ngx_http_claw_wake_refuse(r, ctx, w, 5);
@@ -315,14 +377,14 @@ ngx_http_claw_wake_step(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
 
         w->state = NGX_HTTP_CLAW_WAKE_WAIT;
 
-        if (wc->page && ngx_http_claw_wake_browser(r)) {
+        if (w->conf->page && ngx_http_claw_wake_browser(r)) {
             return ngx_http_claw_wake_page(r, ctx, w);
         }
 
-        return ngx_http_claw_wake_wait(r, wc, ctx, w);
+        return ngx_http_claw_wake_wait(r, ctx, w);
 
     default: /* NGX_HTTP_CLAW_WAKE_WAIT */
-        return ngx_http_claw_wake_wait(r, wc, ctx, w);
+        return ngx_http_claw_wake_wait(r, ctx, w);
     }
 }
 
@@ -330,13 +392,15 @@ ngx_http_claw_wake_step(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
 /* the container refused: a wake is started, or the one under way joined */
 
 static ngx_int_t
-ngx_http_claw_wake_join(ngx_http_request_t *r, ngx_http_claw_wake_conf_t *wc,
-    ngx_http_claw_ctx_t *ctx, ngx_http_claw_wake_t *w)
+ngx_http_claw_wake_join(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
+    ngx_http_claw_wake_t *w)
 {
-    ngx_msec_t               now, started;
-    ngx_http_claw_tenant_t  *t;
+    ngx_msec_t                  now, deadline;
+    ngx_http_claw_tenant_t     *t;
+    ngx_http_claw_wake_conf_t  *wc;
 
     t = ctx->tenant;
+    wc = w->conf;
 
     if (ngx_atomic_fetch_add(&t->waiting, 1) >= wc->waiting) {
         (void) ngx_atomic_fetch_add(&t->waiting, (ngx_atomic_int_t) -1);
@@ -347,29 +411,40 @@ ngx_http_claw_wake_join(ngx_http_request_t *r, ngx_http_claw_wake_conf_t *wc,
         return ngx_http_claw_wake_refuse(r, ctx, w, 1);
     }
 
+    /* in this worker's ledger too: given back if the worker dies */
+
     w->held = 1;
+
+    if (w->hold) {
+        w->hold->waiting++;
+    }
+
+    w->since = ngx_current_msec;
 
     for ( ;; ) {
         now = ngx_current_msec;
+        deadline = t->wake_deadline;
 
-        /* never 0, which means no wake */
-        now = now ? now : 1;
+        /* signed: another worker's clock may be a little behind */
 
-        started = t->wake_started;
-
-        if (started && now - started < wc->timeout) {
-            w->id = started;
+        if (deadline && (ngx_msec_int_t) (deadline - now) > 0) {
+            w->deadline = deadline;
             w->state = NGX_HTTP_CLAW_WAKE_WAIT;
             break;
         }
 
         /* none, or one whose caller died: this request calls the hook */
 
-        if (ngx_atomic_cmp_set(&t->wake_started, started, now)) {
-            w->id = now;
+        w->deadline = now + wc->timeout;
+
+        if (w->deadline == 0) {
+            w->deadline = 1;
+        }
+
+        if (ngx_atomic_cmp_set(&t->wake_deadline, deadline, w->deadline)) {
             w->state = NGX_HTTP_CLAW_WAKE_HOOK;
 
-            return ngx_http_claw_wake_call(r, wc, w);
+            return ngx_http_claw_wake_call(r, w);
         }
     }
 
@@ -377,61 +452,77 @@ ngx_http_claw_wake_join(ngx_http_request_t *r, ngx_http_claw_wake_conf_t *wc,
         return ngx_http_claw_wake_page(r, ctx, w);
     }
 
-    return ngx_http_claw_wake_wait(r, wc, ctx, w);
+    return ngx_http_claw_wake_wait(r, ctx, w);
 }
 
 
 /* a tick of a held request: up, failed, timed out, or a probe and on */
 
 static ngx_int_t
-ngx_http_claw_wake_wait(ngx_http_request_t *r, ngx_http_claw_wake_conf_t *wc,
-    ngx_http_claw_ctx_t *ctx, ngx_http_claw_wake_t *w)
+ngx_http_claw_wake_wait(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
+    ngx_http_claw_wake_t *w)
 {
-    ngx_int_t                rc;
-    ngx_msec_t               now, last, left, every;
-    ngx_http_claw_tenant_t  *t;
+    ngx_int_t                   rc;
+    ngx_msec_t                  now, last, every;
+    ngx_msec_int_t              left;
+    ngx_http_claw_tenant_t     *t;
+    ngx_http_claw_wake_conf_t  *wc;
 
     t = ctx->tenant;
+    wc = w->conf;
     now = ngx_current_msec;
 
-    every = (now - w->id) / 2;
-    every = ngx_max(every, NGX_HTTP_CLAW_WAKE_SOON);
-    every = ngx_min(every, NGX_HTTP_CLAW_WAKE_EVERY);
-
-    if (w->probed && w->up) {
+    if (w->probed && w->probe == NGX_HTTP_CLAW_PROBE_UP) {
         return NGX_DECLINED;
     }
 
-    /* another request's probe saw it accept, after this wake began */
+    /* another request's probe saw it accept, since this one joined */
 
-    if ((ngx_msec_int_t) (t->wake_up - w->id) > 0) {
+    if (t->wake_up && (ngx_msec_int_t) (t->wake_up - w->since) >= 0) {
         return NGX_DECLINED;
     }
 
-    if (t->wake_failed == w->id) {
+    if (t->wake_failed == w->deadline) {
         return ngx_http_claw_wake_refuse(r, ctx, w, 5);
     }
 
-    if (now - w->id >= wc->timeout) {
+    if ((ngx_msec_int_t) (now - w->deadline) >= 0) {
 
         /* one of the requests counts it, and frees the tenant's wake */
 
-        if (ngx_atomic_cmp_set(&t->wake_started, w->id, 0)) {
+        if (ngx_atomic_cmp_set(&t->wake_deadline, w->deadline, 0)) {
             (void) ngx_atomic_fetch_add(&t->wake_failures, 1);
 
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "claw: the container of tenant \"%V\" did not "
-                          "accept a connection within %M ms of its wake",
-                          &ctx->id, wc->timeout);
+                          "accept a connection before the end of its wake",
+                          &ctx->id);
         }
 
         return ngx_http_claw_wake_refuse(r, ctx, w, 5);
     }
 
+    /* this location's own timeout: this request gives up, not the wake */
+
+    left = (ngx_msec_int_t) (w->since + wc->timeout - now);
+
+    if (left <= 0) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "claw: tenant \"%V\" still waking after %M ms",
+                      &ctx->id, wc->timeout);
+        return ngx_http_claw_wake_refuse(r, ctx, w, 5);
+    }
+
+    left = ngx_min(left, (ngx_msec_int_t) (w->deadline - now));
+
+    every = (ngx_msec_int_t) (now - w->since) > 0 ? (now - w->since) / 2 : 0;
+    every = ngx_max(every, NGX_HTTP_CLAW_WAKE_SOON);
+    every = ngx_min(every, NGX_HTTP_CLAW_WAKE_EVERY);
+
     if (!w->probing) {
         last = t->wake_probe;
 
-        if (now - last >= every
+        if ((ngx_msec_int_t) (now - last) >= (ngx_msec_int_t) every
             && ngx_atomic_cmp_set(&t->wake_probe, last, now))
         {
             w->probed = 0;
@@ -442,23 +533,20 @@ ngx_http_claw_wake_wait(ngx_http_request_t *r, ngx_http_claw_wake_conf_t *wc,
                 return rc;
             }
 
-            if (w->probed && w->up) {
+            if (w->probed && w->probe == NGX_HTTP_CLAW_PROBE_UP) {
                 return NGX_DECLINED;
             }
         }
     }
 
-    left = wc->timeout - (now - w->id);
-
-    return ngx_http_claw_wake_hold(r, ngx_min(left, every));
+    return ngx_http_claw_wake_hold(r, ngx_min((ngx_msec_t) left, every));
 }
 
 
 /* the hook: a subrequest to the claw_wake location, as auth_request's */
 
 static ngx_int_t
-ngx_http_claw_wake_call(ngx_http_request_t *r, ngx_http_claw_wake_conf_t *wc,
-    ngx_http_claw_wake_t *w)
+ngx_http_claw_wake_call(ngx_http_request_t *r, ngx_http_claw_wake_t *w)
 {
     ngx_http_request_t          *sr;
     ngx_http_post_subrequest_t  *ps;
@@ -471,7 +559,7 @@ ngx_http_claw_wake_call(ngx_http_request_t *r, ngx_http_claw_wake_conf_t *wc,
     ps->handler = ngx_http_claw_wake_called;
     ps->data = w;
 
-    if (ngx_http_subrequest(r, &wc->uri, NULL, &sr, ps,
+    if (ngx_http_subrequest(r, &w->conf->uri, NULL, &sr, ps,
                             NGX_HTTP_SUBREQUEST_WAITED)
         != NGX_OK)
     {
@@ -482,7 +570,9 @@ ngx_http_claw_wake_call(ngx_http_request_t *r, ngx_http_claw_wake_conf_t *wc,
 
     sr->header_only = 1;
 
-    return NGX_AGAIN;
+    /* a client that leaves meanwhile is seen leave */
+
+    return ngx_http_claw_wake_hold(r, 0);
 }
 
 
@@ -516,9 +606,13 @@ ngx_http_claw_wake_probe(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
     ngx_connection_t       *c;
     ngx_peer_connection_t  *pc;
 
+    /* a container down is no error: not even a unix socket's ENOENT */
+
     w->log = *r->connection->log;
-    w->log.log_level = NGX_LOG_CRIT;
+    w->log.log_level = NGX_LOG_ALERT;
     w->log.next = NULL;
+    w->log.handler = NULL;
+    w->log.data = NULL;
 
     pc = &w->pc;
     ngx_memzero(pc, sizeof(ngx_peer_connection_t));
@@ -550,7 +644,9 @@ ngx_http_claw_wake_probe(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
         pc->connection = NULL;
     }
 
-    ngx_http_claw_wake_probed(w, rc == NGX_OK);
+    ngx_http_claw_wake_probed(w, rc == NGX_OK ? NGX_HTTP_CLAW_PROBE_UP
+                                 : rc == NGX_DECLINED ? NGX_HTTP_CLAW_PROBE_REFUSED
+                                 : NGX_HTTP_CLAW_PROBE_ERROR);
 
     return NGX_DECLINED;
 }
@@ -586,7 +682,8 @@ ngx_http_claw_wake_probe_handler(ngx_event_t *ev)
     w->pc.connection = NULL;
     w->probing = 0;
 
-    ngx_http_claw_wake_probed(w, up);
+    ngx_http_claw_wake_probed(w, up ? NGX_HTTP_CLAW_PROBE_UP
+                                    : NGX_HTTP_CLAW_PROBE_REFUSED);
 
     /* the held request looks at it now, not at its next tick */
 
@@ -602,21 +699,23 @@ ngx_http_claw_wake_probe_handler(ngx_event_t *ev)
 
 
 static void
-ngx_http_claw_wake_probed(ngx_http_claw_wake_t *w, ngx_uint_t up)
+ngx_http_claw_wake_probed(ngx_http_claw_wake_t *w, ngx_uint_t probe)
 {
-    ngx_msec_t  now;
+    ngx_msec_t  now, deadline;
 
     w->probed = 1;
-    w->up = up;
+    w->probe = probe;
 
-    if (up) {
+    if (probe == NGX_HTTP_CLAW_PROBE_UP) {
         now = ngx_current_msec;
         w->tenant->wake_up = now ? now : 1;
 
         /* the wake is over: the next sleep gets a wake of its own */
 
-        if (w->id) {
-            (void) ngx_atomic_cmp_set(&w->tenant->wake_started, w->id, 0);
+        deadline = w->tenant->wake_deadline;
+
+        if (deadline && (w->deadline == 0 || deadline == w->deadline)) {
+            (void) ngx_atomic_cmp_set(&w->tenant->wake_deadline, deadline, 0);
         }
     }
 }
@@ -779,7 +878,25 @@ ngx_http_claw_wake_release(ngx_http_claw_wake_t *w)
     if (w->held) {
         (void) ngx_atomic_fetch_add(&w->tenant->waiting, (ngx_atomic_int_t) -1);
         w->held = 0;
+
+        if (w->hold) {
+            w->hold->waiting--;
+        }
     }
+}
+
+
+/* its own probe, if one is under way, closed: nothing of it comes later */
+
+static void
+ngx_http_claw_wake_unprobe(ngx_http_claw_wake_t *w)
+{
+    if (w->pc.connection) {
+        ngx_close_connection(w->pc.connection);
+        w->pc.connection = NULL;
+    }
+
+    w->probing = 0;
 }
 
 
@@ -790,10 +907,6 @@ ngx_http_claw_wake_cleanup(ngx_http_claw_ctx_t *ctx)
 {
     ngx_http_claw_wake_t  *w = ctx->wake;
 
-    if (w->pc.connection) {
-        ngx_close_connection(w->pc.connection);
-        w->pc.connection = NULL;
-    }
-
+    ngx_http_claw_wake_unprobe(w);
     ngx_http_claw_wake_release(w);
 }

@@ -31,7 +31,13 @@ spawn("$Dir/hook.log", {}, $^X, 't/bin/claw-wake-hook',
       '--tenant', 'w5=start:127.0.0.1:19995',
       '--tenant', 'w6=start:127.0.0.1:19996',
       '--tenant', 'w7=start:127.0.0.1:19997',
-      '--tenant', 'w9=never:127.0.0.1:19994');
+      '--tenant', 'w9=never:127.0.0.1:19994',
+      '--tenant', 'w10=start:127.0.0.1:19988',
+      '--tenant', 'w11=never:127.0.0.1:19987',
+      '--tenant', 'w12=never:127.0.0.1:19986',
+      '--tenant', 'w13=never:127.0.0.1:19985',
+      '--tenant', 'w14=start:127.0.0.1:19984',
+      '--tenant', 'w15=start:127.0.0.1:19983');
 wait_port(19990, 'claw-wake-hook');
 
 start_containers(['other', '127.0.0.1:19998'], ['w8', '127.0.0.1:19999']);
@@ -45,7 +51,10 @@ our $Tenants = join '', map { "$_->[0]  127.0.0.1:$_->[1]  "
     ['w3', 19993, 'state=asleep'], ['w4', 19994, 'state=asleep'],
     ['w5', 19995, 'state=asleep'], ['w6', 19996, 'state=asleep'],
     ['w7', 19997, 'state=asleep'], ['other', 19998, ''],
-    ['w8', 19999, 'state=asleep'], ['w9', 19994, 'state=asleep conn=2'];
+    ['w8', 19999, 'state=asleep'], ['w9', 19994, 'state=asleep conn=2'],
+    map { ["w$_->[0]", $_->[1], 'state=asleep'] }
+        [10, 19988], [11, 19987], [12, 19986], [13, 19985], [14, 19984],
+        [15, 19983];
 
 # the hook's calls for a tenant
 sub calls {
@@ -136,6 +145,29 @@ add_block_preprocessor(sub {
             claw on;
             claw_wake off;
             proxy_pass http://claw;
+        }
+
+        # a 502 goes on to a location without claw_wake
+        location /c502/ {
+            claw on;
+            proxy_pass http://127.0.0.1:19979;
+            error_page 502 = /nowake/502;
+        }
+
+        # the hook in a location with "claw on", as a server-wide one makes
+        location /hookclaw/ {
+            claw on;
+            claw_wake /_claw_wake_on timeout=3s;
+            proxy_pass http://claw;
+        }
+
+        location = /_claw_wake_on {
+            internal;
+            claw on;
+            proxy_pass http://127.0.0.1:19990/wake/$claw_tenant;
+            proxy_method POST;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
         }
 
         location /public/ {
@@ -273,7 +305,7 @@ Authorization: Bearer wake-token
 --- response_headers
 Retry-After: 5
 --- error_log
-did not accept a connection within 3000 ms of its wake
+did not accept a connection before the end of its wake
 --- timeout: 20
 
 
@@ -432,4 +464,115 @@ Test::More::is(main::calls('w9'), 1, "one call");
 --- request
 GET /metrics
 --- response_body_like: claw_refused_total\{tenant="w9",reason="conn"\} 2\n
+--- timeout: 20
+
+
+
+=== TEST 14: held requests go on, fail, and come back through an error_page to a location without claw_wake: answered, no worker dies
+--- init
+my @out = main::parallel(4, '/c502/', 'Host: w10.claw.test', @::Auth);
+my @codes = sort map { /^(\d+ \S+)/ } @out;
+Test::More::is("@codes", '200 w10 200 w10 200 w10 200 w10',
+               "each 502 answered by the location after it");
+--- request
+GET /metrics
+--- response_body_like: claw_wakes_total\{tenant="w10"\} 1\n
+--- no_error_log
+exited on signal
+[alert]
+--- timeout: 20
+
+
+
+=== TEST 15: a token revoked while its request is held: 403, without waiting for the wake
+--- init
+my $digest = ClawTest::sha256_hex('wake-token');
+my $pid = fork // die "fork: $!\n";
+if ($pid == 0) {
+    sleep 0.5;
+    ClawTest::http_request('DELETE', "/claw/tenants/w11/tokens/$digest");
+    POSIX::_exit(0);
+}
+my $t0 = time;
+my ($s) = ClawTest::http_request('GET', '/', undef, 'Host: w11.claw.test', @::Auth);
+my $took = time - $t0;
+waitpid $pid, 0;
+Test::More::is($s, 403, "refused once its credential went");
+Test::More::ok($took < ClawTest::patience(2.5), sprintf("before the 3 s wake ended (%.2f s)", $took));
+--- request
+GET /
+--- more_headers
+Host: w11.claw.test
+Authorization: Bearer wake-token
+--- error_code: 401
+--- error_log
+held for a wake, and its credential is no longer good
+--- timeout: 20
+
+
+
+=== TEST 16: requests held by a worker killed (kill -9) are given back: the tenant can be held again
+--- init
+my @pids = map { ClawTest::http_background('/few/', 'Host: w12.claw.test', @::Auth) } 1 .. 2;
+sleep 0.5;
+ClawTest::kill_workers('KILL');
+sleep 2.5;      # the dead workers' wake has ended
+my $t0 = time;
+my ($s) = ClawTest::http_request('GET', '/few/', undef, 'Host: w12.claw.test', @::Auth);
+my $took = time - $t0;
+Test::More::is($s, 503, "503 in the end (its container never comes)");
+Test::More::ok($took >= 1.5, sprintf("held until the timeout, not refused as if two were held (%.2f s)", $took));
+--- request
+GET /metrics
+--- response_body_like: claw_wake_failures_total\{tenant="w12"\} \d
+--- no_error_log
+claw: tenant "w12" is waking with 2 requests held already
+--- timeout: 30
+
+
+
+=== TEST 17: a request of a location with a shorter timeout joins the wake under way: one hook call
+--- init
+my $bg = ClawTest::http_background('/', 'Host: w13.claw.test', @::Auth);
+sleep 1.3;
+my ($s) = ClawTest::http_request('GET', '/few/', undef, 'Host: w13.claw.test', @::Auth);
+Test::More::is($s, 503, "the shorter one gives up");
+waitpid $bg, 0;
+Test::More::is(main::calls('w13'), 1, "one call of the hook");
+--- request
+GET /metrics
+--- response_body_like: claw_wake_failures_total\{tenant="w13"\} 1\n
+--- timeout: 30
+
+
+
+=== TEST 18: a hook location with "claw on" (a server-wide claw on): its call is let through
+--- init
+my ($s, $body) = ClawTest::http_request('GET', '/hookclaw/', undef, 'Host: w14.claw.test', @::Auth);
+Test::More::is($s, 200, "woken");
+Test::More::is(main::calls('w14'), 1, "one call");
+--- request
+GET /metrics
+--- response_body_like: claw_wakes_total\{tenant="w14"\} 1\n
+--- no_error_log
+answered 403
+--- timeout: 20
+
+
+
+=== TEST 19: a container stopped after its wake: the next request (a second on) wakes it again, no 502
+--- init
+my ($s) = ClawTest::http_request('GET', '/', undef, 'Host: w15.claw.test', @::Auth);
+Test::More::is($s, 200, "woken");
+sleep 1.2;
+my $pid = ClawTest::slurp("$::Dir/w15.pid");
+chomp $pid;
+kill 'TERM', $pid;
+wait_until(3, sub { !kill 0, $pid });
+($s) = ClawTest::http_request('GET', '/', undef, 'Host: w15.claw.test', @::Auth);
+Test::More::is($s, 200, "woken again, not a 502");
+Test::More::is(main::calls('w15'), 2, "two calls");
+--- request
+GET /metrics
+--- response_body_like: claw_wakes_total\{tenant="w15"\} 2\n
 --- timeout: 20
