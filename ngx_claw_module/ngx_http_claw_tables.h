@@ -195,11 +195,13 @@ struct ngx_http_claw_tenant_s {
     /*
      * Idle and asleep (claw_wake): the time of its last admitted request
      * or tunnel byte (ngx_time()); in ngx_current_msec, when the wake
-     * under way ends (0: none; it names the wake), the wake that failed,
-     * when a probe last saw its container accept, the last probe of it
+     * under way ends (0: none; it names the wake), the wake whose hook
+     * said it started, the wake that failed, when a probe last saw its
+     * container accept, the last probe of it
      */
     ngx_atomic_t                 seen;
     ngx_atomic_t                 wake_deadline;
+    ngx_atomic_t                 wake_hooked;
     ngx_atomic_t                 wake_failed;
     ngx_atomic_t                 wake_up;
     ngx_atomic_t                 wake_probe;

@@ -6,18 +6,18 @@
  * container may be asleep (state=asleep) is held until the container
  * accepts a connection.
  *
- * A container seen accepting within the last seconds (by the balancer or
- * a probe) is taken as up: the request goes on at once.  Otherwise the
- * request tries a connection itself (a probe, closed at once); refused,
- * it starts a wake or joins the one under way.  The zone holds the wake
- * (the time it started), so that one request among all the workers calls
- * the hook, a subrequest to the claw_wake location (as auth_request's),
- * whose 2xx says the wake started.  The others wait on timers and probe
- * the container, one probe every 5 to 100 ms across the workers, until
- * it accepts (then all go on), the hook fails or the timeout passes (then
- * 503 with Retry-After).  Held requests count against the tenant's
+ * A container a probe saw accept within the last second is taken as up:
+ * the request goes on at once.  A wake under way is joined.  Otherwise
+ * the request tries a connection itself (a probe, closed at once);
+ * refused, it starts a wake.  The zone holds the wake (its deadline, which
+ * names it), so that one request among all the workers calls the hook, a
+ * subrequest to the claw_wake location (as auth_request's), whose 2xx
+ * says the wake started.  The others wait on timers and, once it did,
+ * probe the container, one probe every 5 to 100 ms across the workers,
+ * until it accepts (then all go on), the hook fails or the timeout passes
+ * (then 503 with Retry-After).  Held requests count against the tenant's
  * concurrency limit (they were admitted), and at most "waiting=" of them
- * are held at once.
+ * are held at once, in the zone and in the worker's ledger.
  */
 
 
@@ -256,7 +256,7 @@ ngx_http_claw_wake_step(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
     ngx_http_claw_ctx_t *ctx)
 {
     ngx_int_t                   rc;
-    ngx_msec_t                  up;
+    ngx_msec_t                  up, deadline;
     ngx_http_claw_wake_t       *w;
     ngx_http_claw_tenant_t     *t;
     ngx_http_claw_main_conf_t  *cmcf;
@@ -308,6 +308,17 @@ ngx_http_claw_wake_step(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
         }
 
         w->state = NGX_HTTP_CLAW_WAKE_PROBE;
+
+        /*
+         * A wake under way: the container is known down, and a listener
+         * in front of it (docker-proxy) may accept before it does
+         */
+
+        deadline = t->wake_deadline;
+
+        if (deadline && (ngx_msec_int_t) (deadline - ngx_current_msec) > 0) {
+            return ngx_http_claw_wake_join(r, ctx, w);
+        }
 
         rc = ngx_http_claw_wake_probe(r, ctx, w);
 
@@ -374,6 +385,10 @@ ngx_http_claw_wake_step(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
                       "claw: waking tenant \"%V\"", &ctx->id);
 
         (void) ngx_atomic_fetch_add(&t->wakes, 1);
+
+        /* the held requests look at the container from now on */
+
+        t->wake_hooked = w->deadline;
 
         w->state = NGX_HTTP_CLAW_WAKE_WAIT;
 
@@ -519,7 +534,10 @@ ngx_http_claw_wake_wait(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
     every = ngx_max(every, NGX_HTTP_CLAW_WAKE_SOON);
     every = ngx_min(every, NGX_HTTP_CLAW_WAKE_EVERY);
 
-    if (!w->probing) {
+    /* probes once the hook said the wake started (it may wait until the
+     * container is ready before it answers) */
+
+    if (!w->probing && t->wake_hooked == w->deadline) {
         last = t->wake_probe;
 
         if ((ngx_msec_int_t) (now - last) >= (ngx_msec_int_t) every

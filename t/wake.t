@@ -37,7 +37,8 @@ spawn("$Dir/hook.log", {}, $^X, 't/bin/claw-wake-hook',
       '--tenant', 'w12=never:127.0.0.1:19986',
       '--tenant', 'w13=never:127.0.0.1:19985',
       '--tenant', 'w14=start:127.0.0.1:19984',
-      '--tenant', 'w15=start:127.0.0.1:19983');
+      '--tenant', 'w15=start:127.0.0.1:19983',
+      '--tenant', 'w16=late:127.0.0.1:19982');
 wait_port(19990, 'claw-wake-hook');
 
 start_containers(['other', '127.0.0.1:19998'], ['w8', '127.0.0.1:19999']);
@@ -54,7 +55,7 @@ our $Tenants = join '', map { "$_->[0]  127.0.0.1:$_->[1]  "
     ['w8', 19999, 'state=asleep'], ['w9', 19994, 'state=asleep conn=2'],
     map { ["w$_->[0]", $_->[1], 'state=asleep'] }
         [10, 19988], [11, 19987], [12, 19986], [13, 19985], [14, 19984],
-        [15, 19983];
+        [15, 19983], [16, 19982];
 
 # the hook's calls for a tenant
 sub calls {
@@ -575,4 +576,20 @@ Test::More::is(main::calls('w15'), 2, "two calls");
 --- request
 GET /metrics
 --- response_body_like: claw_wakes_total\{tenant="w15"\} 2\n
+--- timeout: 20
+
+
+
+=== TEST 20: a hook that answers once the container is ready: held requests go on after its answer, not when something first accepts
+--- init
+my $t0 = time;
+my @out = main::parallel(3, '/', 'Host: w16.claw.test', @::Auth);
+my $took = time - $t0;
+my @who = sort map { /^(\d+ \S+)/ } @out;
+Test::More::is("@who", '200 w16 200 w16 200 w16', "all answered by the container");
+Test::More::ok($took >= 0.9, sprintf("after the hook's answer, a second on (%.2f s)", $took));
+Test::More::is(main::calls('w16'), 1, "one call");
+--- request
+GET /metrics
+--- response_body_like: claw_wakes_total\{tenant="w16"\} 1\n
 --- timeout: 20
