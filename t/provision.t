@@ -285,13 +285,22 @@ spawn("$::Data/hook.log", { PATH => "$::Bin:$ENV{PATH}", FAKE_DOCKER_LOG => $log
 wait_port(19922, 'wake-hook');
 my $hook = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => 19922)
     or die "wake-hook: $!\n";
-my ($s) = ClawTest::http_exchange($hook, 5, 'POST', '/wake/bob');
-Test::More::is($s, 202, "a wake: 202 at once");
-Test::More::ok(wait_until(5, sub { ClawTest::slurp($log) =~ /^start\nclaw-bob\n/m }),
-               "docker start claw-bob");
+my ($s) = ClawTest::http_exchange($hook, 10, 'POST', '/wake/bob');
+Test::More::is($s, 200, "a wake: 200 once done");
+Test::More::like(ClawTest::slurp($log), qr/^start\nclaw-bob\n/m, "docker start claw-bob");
 my $ctl = "examples/clawctl --socket $root/logs/admin.sock";
-Test::More::ok(wait_until(5, sub { `$ctl get bob` =~ /^bob\s+active\s/m }),
-               "bob active");
+Test::More::like(`$ctl get bob`, qr/^bob\s+active\s/m, "bob active, once its gateway answered");
+spawn("$::Data/hook2.log", { PATH => "$::Bin:$ENV{PATH}", FAKE_DOCKER_LOG => $log,
+                             FAKE_DOCKER_FAIL => 'start',
+                             CLAW_ADMIN => "unix:$root/logs/admin.sock",
+                             CLAW_DATA => $::Data },
+      'examples/wake-hook', '--listen', '127.0.0.1:19923');
+wait_port(19923, 'wake-hook');
+`$ctl sleep bob`;
+$hook = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => 19923);
+($s) = ClawTest::http_exchange($hook, 10, 'POST', '/wake/bob');
+Test::More::is($s, 502, "a container that does not start: 502");
+Test::More::like(`$ctl get bob`, qr/^bob\s+asleep\s/m, "and bob stays asleep");
 $hook = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => 19922);
 ($s) = ClawTest::http_exchange($hook, 5, 'POST', '/wake/..%2Fetc');
 Test::More::is($s, 404, "not a tenant id: 404");
