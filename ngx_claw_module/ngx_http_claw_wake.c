@@ -222,6 +222,12 @@ ngx_http_claw_wake(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
 
     rc = ngx_http_claw_wake_step(r, clcf, ctx);
 
+    if (rc == NGX_DONE) {
+
+        /* answered (the page) and finalized: r and ctx may be gone */
+        return NGX_DONE;
+    }
+
     w = ctx->wake;
 
     if (w && rc != NGX_AGAIN) {
@@ -818,6 +824,7 @@ ngx_http_claw_wake_page(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
     ngx_table_elt_t  *h;
 
     ngx_http_claw_wake_release(w);
+    ngx_http_claw_wake_unprobe(w);
 
     ctx->limit = NGX_HTTP_CLAW_LIMIT_WAKE;
 
