@@ -183,8 +183,8 @@ ngx_http_claw_live_traffic(ngx_http_claw_live_t *live)
         bytes = r->connection->sent
                 + (u->peer.connection ? u->peer.connection->sent : 0);
 
-        if (bytes != ctx->tunnel_bytes) {
-            ctx->tunnel_bytes = bytes;
+        if (bytes != ctx->traffic) {
+            ctx->traffic = bytes;
 
             if (ctx->tenant->seen != (ngx_atomic_uint_t) ngx_time()) {
                 ctx->tenant->seen = ngx_time();

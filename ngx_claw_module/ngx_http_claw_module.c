@@ -659,14 +659,7 @@ ngx_http_claw_check(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
         /* nor is its container woken: a stranger could wake them all */
 
         if (ctx->tconf->state == NGX_HTTP_CLAW_STATE_ASLEEP) {
-            (void) ngx_atomic_fetch_add(&ctx->tenant->refused_wake, 1);
-            ctx->limit = NGX_HTTP_CLAW_LIMIT_WAKE;
-
-            if (ngx_http_claw_retry_after(r, 60) != NGX_OK) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            return NGX_HTTP_SERVICE_UNAVAILABLE;
+            return ngx_http_claw_wake_refuse(r, ctx, 60);
         }
 
         return ngx_http_claw_public(r);

@@ -176,7 +176,7 @@ typedef struct {
 
     off_t                        body_received;  /* against max_body */
     void                        *wake;           /* wake.c's, once held */
-    off_t                        tunnel_bytes;   /* both ways, as last seen */
+    off_t                        traffic;        /* bytes both ways, as last seen */
 
     /* for the RateLimit headers */
     uint64_t                     rate_quota;

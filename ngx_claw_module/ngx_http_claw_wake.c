@@ -71,7 +71,6 @@ typedef struct {
     ngx_uint_t                   probe;         /* NGX_HTTP_CLAW_PROBE_* */
     ngx_int_t                    status;        /* the hook's */
     unsigned                     probing:1;
-    unsigned                     probed:1;      /* an answer came */
     unsigned                     held:1;        /* counted in waiting */
     unsigned                     done:1;        /* the hook answered */
 } ngx_http_claw_wake_t;
@@ -95,8 +94,6 @@ static void ngx_http_claw_wake_probed(ngx_http_claw_wake_t *w,
 static void ngx_http_claw_wake_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_claw_wake_hold(ngx_http_request_t *r,
     ngx_msec_t delay);
-static ngx_int_t ngx_http_claw_wake_refuse(ngx_http_request_t *r,
-    ngx_http_claw_ctx_t *ctx, ngx_http_claw_wake_t *w, time_t retry);
 static ngx_int_t ngx_http_claw_wake_page(ngx_http_request_t *r,
     ngx_http_claw_ctx_t *ctx, ngx_http_claw_wake_t *w);
 static ngx_uint_t ngx_http_claw_wake_browser(ngx_http_request_t *r);
@@ -300,7 +297,7 @@ ngx_http_claw_wake_step(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "claw: tenant \"%V\" is asleep and \"claw_wake\" "
                           "is off here", &ctx->id);
-            return ngx_http_claw_wake_refuse(r, ctx, w, 60);
+            return ngx_http_claw_wake_refuse(r, ctx, 60);
         }
 
         /*
@@ -360,7 +357,7 @@ ngx_http_claw_wake_step(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
         if (w->probe == NGX_HTTP_CLAW_PROBE_ERROR) {
 
             /* no connection could be tried: nothing is known of it */
-            return ngx_http_claw_wake_refuse(r, ctx, w, 1);
+            return ngx_http_claw_wake_refuse(r, ctx, 1);
         }
 
         return ngx_http_claw_wake_join(r, ctx, w);
@@ -384,7 +381,7 @@ ngx_http_claw_wake_step(ngx_http_request_t *r, ngx_http_claw_loc_conf_t *clcf,
             (void) ngx_atomic_cmp_set(&t->wake_deadline, w->deadline, 0);
             (void) ngx_atomic_fetch_add(&t->wake_failures, 1);
 
-            return ngx_http_claw_wake_refuse(r, ctx, w, 5);
+            return ngx_http_claw_wake_refuse(r, ctx, 5);
         }
 
         ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
@@ -429,7 +426,7 @@ ngx_http_claw_wake_join(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "claw: tenant \"%V\" is waking with %ui requests "
                       "held already", &ctx->id, wc->waiting);
-        return ngx_http_claw_wake_refuse(r, ctx, w, 1);
+        return ngx_http_claw_wake_refuse(r, ctx, 1);
     }
 
     /* in this worker's ledger too: given back if the worker dies */
@@ -493,7 +490,7 @@ ngx_http_claw_wake_wait(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
     wc = w->conf;
     now = ngx_current_msec;
 
-    if (w->probed && w->probe == NGX_HTTP_CLAW_PROBE_UP) {
+    if (w->probe == NGX_HTTP_CLAW_PROBE_UP) {
         return NGX_DECLINED;
     }
 
@@ -504,7 +501,7 @@ ngx_http_claw_wake_wait(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
     }
 
     if (t->wake_failed == w->deadline) {
-        return ngx_http_claw_wake_refuse(r, ctx, w, 5);
+        return ngx_http_claw_wake_refuse(r, ctx, 5);
     }
 
     if ((ngx_msec_int_t) (now - w->deadline) >= 0) {
@@ -520,7 +517,7 @@ ngx_http_claw_wake_wait(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
                           &ctx->id);
         }
 
-        return ngx_http_claw_wake_refuse(r, ctx, w, 5);
+        return ngx_http_claw_wake_refuse(r, ctx, 5);
     }
 
     /* this location's own timeout: this request gives up, not the wake */
@@ -531,7 +528,7 @@ ngx_http_claw_wake_wait(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "claw: tenant \"%V\" still waking after %M ms",
                       &ctx->id, wc->timeout);
-        return ngx_http_claw_wake_refuse(r, ctx, w, 5);
+        return ngx_http_claw_wake_refuse(r, ctx, 5);
     }
 
     left = ngx_min(left, (ngx_msec_int_t) (w->deadline - now));
@@ -549,15 +546,13 @@ ngx_http_claw_wake_wait(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
         if ((ngx_msec_int_t) (now - last) >= (ngx_msec_int_t) every
             && ngx_atomic_cmp_set(&t->wake_probe, last, now))
         {
-            w->probed = 0;
-
             rc = ngx_http_claw_wake_probe(r, ctx, w);
 
             if (rc != NGX_DECLINED && rc != NGX_AGAIN) {
                 return rc;
             }
 
-            if (w->probed && w->probe == NGX_HTTP_CLAW_PROBE_UP) {
+            if (w->probe == NGX_HTTP_CLAW_PROBE_UP) {
                 return NGX_DECLINED;
             }
         }
@@ -618,7 +613,7 @@ ngx_http_claw_wake_called(ngx_http_request_t *r, void *data, ngx_int_t rc)
 
 /*
  * A connection to the container, closed as soon as it is made: NGX_DECLINED
- * with w->probed set when the answer came at once (a refusal on loopback,
+ * with w->probe set when the answer came at once (a refusal on loopback,
  * a unix socket), NGX_AGAIN while it is under way.
  */
 
@@ -727,7 +722,6 @@ ngx_http_claw_wake_probed(ngx_http_claw_wake_t *w, ngx_uint_t probe)
 {
     ngx_msec_t  now, deadline;
 
-    w->probed = 1;
     w->probe = probe;
 
     if (probe == NGX_HTTP_CLAW_PROBE_UP) {
@@ -795,12 +789,13 @@ ngx_http_claw_wake_handler(ngx_http_request_t *r)
 }
 
 
-static ngx_int_t
-ngx_http_claw_wake_refuse(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
-    ngx_http_claw_wake_t *w, time_t retry)
-{
-    ngx_http_claw_wake_release(w);
+/* 503 for a tenant asleep that this request does not wake (the wrapper
+ * gives back what a held request held) */
 
+ngx_int_t
+ngx_http_claw_wake_refuse(ngx_http_request_t *r, ngx_http_claw_ctx_t *ctx,
+    time_t retry)
+{
     (void) ngx_atomic_fetch_add(&ctx->tenant->refused_wake, 1);
     ctx->limit = NGX_HTTP_CLAW_LIMIT_WAKE;
 

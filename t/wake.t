@@ -38,7 +38,9 @@ spawn("$Dir/hook.log", {}, $^X, 't/bin/claw-wake-hook',
       '--tenant', 'w13=never:127.0.0.1:19985',
       '--tenant', 'w14=start:127.0.0.1:19984',
       '--tenant', 'w15=start:127.0.0.1:19983',
-      '--tenant', 'w16=late:127.0.0.1:19982');
+      '--tenant', 'w16=late:127.0.0.1:19982',
+      '--tenant', 'w17=hang:127.0.0.1:19981',
+      '--tenant', 'w18=hang:127.0.0.1:19980');
 wait_port(19990, 'claw-wake-hook');
 
 start_containers(['other', '127.0.0.1:19998'], ['w8', '127.0.0.1:19999']);
@@ -55,7 +57,7 @@ our $Tenants = join '', map { "$_->[0]  127.0.0.1:$_->[1]  "
     ['w8', 19999, 'state=asleep'], ['w9', 19994, 'state=asleep conn=2'],
     map { ["w$_->[0]", $_->[1], 'state=asleep'] }
         [10, 19988], [11, 19987], [12, 19986], [13, 19985], [14, 19984],
-        [15, 19983], [16, 19982];
+        [15, 19983], [16, 19982], [17, 19981], [18, 19980];
 
 # the hook's calls for a tenant
 sub calls {
@@ -175,6 +177,19 @@ add_block_preprocessor(sub {
             claw on;
             claw_auth off;
             proxy_pass http://claw;
+        }
+
+        # a hook that never answers, behind a 1 s read timeout
+        location /hang/ {
+            claw on;
+            claw_wake /_hang_wake timeout=3s waiting=1;
+            proxy_pass http://claw;
+        }
+
+        location = /_hang_wake {
+            internal;
+            proxy_pass http://127.0.0.1:19990/wake/$claw_tenant;
+            proxy_read_timeout 1s;
         }
 
         location /deadhook/ {
@@ -592,4 +607,41 @@ Test::More::is(main::calls('w16'), 1, "one call");
 --- request
 GET /metrics
 --- response_body_like: claw_wakes_total\{tenant="w16"\} 1\n
+--- timeout: 20
+
+
+
+=== TEST 21: a hook that never answers: its location's read timeout ends the call, and the request gets 503 then
+--- init
+my $t0 = time;
+my ($s) = ClawTest::http_request('GET', '/hang/', undef, 'Host: w17.claw.test', @::Auth);
+my $took = time - $t0;
+Test::More::is($s, 503, "refused");
+Test::More::ok($took >= 0.9 && $took < ClawTest::patience(2.5),
+               sprintf("after the hook's 1 s read timeout (%.2f s)", $took));
+--- request
+GET /metrics
+--- response_body_like: claw_wake_failures_total\{tenant="w17"\} 1\n
+--- error_log
+claw: the wake hook of tenant "w17" answered 504
+--- timeout: 20
+
+
+
+=== TEST 22: a client that leaves while its request calls the hook: its place among the held (waiting=1) is given back
+--- init
+my $sock = ClawTest::http_hold('/hang/', 'Host: w18.claw.test', @::Auth);
+sleep 0.3;
+close $sock;
+sleep 0.3;
+my $t0 = time;
+my ($s) = ClawTest::http_request('GET', '/hang/', undef, 'Host: w18.claw.test', @::Auth);
+my $took = time - $t0;
+Test::More::is($s, 503, "503 in the end (the hook never answers)");
+Test::More::ok($took >= 0.5, sprintf("held, not refused as if one were held (%.2f s)", $took));
+--- request
+GET /metrics
+--- response_body_like: claw_active_requests\{tenant="w18"\} 0\n
+--- no_error_log
+claw: tenant "w18" is waking with 1 requests held already
 --- timeout: 20
