@@ -7,6 +7,10 @@
 #   make test-openclaw  the real OpenClaw gateway behind the module
 #                   (Node 24 and openclaw from the npm registry, into
 #                   build/openclaw; headless Chromium from Debian)
+#   make deb        build/deb/libnginx-mod-http-claw_<version>_<arch>.deb,
+#                   checked with lintian
+#   make test-deb   that package installed, run, removed and purged in a
+#                   clean Debian 12 root (t/package/run; root, a mirror)
 #
 # The module is built against Debian's nginx with Debian's own flags:
 # the configure arguments in /usr/share/nginx/src/conf_flags (which carry
@@ -42,6 +46,8 @@ PKG_TEST    := perl libtest-base-perl libtest-longstring-perl \
                liburi-perl curl nghttp2-client openssl pebble redis-server \
                redis-tools libio-socket-ssl-perl prometheus python3
 PKG_DEMO    := curl
+PKG_DEB     := dpkg-dev debhelper fakeroot lintian
+PKG_TEST_DEB := debootstrap curl openssl iproute2 util-linux
 
 # the real Test::Nginx when it is installed, the project's runner if not
 PROVE_INC   := $(shell perl -MTest::Nginx::Socket -e1 2>/dev/null \
@@ -54,7 +60,7 @@ export TEST_NGINX_CLAW_ROOT    := $(CURDIR)
 
 
 .PHONY: all build unit deps deps-build deps-test test demo demo-stop clean \
-        test-openclaw
+        test-openclaw deb test-deb
 
 all: build
 
@@ -118,6 +124,47 @@ test-openclaw: deps-test build
 	@scripts/apt-install $(PKG_OPENCLAW)
 	t/openclaw/install
 	t/openclaw/e2e
+
+# The Debian package.  The version is NGX_HTTP_CLAW_VERSION, in one place;
+# debian/changelog is written from it (dated by the last commit) into a
+# copy of the sources under build/deb, which dpkg-buildpackage builds
+# there; CHANGELOG.md must have a section for it.
+VERSION     := $(shell sed -n 's/^\#define NGX_HTTP_CLAW_VERSION *"\(.*\)"/\1/p' \
+                       ngx_claw_module/ngx_http_claw_module.h)
+DEB_PKG     := libnginx-mod-http-claw
+DEB_ARCH    := $(shell dpkg --print-architecture 2>/dev/null)
+DEB_DIR     := $(BUILD)/deb
+DEB_SRC     := $(DEB_DIR)/$(DEB_PKG)-$(VERSION)
+DEB         := $(DEB_DIR)/$(DEB_PKG)_$(VERSION)_$(DEB_ARCH).deb
+DEB_DATE    := $(shell git log -1 --format=%aD 2>/dev/null || date -R)
+DEB_FILES   := config Makefile mk ngx_claw_module examples docs debian \
+               README.md CHANGELOG.md LICENSE
+
+deb: deps-build
+	@scripts/apt-install $(PKG_DEB)
+	@test -n "$(VERSION)" \
+	    || { echo "no NGX_HTTP_CLAW_VERSION in ngx_http_claw_module.h" >&2; \
+	         exit 1; }
+	@grep -q '^## \[$(VERSION)\]' CHANGELOG.md \
+	    || { echo "CHANGELOG.md has no section ## [$(VERSION)]" >&2; exit 1; }
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_SRC)
+	tar -c $(DEB_FILES) | tar -x -C $(DEB_SRC)
+	printf '%s\n' \
+	    '$(DEB_PKG) ($(VERSION)) bookworm; urgency=medium' '' \
+	    '  * Release $(VERSION) of ngx_claw_module: see' \
+	    '    CHANGELOG.md in /usr/share/doc/$(DEB_PKG)' '' \
+	    ' -- $(shell sed -n 's/^Maintainer: //p' debian/control)  $(DEB_DATE)' \
+	    > $(DEB_SRC)/debian/changelog
+	cd $(DEB_SRC) && dpkg-buildpackage -b -uc -us > ../build.log 2>&1 \
+	    || { tail -40 ../build.log; exit 1; }
+	test -f $(DEB)
+	lintian --fail-on error --info $(DEB_DIR)/*.changes
+	@echo "built $(DEB)"
+
+test-deb: deb
+	@scripts/apt-install $(PKG_TEST_DEB)
+	t/package/run $(DEB)
 
 demo: deps build
 	@examples/demo/demo start
