@@ -24,6 +24,8 @@ sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
 sh("cp $dir/claw/tls/wildcard.crt $dir/claw/tls/chain.crt");
 sh("openssl rand 32 > $dir/claw/cookie.key && chmod 600 $dir/claw/cookie.key");
 sh("cp $root/examples/tenants.conf $root/examples/claw-proxy.conf $dir/claw/");
+# the registry where the package keeps it, /var/lib/claw
+sh("cp $root/examples/tenants.conf $dir/");
 # where the generated servers include it from: the configuration's directory
 sh("cp $root/examples/claw-proxy.conf $root/examples/openclaw-tenant.conf $dir/");
 
@@ -33,7 +35,9 @@ sub adapt {
     open my $in, '<', $file or die "$file: $!\n";
     local $/;
     my $conf = <$in>;
-    $conf =~ s{load_module modules/ngx_http_claw_module.so;}{load_module $module;};
+    # what the package's modules-enabled link would load
+    $conf =~ s{^include /etc/nginx/modules-enabled/\*\.conf;}{load_module $module;}m
+        or die "$file: no modules-enabled include to adapt\n";
     $conf =~ s{/etc/nginx/claw/}{$dir/claw/}g;
     $conf =~ s{/var/lib/claw/}{$dir/}g;
     $conf =~ s{/run/claw/}{$dir/run/}g;
