@@ -44,7 +44,8 @@ PKG_BUILD   := nginx-core nginx-dev gcc make libc6-dev libpcre2-dev libjansson-d
 PKG_TEST    := perl libtest-base-perl libtest-longstring-perl \
                libtext-diff-perl liblist-moreutils-perl libhttp-message-perl \
                liburi-perl curl nghttp2-client openssl pebble redis-server \
-               redis-tools libio-socket-ssl-perl prometheus python3
+               redis-tools libio-socket-ssl-perl prometheus python3 \
+               knot knot-dnsutils bind9-dnsutils
 PKG_DEMO    := curl
 PKG_DEB     := dpkg-dev debhelper fakeroot lintian
 PKG_TEST_DEB := debootstrap curl openssl iproute2 util-linux

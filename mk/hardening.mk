@@ -172,7 +172,7 @@ PASS_TIMEOUT  ?= 900
 # "file.t~words+of+the+title" ('+' for a space), and every block of any file
 # whose text calls one of the *_CALLS functions (a regex), see
 # docs/hardening.md for why each is there
-VALGRIND_SKIP       ?= acme.t:8,9,10,15,18 health.t:2
+VALGRIND_SKIP       ?= acme.t:8,9,10,15,18 acme-dns.t:9,10,12,13 health.t:2
 VALGRIND_SKIP_CALLS ?=
 HUP_SKIP            ?= admin.t~every+worker+answers+for+the+new+tenant \
                        acme.t~retried+with+growing+delays

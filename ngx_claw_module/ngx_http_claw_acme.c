@@ -118,6 +118,16 @@ static char *ngx_http_claw_acme_backoff(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_claw_acme_location(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_claw_acme_wildcard_conf(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_claw_acme_dns_update(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_claw_acme_dns_verify(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_claw_acme_dns_addr(ngx_conf_t *cf, ngx_str_t *s,
+    ngx_addr_t *addr);
+static ngx_int_t ngx_http_claw_acme_dns_check(ngx_conf_t *cf,
+    ngx_http_claw_acme_main_conf_t *amcf);
 static void *ngx_http_claw_acme_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_claw_acme_init_main_conf(ngx_conf_t *cf, void *conf);
 static char *ngx_http_claw_acme_merge_srv_conf(ngx_conf_t *cf, void *parent,
@@ -153,6 +163,8 @@ static void ngx_http_claw_acme_scan(ngx_http_claw_acme_io_t *io);
 static void ngx_http_claw_acme_sync_locked(
     ngx_http_claw_acme_main_conf_t *amcf, ngx_http_claw_tconf_t **list,
     ngx_uint_t n);
+static ngx_http_claw_acme_domain_t *ngx_http_claw_acme_add_locked(
+    ngx_http_claw_acme_main_conf_t *amcf, u_char *d, size_t len);
 static ngx_http_claw_acme_domain_t *ngx_http_claw_acme_due_locked(
     ngx_http_claw_acme_main_conf_t *amcf, time_t now);
 static time_t ngx_http_claw_acme_cap_locked(
@@ -259,6 +271,41 @@ static ngx_command_t  ngx_http_claw_acme_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_claw_acme_main_conf_t, zone_size),
+      NULL },
+
+    { ngx_string("claw_acme_wildcard"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_claw_acme_wildcard_conf,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("claw_acme_dns_update"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
+      ngx_http_claw_acme_dns_update,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("claw_acme_dns_hook"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_claw_acme_main_conf_t, dns.hook),
+      NULL },
+
+    { ngx_string("claw_acme_dns_verify"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_claw_acme_dns_verify,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("claw_acme_dns_wait"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_claw_acme_main_conf_t, dns.wait),
       NULL },
 
     { ngx_string("claw_acme_http"),
@@ -505,6 +552,180 @@ ngx_http_claw_acme_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* "*.<domain>" and <domain>, by dns-01 */
+
+static char *
+ngx_http_claw_acme_wildcard_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_claw_acme_main_conf_t  *amcf = conf;
+
+    size_t      len;
+    ngx_str_t  *value, *w;
+    u_char      host[NGX_HTTP_CLAW_HOST_MAX];
+
+    value = cf->args->elts;
+
+    if (ngx_http_claw_host_canon(value[1].data, value[1].len, host, &len)
+        != NGX_HTTP_CLAW_HOST_NAME
+        || len + 2 > NGX_HTTP_CLAW_ACME_DNS_NAME_MAX - 16
+        || ngx_strlchr(host, host + len, '.') == NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" is no domain name for a wildcard "
+                           "certificate", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    w = ngx_array_push(&amcf->wildcards);
+    if (w == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    w->len = len + 2;
+    w->data = ngx_pnalloc(cf->pool, w->len + 1);
+    if (w->data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_sprintf(w->data, "*.%*s%Z", len, host);
+
+    return NGX_CONF_OK;
+}
+
+
+/* claw_acme_dns_update address[:port] key=file [zone=name] */
+
+static char *
+ngx_http_claw_acme_dns_update(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_acme_main_conf_t  *amcf = conf;
+
+    char        *rv;
+    ngx_str_t   *value, file;
+    ngx_uint_t   i;
+
+    if (amcf->dns.update) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    amcf->dns.update = ngx_pcalloc(cf->pool, sizeof(ngx_addr_t));
+    if (amcf->dns.update == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_claw_acme_dns_addr(cf, &value[1], amcf->dns.update)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_str_null(&file);
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "key=", 4) == 0 && value[i].len > 4) {
+            file.data = value[i].data + 4;
+            file.len = value[i].len - 4;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0 && value[i].len > 5) {
+            amcf->dns.zone.data = value[i].data + 5;
+            amcf->dns.zone.len = value[i].len - 5;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (file.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"claw_acme_dns_update\" needs "
+                           "\"key=\" (a TSIG key file)");
+        return NGX_CONF_ERROR;
+    }
+
+    rv = ngx_http_claw_acme_dns_key(cf, &amcf->dns, &file);
+
+    return rv;
+}
+
+
+static char *
+ngx_http_claw_acme_dns_verify(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_claw_acme_main_conf_t  *amcf = conf;
+
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+    ngx_addr_t  *addr;
+
+    if (amcf->dns.verify) {
+        return "is duplicate";
+    }
+
+    /* as many as a mask in a word holds */
+
+    if (cf->args->nelts - 1 > 16) {
+        return "takes at most 16 servers";
+    }
+
+    amcf->dns.verify = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                        sizeof(ngx_addr_t));
+    if (amcf->dns.verify == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        addr = ngx_array_push(amcf->dns.verify);
+
+        if (addr == NULL
+            || ngx_http_claw_acme_dns_addr(cf, &value[i], addr) != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* an IP address, port 53 unless given: no name to resolve */
+
+static ngx_int_t
+ngx_http_claw_acme_dns_addr(ngx_conf_t *cf, ngx_str_t *s, ngx_addr_t *addr)
+{
+    ngx_url_t  u;
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = *s;
+    u.default_port = 53;
+    u.no_resolve = 1;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs != 1
+        || u.family == AF_UNIX)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" is no DNS server address (an IP "
+                           "address and an optional port)%s%s", s,
+                           u.err ? ": " : "", u.err ? u.err : "");
+        return NGX_ERROR;
+    }
+
+    *addr = u.addrs[0];
+
+    return NGX_OK;
+}
+
+
 static void *
 ngx_http_claw_acme_create_main_conf(ngx_conf_t *cf)
 {
@@ -534,6 +755,13 @@ ngx_http_claw_acme_create_main_conf(ngx_conf_t *cf)
     amcf->interval = NGX_CONF_UNSET_MSEC;
     amcf->zone_size = NGX_CONF_UNSET_SIZE;
     amcf->lock_fd = NGX_INVALID_FILE;
+    amcf->dns.wait = NGX_CONF_UNSET;
+
+    if (ngx_array_init(&amcf->wildcards, cf->pool, 1, sizeof(ngx_str_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
 
     return amcf;
 }
@@ -549,6 +777,7 @@ ngx_http_claw_acme_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(amcf->challenge, NGX_HTTP_CLAW_ACME_HTTP_01);
     ngx_conf_init_msec_value(amcf->interval, 5000);
     ngx_conf_init_size_value(amcf->zone_size, 4 * 1024 * 1024);
+    ngx_conf_init_value(amcf->dns.wait, 60);
 
     if (amcf->cap == NGX_CONF_UNSET_UINT) {
         amcf->cap = 20;
@@ -560,12 +789,18 @@ ngx_http_claw_acme_init_main_conf(ngx_conf_t *cf, void *conf)
         amcf->backoff_max = 6 * 60 * 60;
     }
 
+    if (ngx_http_claw_acme_dns_check(cf, amcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (amcf->directory.len == 0) {
-        if (amcf->state.len || amcf->email.len || amcf->trusted.len) {
+        if (amcf->state.len || amcf->email.len || amcf->trusted.len
+            || amcf->wildcards.nelts)
+        {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "\"claw_acme_state\", \"claw_acme_email\" and "
-                          "\"claw_acme_trusted_certificate\" require "
-                          "\"claw_acme\"");
+                          "\"claw_acme_state\", \"claw_acme_email\", "
+                          "\"claw_acme_trusted_certificate\" and "
+                          "\"claw_acme_wildcard\" require \"claw_acme\"");
             return NGX_CONF_ERROR;
         }
 
@@ -661,6 +896,74 @@ ngx_http_claw_acme_init_main_conf(ngx_conf_t *cf, void *conf)
     amcf->shm_zone->data = amcf;
 
     return NGX_CONF_OK;
+}
+
+
+/* how the wildcard's records are published, and where they must show */
+
+static ngx_int_t
+ngx_http_claw_acme_dns_check(ngx_conf_t *cf,
+    ngx_http_claw_acme_main_conf_t *amcf)
+{
+    ngx_addr_t  *addr;
+    ngx_uint_t   dns;
+
+    dns = (amcf->dns.update != NULL) + (amcf->dns.hook.len != 0);
+
+    if (amcf->wildcards.nelts == 0) {
+        if (dns || amcf->dns.verify) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"claw_acme_dns_update\", "
+                          "\"claw_acme_dns_hook\" and "
+                          "\"claw_acme_dns_verify\" require "
+                          "\"claw_acme_wildcard\"");
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    if (dns != 1) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"claw_acme_wildcard\" requires either "
+                      "\"claw_acme_dns_update\" or \"claw_acme_dns_hook\"%s",
+                      dns ? ", not both" : "");
+        return NGX_ERROR;
+    }
+
+    if (amcf->dns.hook.len) {
+        if (amcf->dns.verify == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"claw_acme_dns_hook\" requires "
+                          "\"claw_acme_dns_verify\": the zone's "
+                          "authoritative servers");
+            return NGX_ERROR;
+        }
+
+        if (ngx_conf_full_name(cf->cycle, &amcf->dns.hook, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    /* an update's own server shows its changes first */
+
+    if (amcf->dns.verify == NULL) {
+        amcf->dns.verify = ngx_array_create(cf->pool, 1, sizeof(ngx_addr_t));
+        if (amcf->dns.verify == NULL) {
+            return NGX_ERROR;
+        }
+
+        addr = ngx_array_push(amcf->dns.verify);
+        if (addr == NULL) {
+            return NGX_ERROR;
+        }
+
+        *addr = *amcf->dns.update;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -1650,6 +1953,7 @@ ngx_http_claw_acme_sync_locked(ngx_http_claw_acme_main_conf_t *amcf,
 {
     u_char                       *d, *id;
     size_t                        len;
+    ngx_str_t                    *w;
     ngx_uint_t                    i, j, mark;
     ngx_queue_t                  *q, *next;
     ngx_http_claw_acme_shctx_t   *sh;
@@ -1665,42 +1969,29 @@ ngx_http_claw_acme_sync_locked(ngx_http_claw_acme_main_conf_t *amcf,
         for (j = 0; j < list[i]->ndomains; j++, d += len) {
             len = *d++;
 
-            rec = ngx_http_claw_acme_domain_locked(sh, d, len);
-
+            rec = ngx_http_claw_acme_add_locked(amcf, d, len);
             if (rec == NULL) {
-                rec = ngx_slab_alloc_locked(amcf->shpool,
-                                 offsetof(ngx_http_claw_acme_domain_t, name)
-                                 + len);
-                if (rec == NULL) {
-                    if (!sh->full) {
-                        sh->full = 1;
-                        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                                      "claw_acme: zone \"%V\" is full, "
-                                      "\"%*s\" and others get no "
-                                      "certificate: raise "
-                                      "\"claw_acme_zone\"",
-                                      &amcf->shm_zone->shm.name, len, d);
-                    }
-
-                    continue;
-                }
-
-                ngx_memzero(rec, offsetof(ngx_http_claw_acme_domain_t, name));
-                ngx_memcpy(rec->name, d, len);
-
-                rec->sn.str.data = rec->name;
-                rec->sn.str.len = len;
-                rec->sn.node.key = ngx_crc32_short(d, len);
-
-                ngx_rbtree_insert(&sh->domains, &rec->sn.node);
-                ngx_queue_insert_head(&sh->domain_queue, &rec->queue);
-                sh->ndomains++;
+                continue;
             }
 
             rec->mark = mark;
             rec->tenant_len = list[i]->id_len;
             ngx_memcpy(rec->tenant, id, list[i]->id_len);
         }
+    }
+
+    /* the platform's own names: no tenant's, no tenant's cap */
+
+    w = amcf->wildcards.elts;
+
+    for (i = 0; i < amcf->wildcards.nelts; i++) {
+        rec = ngx_http_claw_acme_add_locked(amcf, w[i].data, w[i].len);
+        if (rec == NULL) {
+            continue;
+        }
+
+        rec->mark = mark;
+        rec->tenant_len = 0;
     }
 
     for (q = ngx_queue_head(&sh->domain_queue);
@@ -1724,6 +2015,53 @@ ngx_http_claw_acme_sync_locked(ngx_http_claw_acme_main_conf_t *amcf,
         sh->ndomains--;
         sh->full = 0;
     }
+}
+
+
+/* a name's record, made if it is new; NULL: the zone is full */
+
+static ngx_http_claw_acme_domain_t *
+ngx_http_claw_acme_add_locked(ngx_http_claw_acme_main_conf_t *amcf,
+    u_char *d, size_t len)
+{
+    ngx_http_claw_acme_shctx_t   *sh;
+    ngx_http_claw_acme_domain_t  *rec;
+
+    sh = amcf->sh;
+
+    rec = ngx_http_claw_acme_domain_locked(sh, d, len);
+    if (rec) {
+        return rec;
+    }
+
+    rec = ngx_slab_alloc_locked(amcf->shpool,
+                                offsetof(ngx_http_claw_acme_domain_t, name)
+                                + len);
+    if (rec == NULL) {
+        if (!sh->full) {
+            sh->full = 1;
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                          "claw_acme: zone \"%V\" is full, \"%*s\" and "
+                          "others get no certificate: raise "
+                          "\"claw_acme_zone\"",
+                          &amcf->shm_zone->shm.name, len, d);
+        }
+
+        return NULL;
+    }
+
+    ngx_memzero(rec, offsetof(ngx_http_claw_acme_domain_t, name));
+    ngx_memcpy(rec->name, d, len);
+
+    rec->sn.str.data = rec->name;
+    rec->sn.str.len = len;
+    rec->sn.node.key = ngx_crc32_short(d, len);
+
+    ngx_rbtree_insert(&sh->domains, &rec->sn.node);
+    ngx_queue_insert_head(&sh->domain_queue, &rec->queue);
+    sh->ndomains++;
+
+    return rec;
 }
 
 
@@ -1806,7 +2144,7 @@ ngx_http_claw_acme_cap_locked(ngx_http_claw_acme_main_conf_t *amcf,
     ngx_str_t                     key;
     ngx_http_claw_acme_tenant_t  *t;
 
-    if (amcf->cap == 0) {
+    if (amcf->cap == 0 || len == 0) {
         return 0;
     }
 
@@ -1939,8 +2277,7 @@ ngx_http_claw_acme_check_thread(void *data, ngx_log_t *log)
 
         if (x && key
             && X509_check_private_key(x, key) == 1
-            && X509_check_host(x, (char *) name->data, name->len, 0, NULL)
-               == 1
+            && ngx_http_claw_acme_cert_names(x, (char *) name->data)
             && ngx_http_claw_acme_cert_times(x, &nb, &na)
             && na > nb)
         {
@@ -2089,9 +2426,11 @@ ngx_http_claw_acme_place(ngx_http_claw_acme_io_t *io)
 
         ngx_shmtx_unlock(&amcf->shpool->mutex);
 
-        /* "time tenant domain" */
+        /* "time tenant domain"; the platform's names count for no cap */
 
-        p = ngx_sprintf(p, "%T %V %V\n", now, &o->tenant, &o->name);
+        if (o->tenant.len) {
+            p = ngx_sprintf(p, "%T %V %V\n", now, &o->tenant, &o->name);
+        }
 
         io->nplaced++;
     }
@@ -2428,7 +2767,8 @@ ngx_http_claw_acme_start(ngx_http_claw_acme_main_conf_t *amcf,
     job->pool = pool;
     job->log = ngx_cycle->log;
     job->phase = 1;
-    job->type = amcf->challenge;
+    job->type = ngx_http_claw_acme_wildcard(name->data)
+                ? NGX_HTTP_CLAW_ACME_DNS_01 : amcf->challenge;
 
     job->domain = ngx_pnalloc(pool, name->len + 1);
     job->tenant.data = ngx_pnalloc(pool, tenant->len);
@@ -2500,9 +2840,15 @@ ngx_http_claw_acme_start(ngx_http_claw_acme_main_conf_t *amcf,
 
     amcf->running++;
 
-    ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
-                  "claw_acme: order for \"%s\" of tenant \"%V\"",
-                  job->domain, &job->tenant);
+    if (job->tenant.len) {
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "claw_acme: order for \"%s\" of tenant \"%V\"",
+                      job->domain, &job->tenant);
+
+    } else {
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "claw_acme: order for \"%s\" by dns-01", job->domain);
+    }
 
     return NGX_OK;
 
@@ -2543,10 +2889,11 @@ ngx_http_claw_acme_done(ngx_event_t *ev)
 
         /* a name taken from its tenant meanwhile is not validated */
 
-        if (ngx_http_claw_tables_peek(amcf->tables, 1,
-                                        (u_char *) job->domain,
-                                        ngx_strlen(job->domain))
-            == NULL)
+        if (job->tenant.len
+            && ngx_http_claw_tables_peek(amcf->tables, 1,
+                                         (u_char *) job->domain,
+                                         ngx_strlen(job->domain))
+               == NULL)
         {
             job->rc = NGX_ERROR;
             job->error_len = ngx_sprintf(job->error,
@@ -2554,6 +2901,7 @@ ngx_http_claw_acme_done(ngx_event_t *ev)
                              - job->error;
 
         } else if (job->challenge
+                   && job->type != NGX_HTTP_CLAW_ACME_DNS_01
                    && ngx_http_claw_acme_chall_set(amcf, job) != NGX_OK)
         {
             job->rc = NGX_ERROR;
@@ -2563,7 +2911,10 @@ ngx_http_claw_acme_done(ngx_event_t *ev)
                                          &amcf->shm_zone->shm.name)
                              - job->error;
 
-        } else if (job->challenge && amcf->cluster) {
+        } else if (job->challenge
+                   && job->type != NGX_HTTP_CLAW_ACME_DNS_01
+                   && amcf->cluster)
+        {
 
             /* the other nodes answer it too: the CA may reach any */
 

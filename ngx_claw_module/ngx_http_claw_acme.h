@@ -14,6 +14,7 @@
 
 #include "ngx_http_claw_module.h"
 #include "ngx_http_claw_acme_jws.h"
+#include "ngx_http_claw_acme_dns.h"
 #include "ngx_http_claw_cluster.h"
 
 
@@ -26,6 +27,13 @@
 
 #define NGX_HTTP_CLAW_ACME_HTTP_01      1
 #define NGX_HTTP_CLAW_ACME_TLS_ALPN_01  2
+#define NGX_HTTP_CLAW_ACME_DNS_01       3      /* claw_acme_wildcard's */
+
+/* the authorizations of an order: "*.<domain>" has two, with <domain> */
+#define NGX_HTTP_CLAW_ACME_AUTHZ_MAX    2
+
+/* a name of claw_acme_wildcard */
+#define ngx_http_claw_acme_wildcard(name)  ((name)[0] == '*')
 
 /* issuances running at once, each a task on the thread pool */
 #define NGX_HTTP_CLAW_ACME_JOBS         4
@@ -145,6 +153,8 @@ typedef struct {
     time_t                       backoff_max;
     ngx_msec_t                   interval;
     size_t                       zone_size;
+    ngx_array_t                  wildcards;     /* "*.<domain>", ngx_str_t */
+    ngx_http_claw_acme_dns_t     dns;
 
     ngx_shm_zone_t              *shm_zone;
     ngx_http_claw_acme_shctx_t  *sh;
@@ -227,8 +237,10 @@ struct ngx_http_claw_acme_job_s {
     char                            *new_order;
     char                            *order_url;
     char                            *finalize_url;
-    char                            *authz_url;
-    char                            *chall_url;
+    char                            *authz_url[NGX_HTTP_CLAW_ACME_AUTHZ_MAX];
+    char                            *chall_url[NGX_HTTP_CLAW_ACME_AUTHZ_MAX];
+    char                            *txt[NGX_HTTP_CLAW_ACME_AUTHZ_MAX];
+    ngx_uint_t                       nauthz;        /* pending ones */
     char                            *cert_url;
 
     /* the challenge, when one must be answered */

@@ -64,8 +64,10 @@ static ngx_int_t ngx_http_claw_acme_account(ngx_http_claw_acme_job_t *job);
 static ngx_int_t ngx_http_claw_acme_new_order(ngx_http_claw_acme_job_t *job,
     json_t **order);
 static ngx_int_t ngx_http_claw_acme_authorization(
-    ngx_http_claw_acme_job_t *job);
+    ngx_http_claw_acme_job_t *job, char *url);
 static ngx_int_t ngx_http_claw_acme_validate(ngx_http_claw_acme_job_t *job);
+static ngx_int_t ngx_http_claw_acme_validate_dns(
+    ngx_http_claw_acme_job_t *job);
 static json_t *ngx_http_claw_acme_poll(ngx_http_claw_acme_job_t *job,
     const char *url, const char *what, const char *until);
 static ngx_int_t ngx_http_claw_acme_finalize(ngx_http_claw_acme_job_t *job,
@@ -185,7 +187,9 @@ ngx_http_claw_acme_job_free(void *data)
 static ngx_int_t
 ngx_http_claw_acme_order(ngx_http_claw_acme_job_t *job)
 {
-    json_t       *order, *authz;
+    char         *url[NGX_HTTP_CLAW_ACME_AUTHZ_MAX];
+    json_t       *order, *authz, *authzs;
+    size_t        n;
     ngx_int_t     rc;
     ngx_uint_t    i;
     const char   *status;
@@ -221,19 +225,17 @@ ngx_http_claw_acme_order(ngx_http_claw_acme_job_t *job)
     }
 
     status = ngx_http_claw_acme_str(order, "status");
-    authz = json_array_get(json_object_get(order, "authorizations"), 0);
+    authzs = json_object_get(order, "authorizations");
+    n = json_array_size(authzs);
 
     job->order_url = ngx_http_claw_acme_dup(job,
                                   ((ngx_http_claw_acme_http_t *) job->http)
                                   ->location);
     job->finalize_url = ngx_http_claw_acme_dup(job,
                                   ngx_http_claw_acme_str(order, "finalize"));
-    job->authz_url = ngx_http_claw_acme_dup(job,
-                             json_is_string(authz) ? json_string_value(authz)
-                                                   : NULL);
 
     if (status == NULL || job->order_url == NULL
-        || job->finalize_url == NULL)
+        || job->finalize_url == NULL || n > NGX_HTTP_CLAW_ACME_AUTHZ_MAX)
     {
         json_decref(order);
         return ngx_http_claw_acme_fail(job, "new order: malformed order");
@@ -251,13 +253,31 @@ ngx_http_claw_acme_order(ngx_http_claw_acme_job_t *job)
         return rc;
     }
 
+    for (i = 0; i < n; i++) {
+        authz = json_array_get(authzs, i);
+        url[i] = ngx_http_claw_acme_dup(job, json_is_string(authz)
+                                             ? json_string_value(authz)
+                                             : NULL);
+        if (url[i] == NULL) {
+            json_decref(order);
+            return ngx_http_claw_acme_fail(job, "new order: malformed "
+                                           "authorization");
+        }
+    }
+
     json_decref(order);
 
-    if (job->authz_url == NULL) {
+    if (n == 0) {
         return ngx_http_claw_acme_fail(job, "new order: no authorization");
     }
 
-    return ngx_http_claw_acme_authorization(job);
+    for (i = 0; i < n; i++) {
+        if (ngx_http_claw_acme_authorization(job, url[i]) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
@@ -386,8 +406,17 @@ ngx_http_claw_acme_new_order(ngx_http_claw_acme_job_t *job, json_t **order)
     char    *payload;
     json_t  *req;
 
-    req = json_pack("{s:[{s:s,s:s}]}", "identifiers", "type", "dns",
-                    "value", job->domain);
+    /* "*.<domain>" and <domain>: one certificate serves both */
+
+    if (ngx_http_claw_acme_wildcard(job->domain)) {
+        req = json_pack("{s:[{s:s,s:s},{s:s,s:s}]}", "identifiers",
+                        "type", "dns", "value", job->domain,
+                        "type", "dns", "value", job->domain + 2);
+
+    } else {
+        req = json_pack("{s:[{s:s,s:s}]}", "identifiers", "type", "dns",
+                        "value", job->domain);
+    }
     if (req == NULL) {
         return ngx_http_claw_acme_fail(job, "new order: out of memory");
     }
@@ -425,20 +454,22 @@ ngx_http_claw_acme_new_order(ngx_http_claw_acme_job_t *job, json_t **order)
 
 
 /*
- * The authorization of the name: valid already (a recent validation the
- * CA reuses), or pending with a challenge of the configured type, whose
- * key authorization (RFC 8555, 8.1) is then prepared for the workers.
+ * An authorization of the order: valid already (a recent validation the
+ * CA reuses), or pending with a challenge of the name's type, whose key
+ * authorization (RFC 8555, 8.1) is then prepared: for the workers
+ * (http-01, tls-alpn-01), or as the digest a TXT record carries
+ * (dns-01, 8.4).
  */
 
 static ngx_int_t
-ngx_http_claw_acme_authorization(ngx_http_claw_acme_job_t *job)
+ngx_http_claw_acme_authorization(ngx_http_claw_acme_job_t *job, char *url)
 {
     size_t         i, n, len;
     json_t        *authz, *challs, *ch;
-    const char    *status, *type, *want, *token, *url;
+    ngx_uint_t     k;
+    const char    *status, *type, *want, *token, *churl;
 
-    if (ngx_http_claw_acme_post(job, job->authz_url, "",
-                                NGX_HTTP_CLAW_ACME_POST, 0)
+    if (ngx_http_claw_acme_post(job, url, "", NGX_HTTP_CLAW_ACME_POST, 0)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -463,12 +494,13 @@ ngx_http_claw_acme_authorization(ngx_http_claw_acme_job_t *job)
     }
 
     want = (job->type == NGX_HTTP_CLAW_ACME_HTTP_01) ? "http-01"
-                                                     : "tls-alpn-01";
+           : (job->type == NGX_HTTP_CLAW_ACME_DNS_01) ? "dns-01"
+           : "tls-alpn-01";
 
     challs = json_object_get(authz, "challenges");
     n = json_array_size(challs);
     token = NULL;
-    url = NULL;
+    churl = NULL;
 
     for (i = 0; i < n; i++) {
         ch = json_array_get(challs, i);
@@ -476,12 +508,12 @@ ngx_http_claw_acme_authorization(ngx_http_claw_acme_job_t *job)
 
         if (type && ngx_strcmp(type, want) == 0) {
             token = ngx_http_claw_acme_str(ch, "token");
-            url = ngx_http_claw_acme_str(ch, "url");
+            churl = ngx_http_claw_acme_str(ch, "url");
             break;
         }
     }
 
-    if (token == NULL || url == NULL) {
+    if (token == NULL || churl == NULL) {
         json_decref(authz);
         return ngx_http_claw_acme_fail(job, "the CA offers no %s challenge "
                                        "for the name", want);
@@ -502,20 +534,49 @@ ngx_http_claw_acme_authorization(ngx_http_claw_acme_job_t *job)
         return ngx_http_claw_acme_fail(job, "malformed challenge token");
     }
 
+    k = job->nauthz;
+
+    job->authz_url[k] = url;
     job->token = ngx_http_claw_acme_dup(job, token);
-    job->chall_url = ngx_http_claw_acme_dup(job, url);
+    job->chall_url[k] = ngx_http_claw_acme_dup(job, churl);
     job->keyauth = ngx_pnalloc(job->pool,
                                len + 1 + NGX_HTTP_CLAW_ACME_THUMB_LEN + 1);
 
     json_decref(authz);
 
-    if (job->token == NULL || job->chall_url == NULL || job->keyauth == NULL)
+    if (job->token == NULL || job->chall_url[k] == NULL
+        || job->keyauth == NULL)
     {
         return ngx_http_claw_acme_fail(job, "challenge: out of memory");
     }
 
     ngx_sprintf((u_char *) job->keyauth, "%s.%s%Z", job->token,
                 job->amcf->thumbprint);
+
+    job->nauthz++;
+    job->challenge = 1;
+
+    if (job->type == NGX_HTTP_CLAW_ACME_DNS_01) {
+        job->txt[k] = ngx_pnalloc(job->pool, NGX_HTTP_CLAW_ACME_THUMB_LEN + 1);
+
+        if (job->txt[k] == NULL
+            || ngx_http_claw_acme_thumbprint(job->keyauth,
+                                             ngx_strlen(job->keyauth),
+                                             job->txt[k])
+               != 1)
+        {
+            return ngx_http_claw_acme_fail(job, "the dns-01 value could "
+                                           "not be made");
+        }
+
+        job->txt[k][NGX_HTTP_CLAW_ACME_THUMB_LEN] = '\0';
+
+        ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                      "claw_acme: dns-01 challenge for \"%s\"",
+                      job->domain);
+
+        return NGX_OK;
+    }
 
     if (job->type == NGX_HTTP_CLAW_ACME_TLS_ALPN_01
         && (ngx_http_claw_acme_alpn_cert(job->domain, job->keyauth,
@@ -537,8 +598,6 @@ ngx_http_claw_acme_authorization(ngx_http_claw_acme_job_t *job)
                                        "could not be made");
     }
 
-    job->challenge = 1;
-
     ngx_log_error(NGX_LOG_INFO, job->log, 0,
                   "claw_acme: %s challenge for \"%s\"", want, job->domain);
 
@@ -554,7 +613,12 @@ ngx_http_claw_acme_finish(ngx_http_claw_acme_job_t *job)
     ngx_int_t    rc;
     const char  *status, *cert;
 
-    if (job->challenge && ngx_http_claw_acme_validate(job) != NGX_OK) {
+    if (job->challenge
+        && (job->type == NGX_HTTP_CLAW_ACME_DNS_01
+            ? ngx_http_claw_acme_validate_dns(job)
+            : ngx_http_claw_acme_validate(job))
+           != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -618,75 +682,138 @@ ngx_http_claw_acme_finish(ngx_http_claw_acme_job_t *job)
 }
 
 
-/* the challenge is answered by now: the CA is told to look */
+/*
+ * The TXT records published and seen on the servers to verify, then
+ * validated as any challenge; taken out again however that ended.
+ */
+
+static ngx_int_t
+ngx_http_claw_acme_validate_dns(ngx_http_claw_acme_job_t *job)
+{
+    char                      *domain;
+    ngx_int_t                  rc;
+    ngx_http_claw_acme_dns_t  *dns;
+    char                       err[NGX_HTTP_CLAW_ACME_ERROR_MAX];
+
+    dns = &job->amcf->dns;
+    domain = job->domain + 2;
+
+    rc = ngx_http_claw_acme_dns_present(dns, domain, job->txt, job->nauthz,
+                                        err, sizeof(err));
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_claw_acme_dns_visible(dns, domain, job->txt,
+                                            job->nauthz,
+                                            time(NULL) + dns->wait,
+                                            ngx_http_claw_acme_stopped,
+                                            err, sizeof(err));
+        if (rc != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, job->log, 0,
+                          "claw_acme: the dns-01 record of \"%s\" did not "
+                          "show in %T s: %s", job->domain, dns->wait, err);
+        }
+    }
+
+    if (rc == NGX_OK) {
+        job->deadline = time(NULL) + NGX_HTTP_CLAW_ACME_PHASE_TIME;
+        rc = ngx_http_claw_acme_validate(job);
+
+    } else {
+        (void) ngx_http_claw_acme_fail(job, "dns-01: %s", err);
+    }
+
+    /* also after a failed update: part of it may have been applied */
+
+    if (ngx_http_claw_acme_dns_cleanup(dns, domain, job->txt, job->nauthz,
+                                       err, sizeof(err))
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                      "claw_acme: the dns-01 record of \"%s\" was not "
+                      "removed: %s", job->domain, err);
+    }
+
+    return rc;
+}
+
+
+/* the challenges are answered by now: the CA is told to look */
 
 static ngx_int_t
 ngx_http_claw_acme_validate(ngx_http_claw_acme_job_t *job)
 {
     size_t       i, n;
     json_t      *authz, *ch, *err, *answer;
+    ngx_uint_t   k;
     const char  *status, *detail, *type, *url;
 
-    if (ngx_http_claw_acme_post(job, job->chall_url, "{}",
-                                NGX_HTTP_CLAW_ACME_POST, 0)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    answer = ngx_http_claw_acme_answer(job, "challenge", 200, 200);
-    if (answer == NULL) {
-        return NGX_ERROR;
-    }
-
-    json_decref(answer);
-
-    authz = ngx_http_claw_acme_poll(job, job->authz_url, "authorization",
-                                    "pending");
-    if (authz == NULL) {
-        return NGX_ERROR;
-    }
-
-    status = ngx_http_claw_acme_str(authz, "status");
-
-    if (ngx_strcmp(status, "valid") == 0) {
-        json_decref(authz);
-        return NGX_OK;
-    }
-
-    /* why: the error of the challenge that was tried */
-
-    detail = NULL;
-    type = NULL;
-
-    ch = json_object_get(authz, "challenges");
-    n = json_array_size(ch);
-
-    for (i = 0; i < n; i++) {
-        url = ngx_http_claw_acme_str(json_array_get(ch, i), "url");
-
-        if (url && ngx_strcmp(url, job->chall_url) == 0) {
-            err = json_object_get(json_array_get(ch, i), "error");
-            detail = ngx_http_claw_acme_str(err, "detail");
-            type = ngx_http_claw_acme_str(err, "type");
-            break;
+    for (k = 0; k < job->nauthz; k++) {
+        if (ngx_http_claw_acme_post(job, job->chall_url[k], "{}",
+                                    NGX_HTTP_CLAW_ACME_POST, 0)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
         }
+
+        answer = ngx_http_claw_acme_answer(job, "challenge", 200, 200);
+        if (answer == NULL) {
+            return NGX_ERROR;
+        }
+
+        json_decref(answer);
     }
 
-    if (type && ngx_strncmp(type, NGX_HTTP_CLAW_ACME_ERR,
-                            sizeof(NGX_HTTP_CLAW_ACME_ERR) - 1)
-                == 0)
-    {
-        type += sizeof(NGX_HTTP_CLAW_ACME_ERR) - 1;
+    for (k = 0; k < job->nauthz; k++) {
+        authz = ngx_http_claw_acme_poll(job, job->authz_url[k],
+                                        "authorization", "pending");
+        if (authz == NULL) {
+            return NGX_ERROR;
+        }
+
+        status = ngx_http_claw_acme_str(authz, "status");
+
+        if (ngx_strcmp(status, "valid") == 0) {
+            json_decref(authz);
+            continue;
+        }
+
+        /* why: the error of the challenge that was tried */
+
+        detail = NULL;
+        type = NULL;
+
+        ch = json_object_get(authz, "challenges");
+        n = json_array_size(ch);
+
+        for (i = 0; i < n; i++) {
+            url = ngx_http_claw_acme_str(json_array_get(ch, i), "url");
+
+            if (url && ngx_strcmp(url, job->chall_url[k]) == 0) {
+                err = json_object_get(json_array_get(ch, i), "error");
+                detail = ngx_http_claw_acme_str(err, "detail");
+                type = ngx_http_claw_acme_str(err, "type");
+                break;
+            }
+        }
+
+        if (type && ngx_strncmp(type, NGX_HTTP_CLAW_ACME_ERR,
+                                sizeof(NGX_HTTP_CLAW_ACME_ERR) - 1)
+                    == 0)
+        {
+            type += sizeof(NGX_HTTP_CLAW_ACME_ERR) - 1;
+        }
+
+        (void) ngx_http_claw_acme_fail(job, "authorization is \"%s\": %s: "
+                                       "%s", status,
+                                       type ? type : "(no type)",
+                                       detail ? detail : "(no detail)");
+
+        json_decref(authz);
+
+        return NGX_ERROR;
     }
 
-    (void) ngx_http_claw_acme_fail(job, "authorization is \"%s\": %s: %s",
-                                   status, type ? type : "(no type)",
-                                   detail ? detail : "(no detail)");
-
-    json_decref(authz);
-
-    return NGX_ERROR;
+    return NGX_OK;
 }
 
 
@@ -910,8 +1037,7 @@ ngx_http_claw_acme_keep(ngx_http_claw_acme_job_t *job, EVP_PKEY *key,
     }
 
     if (X509_check_private_key(x, key) != 1
-        || X509_check_host(x, job->domain, ngx_strlen(job->domain), 0, NULL)
-           != 1
+        || !ngx_http_claw_acme_cert_names(x, job->domain)
         || !ngx_http_claw_acme_cert_times(x, &job->not_before,
                                           &job->not_after)
         || job->not_after <= job->not_before)

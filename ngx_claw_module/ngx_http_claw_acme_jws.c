@@ -126,7 +126,10 @@ done:
 }
 
 
-/* base64url(SHA-256(jwk)), 43 characters and a NUL */
+/*
+ * base64url(SHA-256(jwk)), 43 characters and a NUL; of a key
+ * authorization, the value of a dns-01 TXT record (RFC 8555, 8.4)
+ */
 
 int
 ngx_http_claw_acme_thumbprint(const char *jwk, size_t len, char *thumb)
@@ -514,9 +517,32 @@ ngx_http_claw_acme_cert_times(X509 *x, time_t *not_before, time_t *not_after)
 }
 
 
+/*
+ * Whether a certificate is one for name: "*.<domain>" must be among
+ * its names as such (no wildcard matching), and <domain> too.
+ */
+
+int
+ngx_http_claw_acme_cert_names(X509 *x, const char *name)
+{
+    if (name[0] == '*' && name[1] == '.') {
+        return X509_check_host(x, name, strlen(name),
+                               X509_CHECK_FLAG_NO_WILDCARDS, NULL) == 1
+               && X509_check_host(x, name + 2, strlen(name + 2),
+                                  X509_CHECK_FLAG_NO_WILDCARDS, NULL) == 1;
+    }
+
+    return X509_check_host(x, name, strlen(name), 0, NULL) == 1;
+}
+
+
+/* "*.<domain>" stands for itself and <domain> */
+
 static int
 ngx_http_claw_acme_san(X509_EXTENSION **ext, const char *name)
 {
+    int                 i, n;
+    const char         *s;
     GENERAL_NAME       *gn;
     GENERAL_NAMES      *gens;
     ASN1_IA5STRING     *ia5;
@@ -526,24 +552,30 @@ ngx_http_claw_acme_san(X509_EXTENSION **ext, const char *name)
         return 0;
     }
 
-    gn = GENERAL_NAME_new();
-    ia5 = ASN1_IA5STRING_new();
+    n = (name[0] == '*' && name[1] == '.') ? 2 : 1;
 
-    if (gn == NULL || ia5 == NULL
-        || ASN1_STRING_set(ia5, name, (int) strlen(name)) != 1)
-    {
-        GENERAL_NAME_free(gn);
-        ASN1_IA5STRING_free(ia5);
-        GENERAL_NAMES_free(gens);
-        return 0;
-    }
+    for (i = 0; i < n; i++) {
+        s = name + 2 * i;
 
-    GENERAL_NAME_set0_value(gn, GEN_DNS, ia5);
+        gn = GENERAL_NAME_new();
+        ia5 = ASN1_IA5STRING_new();
 
-    if (sk_GENERAL_NAME_push(gens, gn) == 0) {
-        GENERAL_NAME_free(gn);
-        GENERAL_NAMES_free(gens);
-        return 0;
+        if (gn == NULL || ia5 == NULL
+            || ASN1_STRING_set(ia5, s, (int) strlen(s)) != 1)
+        {
+            GENERAL_NAME_free(gn);
+            ASN1_IA5STRING_free(ia5);
+            GENERAL_NAMES_free(gens);
+            return 0;
+        }
+
+        GENERAL_NAME_set0_value(gn, GEN_DNS, ia5);
+
+        if (sk_GENERAL_NAME_push(gens, gn) == 0) {
+            GENERAL_NAME_free(gn);
+            GENERAL_NAMES_free(gens);
+            return 0;
+        }
     }
 
     *ext = X509V3_EXT_i2d(NID_subject_alt_name, 0, gens);

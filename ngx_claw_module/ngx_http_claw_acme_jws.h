@@ -51,6 +51,7 @@ int ngx_http_claw_acme_alpn_cert(const char *name, const char *keyauth,
 
 int ngx_http_claw_acme_cert_times(X509 *x, time_t *not_before,
     time_t *not_after);
+int ngx_http_claw_acme_cert_names(X509 *x, const char *name);
 
 
 #endif /* _NGX_HTTP_CLAW_ACME_JWS_H_INCLUDED_ */

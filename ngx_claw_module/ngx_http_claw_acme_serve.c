@@ -295,8 +295,9 @@ ngx_http_claw_acme_renew(ngx_http_request_t *r,
     size_t                        len;
     ngx_int_t                     rc;
     ngx_str_t                     arg, type;
+    ngx_uint_t                    wild;
     ngx_http_claw_acme_domain_t  *rec;
-    u_char                        name[NGX_HTTP_CLAW_HOST_MAX];
+    u_char                        name[NGX_HTTP_CLAW_HOST_MAX + 2];
 
     rc = ngx_http_discard_request_body(r);
 
@@ -304,15 +305,29 @@ ngx_http_claw_acme_renew(ngx_http_request_t *r,
         return rc;
     }
 
-    if (ngx_http_arg(r, (u_char *) "renew", sizeof("renew") - 1, &arg)
-        != NGX_OK
-        || ngx_http_claw_host_canon(arg.data, arg.len, name, &len)
-           != NGX_HTTP_CLAW_HOST_NAME)
+    /* a name, or "*.<name>" (claw_acme_wildcard's) */
+
+    rc = ngx_http_arg(r, (u_char *) "renew", sizeof("renew") - 1, &arg);
+
+    wild = (rc == NGX_OK && arg.len > 2 && arg.data[0] == '*'
+            && arg.data[1] == '.') ? 2 : 0;
+
+    if (rc != NGX_OK
+        || ngx_http_claw_host_canon(arg.data + wild, arg.len - wild,
+                                    name + wild, &len)
+           != NGX_HTTP_CLAW_HOST_NAME
+        || len + wild > NGX_HTTP_CLAW_HOST_MAX)
     {
         ngx_str_set(&type, "application/json");
         return ngx_http_claw_acme_send(r, NGX_HTTP_BAD_REQUEST, &type,
                    (u_char *) "{\"error\":\"expected ?renew=<name>\"}\n",
                    sizeof("{\"error\":\"expected ?renew=<name>\"}\n") - 1);
+    }
+
+    if (wild) {
+        name[0] = '*';
+        name[1] = '.';
+        len += 2;
     }
 
     ngx_shmtx_lock(&amcf->shpool->mutex);

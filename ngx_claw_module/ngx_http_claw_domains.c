@@ -68,6 +68,10 @@ struct ngx_http_claw_dname_s {
 };
 
 
+/* the owner of the wildcard names, which is no tenant */
+static ngx_str_t  ngx_http_claw_domains_platform = ngx_null_string;
+
+
 /* built by a task, then only read */
 typedef struct {
     ngx_pool_t                  *pool;
@@ -176,6 +180,7 @@ struct ngx_http_claw_domains_s {
     /* a worker's */
     ngx_cycle_t                 *cycle;
     ngx_http_claw_tables_t      *tables;
+    ngx_array_t                 *suffixes;      /* every claw_domain */
 #if (NGX_THREADS)
     ngx_thread_pool_t           *thread_pool;
 #endif
@@ -502,6 +507,7 @@ ngx_http_claw_domains_setup(ngx_http_claw_main_conf_t *cmcf,
 
     dm->cycle = cycle;
     dm->tables = &cmcf->tables;
+    dm->suffixes = &cmcf->suffixes;
     dm->log = cycle->log;
     ngx_queue_init(&dm->tasks);
 
@@ -841,6 +847,7 @@ ngx_http_claw_domains_build(ngx_http_claw_djob_t *job, ngx_log_t *log)
     ngx_uint_t                n, i, j, count, size;
     ngx_pool_t               *pool, *ipool;
     ngx_http_claw_dname_t    *d, *a, **dp;
+    ngx_str_t                *sfx;
     ngx_http_claw_tconf_t    *tc, **list;
     ngx_http_claw_dindex_t   *ix;
 
@@ -861,6 +868,8 @@ ngx_http_claw_domains_build(ngx_http_claw_djob_t *job, ngx_log_t *log)
     for (i = 0; i < n; i++) {
         count += list[i]->ndomains;
     }
+
+    count += job->domains->suffixes->nelts;
 
     job->added = ngx_array_create(job->pool, count + 1,
                                   sizeof(ngx_http_claw_dname_t *));
@@ -943,6 +952,52 @@ ngx_http_claw_domains_build(ngx_http_claw_djob_t *job, ngx_log_t *log)
 
                 *dp = d;
             }
+        }
+    }
+
+    /*
+     * "*.<claw_domain>": the platform's wildcard certificate, if its
+     * files are there (claw_acme_wildcard's, or the operator's)
+     */
+
+    sfx = job->domains->suffixes->elts;
+
+    for (i = 0; i < job->domains->suffixes->nelts; i++) {
+        len = sfx[i].len + 2;
+
+        d = ngx_palloc(ipool, offsetof(ngx_http_claw_dname_t, name) + len);
+        if (d == NULL) {
+            goto failed;
+        }
+
+        d->name[0] = '*';
+        d->name[1] = '.';
+        ngx_memcpy(d->name + 2, sfx[i].data, sfx[i].len);
+
+        d->hash = ngx_murmur_hash2(d->name, len);
+
+        if (len > 255 || ngx_http_claw_dindex_find(ix, d->name, len, d->hash))
+        {
+            continue;
+        }
+
+        d->owner = &ngx_http_claw_domains_platform;
+        d->others = 0;
+        d->len = (u_char) len;
+
+        d->next = ix->buckets[d->hash & ix->mask];
+        ix->buckets[d->hash & ix->mask] = d;
+
+        if (job->prev == NULL
+            || ngx_http_claw_dindex_find(job->prev, d->name, len, d->hash)
+               == NULL)
+        {
+            dp = ngx_array_push(job->added);
+            if (dp == NULL) {
+                goto failed;
+            }
+
+            *dp = d;
         }
     }
 

@@ -68,6 +68,7 @@ typedef struct {
 typedef struct {
     ngx_str_t                    certificates;   /* claw_certificates */
     ngx_http_claw_tables_t      *tables;
+    ngx_array_t                 *suffixes;       /* every claw_domain */
     void                        *cache;          /* its directory */
 
     /* claw_keepalive, in an upstream{} block */

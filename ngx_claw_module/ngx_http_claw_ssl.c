@@ -20,6 +20,8 @@
 
 
 #if (NGX_HTTP_SSL)
+static ngx_uint_t ngx_http_claw_ssl_wildcard(ngx_http_claw_srv_conf_t *cscf,
+    u_char *host, size_t *len);
 static int ngx_http_claw_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg);
 #endif
 
@@ -75,6 +77,7 @@ ngx_http_claw_ssl_merge(ngx_conf_t *cf, ngx_http_claw_srv_conf_t *cscf)
     }
 
     cscf->tables = &cmcf->tables;
+    cscf->suffixes = &cmcf->suffixes;
 
     cscf->cache = ngx_http_claw_domains_add_dir(cf, &cscf->certificates);
     if (cscf->cache == NULL) {
@@ -234,6 +237,57 @@ ngx_http_claw_ssl_tenant(ngx_http_claw_main_conf_t *cmcf, u_char *host,
 #if (NGX_HTTP_SSL)
 
 /*
+ * A name the platform's wildcard certificate is for: one label under a
+ * claw_domain, or the claw_domain itself.  host becomes
+ * "*.<claw_domain>" (it has room: a label is at least as long as "*").
+ */
+
+static ngx_uint_t
+ngx_http_claw_ssl_wildcard(ngx_http_claw_srv_conf_t *cscf, u_char *host,
+    size_t *len)
+{
+    u_char      *dot;
+    size_t       n;
+    ngx_str_t   *sfx;
+    ngx_uint_t   i;
+
+    sfx = cscf->suffixes->elts;
+    n = *len;
+
+    for (i = 0; i < cscf->suffixes->nelts; i++) {
+
+        if (n == sfx[i].len && ngx_memcmp(host, sfx[i].data, n) == 0) {
+            if (n + 2 > NGX_HTTP_CLAW_HOST_MAX) {
+                return 0;
+            }
+
+            ngx_memmove(host + 2, host, n);
+
+        } else {
+            dot = ngx_strlchr(host, host + n, '.');
+
+            if (dot == NULL || dot == host
+                || (size_t) (host + n - dot - 1) != sfx[i].len
+                || ngx_memcmp(dot + 1, sfx[i].data, sfx[i].len) != 0)
+            {
+                continue;
+            }
+
+            ngx_memmove(host + 2, dot + 1, sfx[i].len);
+        }
+
+        host[0] = '*';
+        host[1] = '.';
+        *len = sfx[i].len + 2;
+
+        return 1;
+    }
+
+    return 0;
+}
+
+
+/*
  * The handshake: a registered custom domain whose certificate the
  * worker has read gets it; every other name keeps the server's
  * certificate.  Nothing here touches the file system: names that no
@@ -280,11 +334,18 @@ ngx_http_claw_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg)
         return 1;
     }
 
-    if (ngx_http_claw_tables_peek(cscf->tables, 1, host, len) == NULL) {
+    if (ngx_http_claw_tables_peek(cscf->tables, 1, host, len) != NULL) {
+        kp = ngx_http_claw_domains_cert(cscf->cache, host, len);
+
+    } else if (ngx_http_claw_ssl_wildcard(cscf, host, &len)) {
+
+        /* "<label>.<claw_domain>" or the claw_domain: "*.<claw_domain>" */
+
+        kp = ngx_http_claw_domains_cert(cscf->cache, host, len);
+
+    } else {
         return 1;
     }
-
-    kp = ngx_http_claw_domains_cert(cscf->cache, host, len);
 
     if (kp == NULL) {
         return 1;

@@ -24,7 +24,7 @@ use ClawTest qw(spawn wait_port);
 
 our @EXPORT = qw(
     pebble_start pebble_root acme_status acme_domain wait_until
-    served_cert tls_get orders_of sh_run
+    served_cert tls_get orders_of sh_run knot_start
 );
 
 my $DIR = tempdir('claw-acme-XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -45,14 +45,15 @@ sub dns_start {
 
 # A pebble on port (ACME) and port + 1 (management), validating http-01
 # on the test server's port (or http_port) and tls-alpn-01 on 19961 (or
-# tls_port).
+# tls_port), asking pebble-challtestsrv (or the DNS server dns) for
+# every name.
 sub pebble_start {
     my (%arg) = @_;
     my $name = $arg{name};
     my $port = $arg{port};
     my $http = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
 
-    dns_start();
+    my $dns = $arg{dns} // dns_start();
 
     # pebble's own HTTPS certificate, which the module is told to trust
     sh_run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
@@ -80,7 +81,7 @@ sub pebble_start {
                PEBBLE_WFE_NONCEREJECT => $arg{nonce_reject} // 0,
                PEBBLE_AUTHZREUSE => $arg{authz_reuse} // 50);
     spawn("$DIR/$name.log", \%env, 'pebble', '-config', "$DIR/$name.json",
-          '-dnsserver', $DNS, '-strict=false');
+          '-dnsserver', $dns, '-strict=false');
     wait_port($port, "pebble $name");
     wait_port($port + 1, "pebble $name management");
 
@@ -91,6 +92,84 @@ sub pebble_start {
         log => "$DIR/$name.log",
         name => $name,
     };
+}
+
+# Knot (Debian's knotd) on 127.0.0.1:port, authoritative for zone with
+# only its SOA, NS and the NS's address, taking RFC 2136 updates signed
+# with the TSIG key made here (BIND's format, in $knot->{key}); every
+# update is logged to $knot->{log}.
+sub knot_start {
+    my (%arg) = @_;
+    my ($port, $zone) = @arg{qw(port zone)};
+    my $dir = "$DIR/knot";
+    mkdir $dir or die "mkdir $dir: $!\n";
+    # as tsig-keygen writes it, which nsupdate -k and the module read
+    my $secret = `openssl rand -base64 32`;
+    chomp $secret;
+    open my $kf, '>', "$dir/claw.key" or die "$dir/claw.key: $!\n";
+    print $kf "key \"claw-key\" {\n\talgorithm hmac-sha256;\n"
+        . "\tsecret \"$secret\";\n};\n";
+    close $kf;
+
+    open my $fh, '>', "$dir/knot.conf" or die "$dir/knot.conf: $!\n";
+    print $fh <<"_EOC_";
+server:
+    listen: 127.0.0.1\@$port
+    rundir: $dir
+log:
+  - target: stderr
+    any: info
+database:
+    storage: $dir/db
+control:
+    listen: $dir/knot.sock
+key:
+  - id: claw-key
+    algorithm: hmac-sha256
+    secret: $secret
+acl:
+  - id: update
+    key: claw-key
+    action: update
+template:
+  - id: default
+    storage: $dir
+    file: "%s.zone"
+    zonefile-sync: -1
+    journal-content: none
+zone:
+  - domain: $zone
+    acl: update
+_EOC_
+    close $fh;
+
+    open $fh, '>', "$dir/$zone.zone" or die "$dir/$zone.zone: $!\n";
+    print $fh "\$ORIGIN $zone.\n\$TTL 60\n"
+        . "\@ SOA ns1 hostmaster 1 3600 600 86400 60\n"
+        . "\@ NS ns1\nns1 A 127.0.0.1\n";
+    close $fh;
+
+    spawn("$dir/knot.log", {}, 'knotd', '-c', "$dir/knot.conf");
+    wait_port($port, 'knotd');
+
+    return {
+        server => "127.0.0.1:$port",
+        port => $port,
+        key => "$dir/claw.key",
+        log => "$dir/knot.log",
+        dir => $dir,
+    };
+}
+
+# the TXT values the server answers for name, sorted ('' for none); dies
+# when the server gives no authoritative answer
+sub knot_txt {
+    my ($knot, $name) = @_;
+    my $out = `kdig \@127.0.0.1 -p $knot->{port} +norecurse TXT $name`;
+    die "kdig TXT $name: no authoritative answer:\n$out"
+        unless $out =~ /status: (?:NOERROR|NXDOMAIN)/ && $out =~ /Flags: qr aa/;
+    my @v = $out =~ /^\Q$name\E\.?\s+\d+\s+IN\s+TXT\s+"([^"]*)"/mg;
+    return join ' ', sort @v;
 }
 
 # pebble's root certificate (made anew at every start), in a file
