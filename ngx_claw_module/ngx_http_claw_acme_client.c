@@ -699,7 +699,7 @@ ngx_http_claw_acme_validate_dns(ngx_http_claw_acme_job_t *job)
     domain = job->domain + 2;
 
     rc = ngx_http_claw_acme_dns_present(dns, domain, job->txt, job->nauthz,
-                                        err, sizeof(err));
+                                        job->log, err, sizeof(err));
 
     if (rc == NGX_OK) {
         rc = ngx_http_claw_acme_dns_visible(dns, domain, job->txt,
@@ -725,7 +725,7 @@ ngx_http_claw_acme_validate_dns(ngx_http_claw_acme_job_t *job)
     /* also after a failed update: part of it may have been applied */
 
     if (ngx_http_claw_acme_dns_cleanup(dns, domain, job->txt, job->nauthz,
-                                       err, sizeof(err))
+                                       job->log, err, sizeof(err))
         != NGX_OK)
     {
         ngx_log_error(NGX_LOG_WARN, job->log, 0,

@@ -56,8 +56,8 @@ static ngx_int_t ngx_http_claw_dns_zone(ngx_http_claw_acme_dns_t *dns,
 static ngx_int_t ngx_http_claw_dns_shows(ngx_addr_t *server,
     const char *record, char **values, ngx_uint_t n, char *err, size_t size);
 static ngx_int_t ngx_http_claw_dns_hook(ngx_http_claw_acme_dns_t *dns,
-    const char *action, const char *record, const char *value, char *err,
-    size_t size);
+    const char *action, const char *record, const char *value, ngx_log_t *log,
+    char *err, size_t size);
 static ngx_int_t ngx_http_claw_dns_exchange(ngx_addr_t *server, u_char *msg,
     size_t len, ngx_http_claw_dns_answer_t *ans, char *err, size_t size);
 static u_char *ngx_http_claw_dns_query(u_char *p, const char *name,
@@ -347,7 +347,8 @@ ngx_http_claw_acme_dns_key(ngx_conf_t *cf, ngx_http_claw_acme_dns_t *dns,
 
 ngx_int_t
 ngx_http_claw_acme_dns_present(ngx_http_claw_acme_dns_t *dns,
-    const char *domain, char **values, ngx_uint_t n, char *err, size_t size)
+    const char *domain, char **values, ngx_uint_t n, ngx_log_t *log,
+    char *err, size_t size)
 {
     char        record[NGX_HTTP_CLAW_ACME_DNS_NAME_MAX + 32];
     ngx_uint_t  i;
@@ -361,8 +362,8 @@ ngx_http_claw_acme_dns_present(ngx_http_claw_acme_dns_t *dns,
     /* the hook adds a value at a time, as the name may hold others */
 
     for (i = 0; i < n; i++) {
-        if (ngx_http_claw_dns_hook(dns, "present", record, values[i], err,
-                                   size)
+        if (ngx_http_claw_dns_hook(dns, "present", record, values[i], log,
+                                   err, size)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -375,7 +376,8 @@ ngx_http_claw_acme_dns_present(ngx_http_claw_acme_dns_t *dns,
 
 ngx_int_t
 ngx_http_claw_acme_dns_cleanup(ngx_http_claw_acme_dns_t *dns,
-    const char *domain, char **values, ngx_uint_t n, char *err, size_t size)
+    const char *domain, char **values, ngx_uint_t n, ngx_log_t *log,
+    char *err, size_t size)
 {
     char        record[NGX_HTTP_CLAW_ACME_DNS_NAME_MAX + 32];
     ngx_int_t   rc;
@@ -390,8 +392,8 @@ ngx_http_claw_acme_dns_cleanup(ngx_http_claw_acme_dns_t *dns,
     rc = NGX_OK;
 
     for (i = 0; i < n; i++) {
-        if (ngx_http_claw_dns_hook(dns, "cleanup", record, values[i], err,
-                                   size)
+        if (ngx_http_claw_dns_hook(dns, "cleanup", record, values[i], log,
+                                   err, size)
             != NGX_OK)
         {
             rc = NGX_ERROR;
@@ -765,9 +767,10 @@ done:
 
 static ngx_int_t
 ngx_http_claw_dns_hook(ngx_http_claw_acme_dns_t *dns, const char *action,
-    const char *record, const char *value, char *err, size_t size)
+    const char *record, const char *value, ngx_log_t *log, char *err,
+    size_t size)
 {
-    int                          fds[2], status, rc;
+    int                          fds[2], status, rc, out;
     char                        *argv[8];
     pid_t                        pid;
     time_t                       deadline;
@@ -807,8 +810,14 @@ ngx_http_claw_dns_hook(ngx_http_claw_acme_dns_t *dns, const char *action,
                                            | POSIX_SPAWN_SETSIGDEF
                                            | POSIX_SPAWN_SETPGROUP);
 
+    /* the hook's output to the error log's file (not always stderr) */
+
+    out = (log->file && log->file->fd != NGX_INVALID_FILE) ? log->file->fd
+                                                           : 2;
+
     (void) posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    (void) posix_spawn_file_actions_adddup2(&fa, 2, 1);
+    (void) posix_spawn_file_actions_adddup2(&fa, out, 1);
+    (void) posix_spawn_file_actions_adddup2(&fa, out, 2);
     (void) posix_spawn_file_actions_adddup2(&fa, fds[1], 3);
     (void) posix_spawn_file_actions_addclosefrom_np(&fa, 4);
 

@@ -49,15 +49,18 @@ char *ngx_http_claw_acme_dns_key(ngx_conf_t *cf, ngx_http_claw_acme_dns_t *dns,
 /*
  * On the thread pool: the TXT values of "_acme-challenge.<domain>" put
  * in the zone, seen on every server to verify (until deadline), taken
- * out again.  On an error, err holds why (NUL-terminated).
+ * out again.  On an error, err holds why (NUL-terminated).  A hook's
+ * output goes to the file of log.
  */
 ngx_int_t ngx_http_claw_acme_dns_present(ngx_http_claw_acme_dns_t *dns,
-    const char *domain, char **values, ngx_uint_t n, char *err, size_t size);
+    const char *domain, char **values, ngx_uint_t n, ngx_log_t *log,
+    char *err, size_t size);
 ngx_int_t ngx_http_claw_acme_dns_visible(ngx_http_claw_acme_dns_t *dns,
     const char *domain, char **values, ngx_uint_t n, time_t deadline,
     ngx_uint_t (*stopped)(void), char *err, size_t size);
 ngx_int_t ngx_http_claw_acme_dns_cleanup(ngx_http_claw_acme_dns_t *dns,
-    const char *domain, char **values, ngx_uint_t n, char *err, size_t size);
+    const char *domain, char **values, ngx_uint_t n, ngx_log_t *log,
+    char *err, size_t size);
 
 
 #endif /* _NGX_HTTP_CLAW_ACME_DNS_H_INCLUDED_ */

@@ -21,7 +21,7 @@
 
 #if (NGX_HTTP_SSL)
 static ngx_uint_t ngx_http_claw_ssl_wildcard(ngx_http_claw_srv_conf_t *cscf,
-    u_char *host, size_t *len);
+    u_char *host, size_t len, u_char *name, size_t *nlen);
 static int ngx_http_claw_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg);
 #endif
 
@@ -238,49 +238,35 @@ ngx_http_claw_ssl_tenant(ngx_http_claw_main_conf_t *cmcf, u_char *host,
 
 /*
  * A name the platform's wildcard certificate is for: one label under a
- * claw_domain, or the claw_domain itself.  host becomes
- * "*.<claw_domain>" (it has room: a label is at least as long as "*").
+ * claw_domain, or the claw_domain itself.  The certificate's name,
+ * "*.<claw_domain>", is written to name.
  */
 
 static ngx_uint_t
 ngx_http_claw_ssl_wildcard(ngx_http_claw_srv_conf_t *cscf, u_char *host,
-    size_t *len)
+    size_t len, u_char *name, size_t *nlen)
 {
     u_char      *dot;
-    size_t       n;
     ngx_str_t   *sfx;
     ngx_uint_t   i;
 
     sfx = cscf->suffixes->elts;
-    n = *len;
+    dot = ngx_strlchr(host, host + len, '.');
 
     for (i = 0; i < cscf->suffixes->nelts; i++) {
 
-        if (n == sfx[i].len && ngx_memcmp(host, sfx[i].data, n) == 0) {
-            if (n + 2 > NGX_HTTP_CLAW_HOST_MAX) {
-                return 0;
-            }
+        if ((len == sfx[i].len && ngx_memcmp(host, sfx[i].data, len) == 0)
+            || (dot && dot != host
+                && (size_t) (host + len - dot - 1) == sfx[i].len
+                && ngx_memcmp(dot + 1, sfx[i].data, sfx[i].len) == 0))
+        {
+            name[0] = '*';
+            name[1] = '.';
+            ngx_memcpy(name + 2, sfx[i].data, sfx[i].len);
+            *nlen = sfx[i].len + 2;
 
-            ngx_memmove(host + 2, host, n);
-
-        } else {
-            dot = ngx_strlchr(host, host + n, '.');
-
-            if (dot == NULL || dot == host
-                || (size_t) (host + n - dot - 1) != sfx[i].len
-                || ngx_memcmp(dot + 1, sfx[i].data, sfx[i].len) != 0)
-            {
-                continue;
-            }
-
-            ngx_memmove(host + 2, dot + 1, sfx[i].len);
+            return 1;
         }
-
-        host[0] = '*';
-        host[1] = '.';
-        *len = sfx[i].len + 2;
-
-        return 1;
     }
 
     return 0;
@@ -307,6 +293,7 @@ ngx_http_claw_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg)
     const unsigned char      *alpn;
     ngx_http_claw_keypair_t  *kp;
     u_char                    host[NGX_HTTP_CLAW_HOST_MAX];
+    u_char                    wild[NGX_HTTP_CLAW_HOST_MAX + 2];
 
     c = ngx_ssl_get_connection(ssl_conn);
 
@@ -337,11 +324,8 @@ ngx_http_claw_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg)
     if (ngx_http_claw_tables_peek(cscf->tables, 1, host, len) != NULL) {
         kp = ngx_http_claw_domains_cert(cscf->cache, host, len);
 
-    } else if (ngx_http_claw_ssl_wildcard(cscf, host, &len)) {
-
-        /* "<label>.<claw_domain>" or the claw_domain: "*.<claw_domain>" */
-
-        kp = ngx_http_claw_domains_cert(cscf->cache, host, len);
+    } else if (ngx_http_claw_ssl_wildcard(cscf, host, len, wild, &len)) {
+        kp = ngx_http_claw_domains_cert(cscf->cache, wild, len);
 
     } else {
         return 1;

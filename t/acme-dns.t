@@ -430,7 +430,7 @@ qr/claw_acme: order for "\*\.agents\.claw\.test" failed: dns-01: the update of "
     include $TEST_NGINX_ACME_FILES/servers.conf;
 --- init
 main::mode('ok');
-unlink "$::Files/hook.log";
+# hook.log is new: this is the first block that runs the hook
 Test::More::ok(ClawAcme::wait_until(30, sub { main::valid('*.hooked.claw.test') }),
                "*.hooked.claw.test has a certificate");
 Test::More::ok(ClawAcme::wait_until(5, sub { main::served('bob.hooked.claw.test') =~ /Pebble/ }),
