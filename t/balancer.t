@@ -839,6 +839,26 @@ GET /
 
 
 
+=== TEST 17a: ... keepalive 0 too, which claw_balancer sets by itself
+nginx 1.29.7+ only: before, "keepalive 0" is an invalid value.
+--- skip_nginx: 2: < 1.29.7
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
+    upstream claw {
+        claw_balancer;
+        claw_keepalive 8;
+        keepalive 0;
+    }
+--- request
+GET /
+--- must_die
+--- error_log
+"claw_keepalive" and "keepalive" cannot both pool the connections of upstream "claw"
+
+
+
 === TEST 18: claw_keepalive with a bad parameter is refused
 --- http_config
     claw_zone claw:1m;
