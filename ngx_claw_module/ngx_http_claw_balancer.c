@@ -553,10 +553,10 @@ ngx_http_claw_get_peer(ngx_peer_connection_t *pc, void *data)
     if (pd->keepalive == NULL) {
 
         /*
-         * "keepalive" wraps us, and looks for an idle connection by this
-         * address after we return: a retry gets its tag with the top bit
-         * set, which no idle connection has but one a retry of the same
-         * tenant pooled, so that it goes on a new connection too (a
+         * "keepalive", when it wraps us, looks for an idle connection by
+         * this address after we return: a retry gets its tag with the top
+         * bit set, which no idle connection has but one a retry of the
+         * same tenant pooled, so that it goes on a new connection too (a
          * container that restarted left every pooled one dead)
          */
 
