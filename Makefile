@@ -11,6 +11,10 @@
 #                   checked with lintian
 #   make test-deb   that package installed, run, removed and purged in a
 #                   clean Debian 12 root (t/package/run; root, a mirror)
+#   make test-nginx NGINX_NEW=/path/to/nginx-source
+#                   build nginx from that source tree (a release tarball
+#                   or a checkout of nginx's repository) with the module,
+#                   into build/nginx-new, and run the t/ suites against it
 #
 # The module is built against Debian's nginx with Debian's own flags:
 # the configure arguments in /usr/share/nginx/src/conf_flags (which carry
@@ -61,7 +65,7 @@ export TEST_NGINX_CLAW_ROOT    := $(CURDIR)
 
 
 .PHONY: all build unit deps deps-build deps-test test demo demo-stop clean \
-        test-openclaw deb test-deb
+        test-openclaw deb test-deb test-nginx
 
 all: build
 
@@ -166,6 +170,44 @@ deb: deps-build
 test-deb: deb
 	@scripts/apt-install $(PKG_TEST_DEB)
 	t/package/run $(DEB)
+# Another nginx than Debian's, from its source (fetched by hand: nothing
+# here downloads it): Debian's set of modules, which t/ needs, and its
+# error log on stderr before the configuration's (t/ reads nginx -t's
+# messages there), with -Werror.  Configured again when the tree or its
+# version changes.
+NGINX_NEW   ?=
+NGX_NEW     := $(BUILD)/nginx-new
+NGX_NEW_CONF := --error-log-path=stderr \
+               --with-compat --with-debug --with-threads --with-pcre-jit \
+               --with-http_ssl_module --with-http_v2_module \
+               --with-http_realip_module --with-http_stub_status_module \
+               --with-http_auth_request_module --with-http_dav_module \
+               --with-http_slice_module --with-http_sub_module \
+               --with-stream --with-stream_ssl_module
+
+test-nginx: deps-test deps-openapi unit
+	@test -n "$(NGINX_NEW)" -a -f "$(NGINX_NEW)/src/core/nginx.h" \
+	|| { echo "usage: make test-nginx NGINX_NEW=/path/to/nginx-source"; \
+	     exit 1; }
+	@src="$$(cd $(NGINX_NEW) && pwd) $$(sed -n \
+	       's/^#define NGINX_VERSION *"\(.*\)"/\1/p' \
+	       $(NGINX_NEW)/src/core/nginx.h)"; \
+	if [ "$$(cat $(NGX_NEW)/.source 2>/dev/null)" != "$$src" ]; then \
+	    echo "configuring nginx $$src in $(NGX_NEW)"; \
+	    rm -rf $(NGX_NEW) && mkdir -p $(NGX_NEW) \
+	    && tar -C $(NGINX_NEW) --exclude=./.git -cf - . \
+	       | tar -C $(NGX_NEW) -xf - \
+	    && cd $(NGX_NEW) \
+	    && { test -x configure && c=./configure || c=auto/configure; } \
+	    && $$c $(NGX_NEW_CONF) --with-cc-opt="-O2 -Werror" \
+	           --add-dynamic-module=$(CURDIR) > configure.log 2>&1 \
+	    || { tail -30 configure.log; exit 1; }; \
+	    echo "$$src" > .source; \
+	fi
+	$(MAKE) -C $(NGX_NEW) -f objs/Makefile
+	TEST_NGINX_BINARY=$(CURDIR)/$(NGX_NEW)/objs/nginx \
+	TEST_NGINX_LOAD_MODULES=$(CURDIR)/$(NGX_NEW)/objs/ngx_http_claw_module.so \
+	    prove $(PROVE_INC) $(PROVE_ARGS)
 
 demo: deps build
 	@examples/demo/demo start

@@ -28,6 +28,14 @@
  * connection takes the old one's place only when its tenant was asked for
  * more often lately (an admission policy, as caches under such traffic
  * use: TinyLFU).
+ *
+ * Since nginx 1.29.7 the keepalive module pools the connections of every
+ * upstream{} block, "keepalive" written or not, and wraps its balancer
+ * once the http{} block is read, whatever the order of the directives.
+ * An upstream with claw_balancer and no "keepalive" says "keepalive 0"
+ * through the keepalive module's own directive, nginx's documented way
+ * out: its connections are pooled by claw_keepalive or not at all, as
+ * with nginx before 1.29.7.
  */
 
 
@@ -90,6 +98,10 @@ static void ngx_http_claw_health_report(ngx_http_claw_peer_data_t *pd,
     ngx_uint_t state);
 static ngx_int_t ngx_http_claw_init_upstream(ngx_conf_t *cf,
     ngx_http_upstream_srv_conf_t *us);
+#if (nginx_version >= 1029007)
+static ngx_int_t ngx_http_claw_keepalive_off(ngx_conf_t *cf,
+    ngx_http_upstream_srv_conf_t *us);
+#endif
 static ngx_int_t ngx_http_claw_init_peer(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us);
 static ngx_int_t ngx_http_claw_get_peer(ngx_peer_connection_t *pc,
@@ -180,7 +192,9 @@ ngx_http_claw_balancer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     /*
      * "keepalive" wraps whatever balancer is set when it is read; read
-     * before us, it would wrap round-robin and be lost silently.
+     * before us, it would wrap round-robin and be lost silently (before
+     * nginx 1.29.7: since, it wraps the balancer at the end of http{},
+     * and sets no init_upstream here, so its order does not matter).
      */
 
     if (uscf->peer.init_upstream) {
@@ -219,6 +233,7 @@ ngx_http_claw_balancer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_claw_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
 {
+    ngx_int_t                   rc;
     ngx_uint_t                  i, n, m;
     ngx_http_claw_idle_t       *idle;
     ngx_http_claw_srv_conf_t   *cscf;
@@ -236,13 +251,33 @@ ngx_http_claw_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
 
     cscf = ngx_http_conf_upstream_srv_conf(us, ngx_http_claw_module);
 
+    /*
+     * rc is NGX_DECLINED when "keepalive" is in the block and wraps us
+     * (before nginx 1.29.7 it has wrapped init_upstream by now)
+     */
+
+#if (nginx_version >= 1029007)
+
+    rc = ngx_http_claw_keepalive_off(cf, us);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+#else
+
+    rc = (us->peer.init_upstream == ngx_http_claw_init_upstream)
+         ? NGX_OK : NGX_DECLINED;
+
+#endif
+
     if (cscf->keepalive == 0) {
         return NGX_OK;
     }
 
-    /* "keepalive" after "claw_keepalive" wraps us: two pools, one wasted */
+    /* "keepalive" and "claw_keepalive": two pools, one wasted */
 
-    if (us->peer.init_upstream != ngx_http_claw_init_upstream) {
+    if (rc == NGX_DECLINED) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "\"claw_keepalive\" and \"keepalive\" cannot both "
                       "pool the connections of upstream \"%V\" in %s:%ui",
@@ -305,6 +340,102 @@ ngx_http_claw_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
 
     return NGX_OK;
 }
+
+
+#if (nginx_version >= 1029007)
+
+/*
+ * "keepalive 0" for this upstream, through the keepalive module's own
+ * directive, unless "keepalive" was written (it says "is duplicate"):
+ * called from the upstream module's init_main_conf, before the keepalive
+ * module's, which wraps the balancer of every upstream not set to 0.
+ * NGX_OK: no stock pool; NGX_DECLINED: the operator's "keepalive".
+ */
+
+static ngx_int_t
+ngx_http_claw_keepalive_off(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
+{
+    char           *rv;
+    ngx_str_t      *value;
+    ngx_uint_t      i;
+    ngx_array_t    *args, *saved;
+    ngx_module_t   *m;
+    ngx_command_t  *cmd;
+
+    for (i = 0; cf->cycle->modules[i]; i++) {
+        m = cf->cycle->modules[i];
+
+        if (m->type == NGX_HTTP_MODULE
+            && ngx_strcmp(m->name, "ngx_http_upstream_keepalive_module") == 0)
+        {
+            break;
+        }
+    }
+
+    /* an nginx built without the keepalive module pools nothing */
+
+    if (cf->cycle->modules[i] == NULL) {
+        return NGX_OK;
+    }
+
+    for (cmd = m->commands; cmd && cmd->name.len; cmd++) {
+        if (cmd->name.len == sizeof("keepalive") - 1
+            && ngx_strncmp(cmd->name.data, "keepalive", cmd->name.len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (cmd == NULL || cmd->name.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "no \"keepalive\" directive to turn off the default "
+                      "keepalive of upstream \"%V\" in %s:%ui",
+                      &us->host, us->file_name, us->line);
+        return NGX_ERROR;
+    }
+
+    args = ngx_array_create(cf->temp_pool, 2, sizeof(ngx_str_t));
+    if (args == NULL) {
+        return NGX_ERROR;
+    }
+
+    value = ngx_array_push_n(args, 2);
+    if (value == NULL) {
+        return NGX_ERROR;
+    }
+
+    value[0] = cmd->name;
+    ngx_str_set(&value[1], "0");
+
+    saved = cf->args;
+    cf->args = args;
+
+    rv = cmd->set(cf, cmd, us->srv_conf[m->ctx_index]);
+
+    cf->args = saved;
+
+    if (rv == NGX_CONF_OK) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, cf->log, 0,
+                       "claw balancer: default keepalive of upstream \"%V\" "
+                       "off", &us->host);
+        return NGX_OK;
+    }
+
+    if (rv != NGX_CONF_ERROR && ngx_strcmp(rv, "is duplicate") == 0) {
+        return NGX_DECLINED;
+    }
+
+    if (rv != NGX_CONF_ERROR) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "the default keepalive of upstream \"%V\" in %s:%ui "
+                      "cannot be turned off: \"keepalive 0\" %s",
+                      &us->host, us->file_name, us->line, rv);
+    }
+
+    return NGX_ERROR;
+}
+
+#endif
 
 
 static ngx_int_t
@@ -422,10 +553,10 @@ ngx_http_claw_get_peer(ngx_peer_connection_t *pc, void *data)
     if (pd->keepalive == NULL) {
 
         /*
-         * "keepalive" wraps us, and looks for an idle connection by this
-         * address after we return: a retry gets its tag with the top bit
-         * set, which no idle connection has but one a retry of the same
-         * tenant pooled, so that it goes on a new connection too (a
+         * "keepalive", when it wraps us, looks for an idle connection by
+         * this address after we return: a retry gets its tag with the top
+         * bit set, which no idle connection has but one a retry of the
+         * same tenant pooled, so that it goes on a new connection too (a
          * container that restarted left every pooled one dead)
          */
 

@@ -65,7 +65,7 @@ sh_run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
     . "-subj /CN=default 2>/dev/null");
 
 # the tenants' container, and the TLS server of their custom domains
-for my $conf (['servers.conf', 'rsa', ''],
+for my $conf (['servers.conf', 'rsa', 'ssl_protocols TLSv1.2;'],
               ['servers-tls13.conf', 'ec', 'ssl_protocols TLSv1.2 TLSv1.3;'])
 {
     my ($file, $key, $extra) = @$conf;

@@ -1,7 +1,8 @@
 # claw_balancer: the peer is the resolved tenant's container; with
 # "keepalive" or "claw_keepalive" after it, connections are pooled per
 # container and a pooled connection never serves another tenant, even one
-# that shares the container's address.  WebSocket upgrades stay pinned to
+# that shares the container's address.  Without either, nothing is pooled,
+# also with nginx 1.29.7+, which pools every upstream{} by default.  WebSocket upgrades stay pinned to
 # the tenant.  A request that fails on a pooled connection is sent once
 # more, on a fresh one, and never again: a container that resets every
 # connection costs its client a prompt 502 and itself two copies of the
@@ -192,6 +193,7 @@ Host: alice.claw.test
 
 
 === TEST 2: without keepalive every request opens a new connection
+(nginx 1.29.7+ would pool them by default: claw_balancer turns that off)
 --- http_config eval
 <<'_EOC_' . $::Backends
     claw_zone claw:1m;
@@ -199,6 +201,30 @@ Host: alice.claw.test
     claw_auth off;
     upstream claw {
         claw_balancer;
+    }
+_EOC_
+--- request eval
+["GET /", "GET /"]
+--- more_headers
+Host: alice.claw.test
+--- response_body eval
+["shared-container n=1\n", "shared-container n=1\n"]
+--- no_error_log
+[error]
+
+
+
+=== TEST 2a: keepalive 0 with claw_balancer: nothing pooled, nginx starts
+nginx 1.29.7+ only: before, "keepalive 0" is an invalid value.
+--- skip_nginx: 6: < 1.29.7
+--- http_config eval
+<<'_EOC_' . $::Backends
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
+    upstream claw {
+        claw_balancer;
+        keepalive 0;
     }
 _EOC_
 --- request eval
@@ -254,6 +280,8 @@ _EOC_
 
 
 === TEST 4: keepalive before claw_balancer is refused, not silently lost
+Before nginx 1.29.7 "keepalive" wraps the balancer set when it is read.
+--- skip_nginx: 2: >= 1.29.7
 --- http_config
     claw_zone claw:1m;
     claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
@@ -267,6 +295,49 @@ GET /
 --- must_die
 --- error_log
 "claw_balancer" must be the first balancing directive in upstream "claw", before "keepalive"
+
+
+
+=== TEST 4a: keepalive before claw_balancer pools per tenant too
+Since nginx 1.29.7 "keepalive" wraps the balancer once http{} is read, in
+either order: alice's connection is reused, dave gets his own (n=1, or
+n=2 on the repeated run), never alice's.
+--- skip_nginx: 9: < 1.29.7
+--- http_config eval
+<<'_EOC_' . $::Backends
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
+    upstream claw {
+        keepalive 8;
+        claw_balancer;
+    }
+_EOC_
+--- config
+    claw_domain claw.test;
+
+    location /alice {
+        claw on;
+        claw_tenant alice;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+
+    location /dave {
+        claw on;
+        claw_tenant dave;
+        proxy_pass http://claw;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+--- request eval
+["GET /alice", "GET /alice", "GET /dave"]
+--- response_body_like eval
+[qr/^shared-container n=\d+$/, qr/^shared-container n=(?:[2-9]|\d\d+)$/,
+ qr/^shared-container n=[12]$/]
+--- no_error_log
+[error]
 
 
 
@@ -759,6 +830,26 @@ GET /
         claw_balancer;
         keepalive 8;
         claw_keepalive 8;
+    }
+--- request
+GET /
+--- must_die
+--- error_log
+"claw_keepalive" and "keepalive" cannot both pool the connections of upstream "claw"
+
+
+
+=== TEST 17a: ... keepalive 0 too, which claw_balancer sets by itself
+nginx 1.29.7+ only: before, "keepalive 0" is an invalid value.
+--- skip_nginx: 2: < 1.29.7
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_auth off;
+    upstream claw {
+        claw_balancer;
+        claw_keepalive 8;
+        keepalive 0;
     }
 --- request
 GET /
