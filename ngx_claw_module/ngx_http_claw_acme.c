@@ -635,6 +635,14 @@ ngx_http_claw_acme_dns_update(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         if (ngx_strncmp(value[i].data, "zone=", 5) == 0 && value[i].len > 5) {
             amcf->dns.zone.data = value[i].data + 5;
             amcf->dns.zone.len = value[i].len - 5;
+
+            if (ngx_http_claw_acme_dns_name_valid(&amcf->dns.zone) != NGX_OK)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\" is no zone name", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
             continue;
         }
 

@@ -691,6 +691,7 @@ static ngx_int_t
 ngx_http_claw_acme_validate_dns(ngx_http_claw_acme_job_t *job)
 {
     char                      *domain;
+    time_t                     start;
     ngx_int_t                  rc;
     ngx_http_claw_acme_dns_t  *dns;
     char                       err[NGX_HTTP_CLAW_ACME_ERROR_MAX];
@@ -702,15 +703,15 @@ ngx_http_claw_acme_validate_dns(ngx_http_claw_acme_job_t *job)
                                         job->log, err, sizeof(err));
 
     if (rc == NGX_OK) {
+        start = time(NULL);
         rc = ngx_http_claw_acme_dns_visible(dns, domain, job->txt,
-                                            job->nauthz,
-                                            time(NULL) + dns->wait,
-                                            ngx_http_claw_acme_stopped,
+                                            job->nauthz, start + dns->wait,
                                             err, sizeof(err));
         if (rc != NGX_OK) {
             ngx_log_error(NGX_LOG_ERR, job->log, 0,
                           "claw_acme: the dns-01 record of \"%s\" did not "
-                          "show in %T s: %s", job->domain, dns->wait, err);
+                          "show in %T s: %s", job->domain,
+                          time(NULL) - start, err);
         }
     }
 

@@ -55,11 +55,13 @@ static ngx_int_t ngx_http_claw_dns_zone(ngx_http_claw_acme_dns_t *dns,
     const char *record, u_char *zone, size_t *len, char *err, size_t size);
 static ngx_int_t ngx_http_claw_dns_shows(ngx_addr_t *server,
     const char *record, char **values, ngx_uint_t n, char *err, size_t size);
+static ngx_uint_t ngx_http_claw_dns_stopped(void);
 static ngx_int_t ngx_http_claw_dns_hook(ngx_http_claw_acme_dns_t *dns,
     const char *action, const char *record, const char *value, ngx_log_t *log,
-    char *err, size_t size);
+    ngx_uint_t abortable, char *err, size_t size);
 static ngx_int_t ngx_http_claw_dns_exchange(ngx_addr_t *server, u_char *msg,
-    size_t len, ngx_http_claw_dns_answer_t *ans, char *err, size_t size);
+    size_t len, ngx_uint_t abortable, ngx_http_claw_dns_answer_t *ans,
+    char *err, size_t size);
 static u_char *ngx_http_claw_dns_query(u_char *p, const char *name,
     ngx_uint_t type);
 static u_char *ngx_http_claw_dns_name(u_char *p, u_char *end,
@@ -87,6 +89,23 @@ static void ngx_http_claw_dns_error(char *err, size_t size, ngx_err_t e,
 extern char  **environ;
 
 
+/* a name that goes into a message: labels of 1 to 63, 255 in all */
+
+ngx_int_t
+ngx_http_claw_acme_dns_name_valid(ngx_str_t *name)
+{
+    u_char  buf[NGX_HTTP_CLAW_ACME_DNS_NAME_MAX];
+
+    if (name->len == 0 || (name->len == 1 && name->data[0] == '.')) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_claw_dns_name(buf, buf + sizeof(buf), (char *) name->data,
+                                  name->len, 0)
+           ? NGX_OK : NGX_ERROR;
+}
+
+
 /*
  * The key as BIND writes it (tsig-keygen, ddns-confgen; nsupdate -k
  * reads the same):
@@ -105,6 +124,7 @@ ngx_http_claw_acme_dns_key(ngx_conf_t *cf, ngx_http_claw_acme_dns_t *dns,
     ngx_str_t     name, alg, secret, word, src, dst;
     ngx_uint_t    state, line;
     u_char        buf[4096];
+    u_char        dec[NGX_HTTP_CLAW_ACME_DNS_SECRET_MAX + 3];
     const char   *why;
 
     if (ngx_conf_full_name(cf->cycle, file, 1) != NGX_OK) {
@@ -281,6 +301,12 @@ ngx_http_claw_acme_dns_key(ngx_conf_t *cf, ngx_http_claw_acme_dns_t *dns,
         return NGX_CONF_ERROR;
     }
 
+    /* "hmac-sha256." is the same name */
+
+    if (alg.len && alg.data[alg.len - 1] == '.') {
+        alg.len--;
+    }
+
     if (alg.len == 11 && ngx_strncasecmp(alg.data, (u_char *) "hmac-sha256",
                                          11) == 0)
     {
@@ -314,7 +340,7 @@ ngx_http_claw_acme_dns_key(ngx_conf_t *cf, ngx_http_claw_acme_dns_t *dns,
     last = ngx_http_claw_dns_name(dns->key_name,
                                   dns->key_name + sizeof(dns->key_name),
                                   (char *) name.data, name.len, 1);
-    if (last == NULL) {
+    if (last == NULL || last - dns->key_name == 1) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "the TSIG key file \"%V\": \"%V\" is no valid "
                            "key name", file, &name);
@@ -323,12 +349,15 @@ ngx_http_claw_acme_dns_key(ngx_conf_t *cf, ngx_http_claw_acme_dns_t *dns,
 
     dns->key_name_len = last - dns->key_name;
 
-    src = secret;
-    dst.data = dns->secret;
+    /* ngx_base64_decoded_length() counts the padding too: room for it */
 
-    if (ngx_base64_decoded_length(src.len) > sizeof(dns->secret)
+    src = secret;
+    dst.data = dec;
+
+    if (ngx_base64_decoded_length(src.len) > sizeof(dec)
         || ngx_decode_base64(&dst, &src) != NGX_OK
-        || dst.len == 0)
+        || dst.len == 0
+        || dst.len > sizeof(dns->secret))
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "the TSIG key file \"%V\": the secret is no "
@@ -337,7 +366,10 @@ ngx_http_claw_acme_dns_key(ngx_conf_t *cf, ngx_http_claw_acme_dns_t *dns,
         return NGX_CONF_ERROR;
     }
 
+    ngx_memcpy(dns->secret, dst.data, dst.len);
     dns->secret_len = dst.len;
+
+    ngx_explicit_memzero(dec, sizeof(dec));
 
     ngx_explicit_memzero(buf, sizeof(buf));
 
@@ -363,7 +395,7 @@ ngx_http_claw_acme_dns_present(ngx_http_claw_acme_dns_t *dns,
 
     for (i = 0; i < n; i++) {
         if (ngx_http_claw_dns_hook(dns, "present", record, values[i], log,
-                                   err, size)
+                                   1, err, size)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -393,7 +425,7 @@ ngx_http_claw_acme_dns_cleanup(ngx_http_claw_acme_dns_t *dns,
 
     for (i = 0; i < n; i++) {
         if (ngx_http_claw_dns_hook(dns, "cleanup", record, values[i], log,
-                                   err, size)
+                                   0, err, size)
             != NGX_OK)
         {
             rc = NGX_ERROR;
@@ -409,7 +441,7 @@ ngx_http_claw_acme_dns_cleanup(ngx_http_claw_acme_dns_t *dns,
 ngx_int_t
 ngx_http_claw_acme_dns_visible(ngx_http_claw_acme_dns_t *dns,
     const char *domain, char **values, ngx_uint_t n, time_t deadline,
-    ngx_uint_t (*stopped)(void), char *err, size_t size)
+    char *err, size_t size)
 {
     char         record[NGX_HTTP_CLAW_ACME_DNS_NAME_MAX + 32];
     ngx_uint_t   i, seen;
@@ -425,6 +457,11 @@ ngx_http_claw_acme_dns_visible(ngx_http_claw_acme_dns_t *dns,
 
     for ( ;; ) {
         for (i = 0; i < dns->verify->nelts; i++) {
+            if (ngx_http_claw_dns_stopped()) {
+                ngx_http_claw_dns_error(err, size, 0, "nginx stops");
+                return NGX_ERROR;
+            }
+
             if ((seen & (1u << i)) == 0
                 && ngx_http_claw_dns_shows(&servers[i], record, values, n,
                                            err, size)
@@ -438,7 +475,7 @@ ngx_http_claw_acme_dns_visible(ngx_http_claw_acme_dns_t *dns,
             return NGX_OK;
         }
 
-        if (time(NULL) >= deadline || stopped()) {
+        if (time(NULL) >= deadline || ngx_http_claw_dns_stopped()) {
             break;
         }
 
@@ -524,8 +561,10 @@ ngx_http_claw_dns_update(ngx_http_claw_acme_dns_t *dns, const char *record,
         return NGX_ERROR;
     }
 
-    rc = ngx_http_claw_dns_exchange(dns->update, msg, p - msg, &ans, err,
-                                    size);
+    /* a cleaning goes on even while nginx stops: it is short */
+
+    rc = ngx_http_claw_dns_exchange(dns->update, msg, p - msg, add, &ans,
+                                    err, size);
     if (rc != NGX_OK) {
         return NGX_ERROR;
     }
@@ -580,7 +619,8 @@ ngx_http_claw_dns_zone(ngx_http_claw_acme_dns_t *dns, const char *record,
         return NGX_ERROR;
     }
 
-    if (ngx_http_claw_dns_exchange(dns->update, q, p - q, &ans, err, size)
+    if (ngx_http_claw_dns_exchange(dns->update, q, p - q, 0, &ans, err,
+                                   size)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -661,7 +701,7 @@ ngx_http_claw_dns_shows(ngx_addr_t *server, const char *record,
         return NGX_ERROR;
     }
 
-    if (ngx_http_claw_dns_exchange(server, q, p - q, &ans, err, size)
+    if (ngx_http_claw_dns_exchange(server, q, p - q, 1, &ans, err, size)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -716,8 +756,15 @@ ngx_http_claw_dns_shows(ngx_addr_t *server, const char *record,
         len = 0;
 
         while (rd < rend) {
-            if (rd + 1 + *rd > rend || len + *rd > sizeof(txt)) {
+            if (rd + 1 + *rd > rend) {
                 goto malformed;
+            }
+
+            /* longer than any challenge value: another record */
+
+            if (len + *rd > sizeof(txt)) {
+                len = sizeof(txt) + 1;
+                break;
             }
 
             ngx_memcpy(txt + len, rd + 1, *rd);
@@ -767,8 +814,8 @@ done:
 
 static ngx_int_t
 ngx_http_claw_dns_hook(ngx_http_claw_acme_dns_t *dns, const char *action,
-    const char *record, const char *value, ngx_log_t *log, char *err,
-    size_t size)
+    const char *record, const char *value, ngx_log_t *log,
+    ngx_uint_t abortable, char *err, size_t size)
 {
     int                          fds[2], status, rc, out;
     char                        *argv[8];
@@ -844,13 +891,25 @@ ngx_http_claw_dns_hook(ngx_http_claw_acme_dns_t *dns, const char *action,
         pfd.fd = fds[0];
         pfd.events = POLLIN;
 
-        if (time(NULL) >= deadline) {
+        /* nothing of it outlives the wait, nor a worker that stops */
+
+        if (time(NULL) >= deadline
+            || (abortable && ngx_http_claw_dns_stopped()))
+        {
             (void) kill(-pid, SIGKILL);
             close(fds[0]);
-            ngx_http_claw_dns_error(err, size, 0, "\"%V %s %s\" did not end "
-                                    "in %d seconds, killed", &dns->hook,
-                                    action, record,
-                                    NGX_HTTP_CLAW_DNS_HOOK_TIME);
+
+            if (time(NULL) >= deadline) {
+                ngx_http_claw_dns_error(err, size, 0, "\"%V %s %s\" did not "
+                                        "end in %d seconds, killed",
+                                        &dns->hook, action, record,
+                                        NGX_HTTP_CLAW_DNS_HOOK_TIME);
+            } else {
+                ngx_http_claw_dns_error(err, size, 0, "\"%V %s %s\" killed: "
+                                        "nginx stops", &dns->hook, action,
+                                        record);
+            }
+
             return NGX_ERROR;
         }
 
@@ -899,7 +958,8 @@ ngx_http_claw_dns_hook(ngx_http_claw_acme_dns_t *dns, const char *action,
 
 static ngx_int_t
 ngx_http_claw_dns_exchange(ngx_addr_t *server, u_char *msg, size_t len,
-    ngx_http_claw_dns_answer_t *ans, char *err, size_t size)
+    ngx_uint_t abortable, ngx_http_claw_dns_answer_t *ans, char *err,
+    size_t size)
 {
     int             fd, rc, e;
     u_char         *p, *data, *end;
@@ -947,6 +1007,11 @@ ngx_http_claw_dns_exchange(ngx_addr_t *server, u_char *msg, size_t len,
         if (now > deadline) {
             ngx_http_claw_dns_error(err, size, 0, "%V did not answer in time",
                                     &server->name);
+            goto failed;
+        }
+
+        if (abortable && ngx_http_claw_dns_stopped()) {
+            ngx_http_claw_dns_error(err, size, 0, "nginx stops");
             goto failed;
         }
 
@@ -1445,6 +1510,21 @@ ngx_http_claw_dns_rcode(ngx_uint_t rcode)
     }
 
     return "an unknown code";
+}
+
+
+/*
+ * A worker that stops (nginx -s stop, quit, or a reload) ends a dns-01
+ * wait at once: its cleaning follows, and the thread pool it blocks is
+ * joined.  Flags of the event loop, read from the task's thread.
+ */
+
+static ngx_uint_t
+ngx_http_claw_dns_stopped(void)
+{
+    return *(volatile sig_atomic_t *) &ngx_terminate != 0
+           || *(volatile sig_atomic_t *) &ngx_quit != 0
+           || *(volatile ngx_uint_t *) &ngx_exiting != 0;
 }
 
 

@@ -43,6 +43,7 @@ typedef struct {
 
 
 /* in the configuration: the TSIG key file (BIND's "key" statement) */
+ngx_int_t ngx_http_claw_acme_dns_name_valid(ngx_str_t *name);
 char *ngx_http_claw_acme_dns_key(ngx_conf_t *cf, ngx_http_claw_acme_dns_t *dns,
     ngx_str_t *file);
 
@@ -50,14 +51,15 @@ char *ngx_http_claw_acme_dns_key(ngx_conf_t *cf, ngx_http_claw_acme_dns_t *dns,
  * On the thread pool: the TXT values of "_acme-challenge.<domain>" put
  * in the zone, seen on every server to verify (until deadline), taken
  * out again.  On an error, err holds why (NUL-terminated).  A hook's
- * output goes to the file of log.
+ * output goes to the file of log.  A worker that stops ends present and
+ * visible at once; cleanup goes on.
  */
 ngx_int_t ngx_http_claw_acme_dns_present(ngx_http_claw_acme_dns_t *dns,
     const char *domain, char **values, ngx_uint_t n, ngx_log_t *log,
     char *err, size_t size);
 ngx_int_t ngx_http_claw_acme_dns_visible(ngx_http_claw_acme_dns_t *dns,
     const char *domain, char **values, ngx_uint_t n, time_t deadline,
-    ngx_uint_t (*stopped)(void), char *err, size_t size);
+    char *err, size_t size);
 ngx_int_t ngx_http_claw_acme_dns_cleanup(ngx_http_claw_acme_dns_t *dns,
     const char *domain, char **values, ngx_uint_t n, ngx_log_t *log,
     char *err, size_t size);

@@ -248,24 +248,30 @@ ngx_http_claw_ssl_wildcard(ngx_http_claw_srv_conf_t *cscf, u_char *host,
 {
     u_char      *dot;
     ngx_str_t   *sfx;
-    ngx_uint_t   i;
+    ngx_uint_t   i, k;
 
     sfx = cscf->suffixes->elts;
     dot = ngx_strlchr(host, host + len, '.');
 
-    for (i = 0; i < cscf->suffixes->nelts; i++) {
+    /* the claw_domain itself first: it may also be a label of another */
 
-        if ((len == sfx[i].len && ngx_memcmp(host, sfx[i].data, len) == 0)
-            || (dot && dot != host
-                && (size_t) (host + len - dot - 1) == sfx[i].len
-                && ngx_memcmp(dot + 1, sfx[i].data, sfx[i].len) == 0))
-        {
-            name[0] = '*';
-            name[1] = '.';
-            ngx_memcpy(name + 2, sfx[i].data, sfx[i].len);
-            *nlen = sfx[i].len + 2;
+    for (k = 0; k < 2; k++) {
+        for (i = 0; i < cscf->suffixes->nelts; i++) {
 
-            return 1;
+            if (k == 0 ? (len == sfx[i].len
+                          && ngx_memcmp(host, sfx[i].data, len) == 0)
+                       : (dot && dot != host
+                          && (size_t) (host + len - dot - 1) == sfx[i].len
+                          && ngx_memcmp(dot + 1, sfx[i].data, sfx[i].len)
+                             == 0))
+            {
+                name[0] = '*';
+                name[1] = '.';
+                ngx_memcpy(name + 2, sfx[i].data, sfx[i].len);
+                *nlen = sfx[i].len + 2;
+
+                return 1;
+            }
         }
     }
 

@@ -49,6 +49,17 @@ $ENV{TEST_NGINX_KNOT} = $Knot->{server};
 # the module's copy of the key, which a test spoils and mends
 sh_run("cp $Knot->{key} $Files/claw.key");
 
+# a record at the challenge name that is no challenge value, longer than
+# any (two strings, 260 bytes; small enough for pebble's answers over
+# UDP, which it never asks again over TCP): the module looks past it
+my $long = join ' ', ('"' . ('x' x 130) . '"') x 2;
+sh_run("printf 'server 127.0.0.1 $Knot->{port}\\nupdate add "
+    . "_acme-challenge.agents.claw.test 60 TXT %s\\nsend\\n' '$long' "
+    . "| nsupdate -k $Knot->{key}");
+die "the long TXT record is not there\n"
+    unless ClawAcme::knot_txt($Knot, '_acme-challenge.agents.claw.test')
+           =~ /x{130}/;
+
 # a DNS server that takes connections and never answers
 ClawTest::spawn("$Files/silent.log", {}, 'perl', '-MIO::Socket::IP', '-e',
     'my $l = IO::Socket::IP->new(LocalHost => "127.0.0.1", LocalPort => 19949,'
@@ -60,7 +71,8 @@ sh_run("openssl req -x509 -newkey rsa:2048 -nodes -keyout $Files/rsa.key "
     . "-out $Files/rsa.crt -days 2 -subj /CN=default 2>/dev/null");
 
 # The hook: "present|cleanup name value" logged, then done with nsupdate
-# as $Files/mode says: ok, fail (exit 3), nothing (exit 0, no record).
+# as $Files/mode says: ok, fail (exit 3), nothing (exit 0, no record),
+# hang (its pid in hook.pid, then a sleep of 1000 s).
 open my $fh, '>', "$Files/hook" or die "$Files/hook: $!\n";
 print $fh <<"_EOS_";
 #!/bin/sh
@@ -68,6 +80,7 @@ echo "\$*" >> $Files/hook.log
 mode=\$(cat $Files/mode 2>/dev/null || echo ok)
 [ "\$mode" = fail ] && { echo "hook: the provider said no" >&2; exit 3; }
 [ "\$mode" = nothing ] && exit 0
+[ "\$mode" = hang ] && { echo \$\$ > $Files/hook.pid; exec sleep 1000; }
 case "\$1" in
 present) op="update add \$2 60 TXT \\"\$3\\"" ;;
 cleanup) op="update delete \$2 TXT \\"\$3\\"" ;;
@@ -97,6 +110,7 @@ print $fh <<"_EOC_";
         ssl_certificate $Files/rsa.crt;
         ssl_certificate_key $Files/rsa.key;
         claw_certificates $State/certs;
+        claw_domain claw.test;
         claw_domain agents.claw.test;
         claw_domain hooked.claw.test;
 
@@ -135,7 +149,11 @@ sub renew {
     return $status;
 }
 
-sub txt { ClawAcme::knot_txt($Knot, "_acme-challenge.$_[0]") }
+# the challenge values (43 characters) at the name
+sub txt {
+    join ' ', grep { length == 43 }
+        split / /, ClawAcme::knot_txt($Knot, "_acme-challenge.$_[0]");
+}
 
 sub logged {
     my ($re) = @_;
@@ -315,7 +333,21 @@ algorithm "hmac-md5" is not supported (hmac-sha256, hmac-sha384 or hmac-sha512)
 
 
 
-=== TEST 8: the wildcard is issued by RFC 2136 updates and served, no reload
+=== TEST 8: a zone name is checked
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+    claw_acme $TEST_NGINX_ACME_DNS;
+    claw_acme_state $TEST_NGINX_SERVER_ROOT/html/acme;
+    claw_acme_wildcard agents.claw.test;
+    claw_acme_dns_update $TEST_NGINX_KNOT key=$TEST_NGINX_ACME_FILES/claw.key zone=claw..test;
+--- must_die
+--- error_log
+"zone=claw..test" is no zone name
+
+
+
+=== TEST 8a: the wildcard is issued by RFC 2136 updates and served, no reload
 --- init
 my $before = main::served('alice.agents.claw.test');
 Test::More::like($before, qr/subject=CN ?= ?default/,
@@ -495,7 +527,7 @@ main::mode('ok');
 GET /acme
 --- response_body_like: "domain":"\*\.hooked\.claw\.test","tenant":"","state":"due"
 --- error_log eval
-qr/claw_acme: the dns-01 record of "\*\.hooked\.claw\.test" did not show in 3 s/
+qr/claw_acme: the dns-01 record of "\*\.hooked\.claw\.test" did not show in \d+ s/
 --- timeout: 60
 
 
@@ -557,4 +589,81 @@ Test::More::is($status, 200, "tenants answered meanwhile");
 --- request
 GET /acme
 --- response_body_like: "domain":"\*\.silent\.claw\.test","tenant":"","state":"none",.*"error":"dns-01: 127\.0\.0\.1:19949 did not answer in time"
+--- timeout: 60
+
+
+
+=== TEST 16: a reload while a hook hangs: the hook killed, the old worker gone, the next owner issues
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+
+    claw_acme $TEST_NGINX_ACME_DNS;
+    claw_acme_state $TEST_NGINX_SERVER_ROOT/html/acme;
+    claw_acme_trusted_certificate $TEST_NGINX_ACME_DNS_CA;
+    claw_acme_interval 500ms;
+    claw_acme_backoff 1s 2s;
+
+    claw_acme_wildcard hung.claw.test;
+    claw_acme_dns_hook $TEST_NGINX_ACME_FILES/hook;
+    claw_acme_dns_verify $TEST_NGINX_KNOT;
+
+    include $TEST_NGINX_ACME_FILES/servers.conf;
+--- init
+unlink "$::Files/hook.pid";
+main::mode('hang');
+Test::More::ok(ClawAcme::wait_until(20, sub { -s "$::Files/hook.pid" }),
+               "the hook runs, and hangs");
+my $pid = ClawTest::slurp("$::Files/hook.pid") + 0;
+main::mode('ok');
+ClawTest::nginx_reload();
+Test::More::ok(ClawAcme::wait_until(10, sub { !kill 0, $pid }),
+               "the reload killed the hanging hook");
+Test::More::ok(ClawAcme::wait_until(30, sub { main::valid('*.hung.claw.test') }),
+               "the new generation's owner issued the wildcard");
+Test::More::is(main::logged(qr/worker process \d+ exited on signal/), 0,
+               "no worker was killed");
+--- request
+GET /acme
+--- response_body_like: "domain":"\*\.hung\.claw\.test","tenant":"","state":"valid"
+--- timeout: 60
+
+
+
+=== TEST 17: a reload while a verify server is silent: the wait ends, the records cleaned up
+--- http_config
+    claw_zone claw:1m;
+    claw_tenants $TEST_NGINX_SERVER_ROOT/html/tenants.conf;
+
+    claw_acme $TEST_NGINX_ACME_DNS;
+    claw_acme_state $TEST_NGINX_SERVER_ROOT/html/acme;
+    claw_acme_trusted_certificate $TEST_NGINX_ACME_DNS_CA;
+    claw_acme_interval 500ms;
+    claw_acme_backoff 1s 2s;
+
+    claw_acme_wildcard slow.claw.test;
+    claw_acme_dns_update $TEST_NGINX_KNOT key=$TEST_NGINX_ACME_FILES/claw.key;
+    claw_acme_dns_verify $TEST_NGINX_KNOT 127.0.0.1:19949;
+    claw_acme_dns_wait 60s;
+
+    include $TEST_NGINX_ACME_FILES/servers.conf;
+--- init
+Test::More::ok(ClawAcme::wait_until(20, sub { main::txt('slow.claw.test') ne '' }),
+               "the records are published, and the silent server holds the wait");
+my @old = split / /, main::txt('slow.claw.test');
+my $t0 = time;
+ClawTest::nginx_reload();
+Test::More::ok(ClawAcme::wait_until(15, sub { main::logged(qr/did not show in \d+ s: nginx stops/) }),
+               "the wait ended with the reload");
+Test::More::cmp_ok(time - $t0, '<', 12, "in seconds, not the 60 s of the wait");
+# the next owner may have published values of its own meanwhile
+Test::More::ok(ClawAcme::wait_until(10, sub {
+                   my %now = map { $_ => 1 } split / /, main::txt('slow.claw.test');
+                   !grep { $now{$_} } @old }),
+               "the old worker's records were cleaned up");
+Test::More::is(main::logged(qr/worker process \d+ exited on signal/), 0,
+               "no worker was killed");
+--- request
+GET /acme
+--- response_body_like: "domain":"\*\.slow\.claw\.test","tenant":""
 --- timeout: 60
