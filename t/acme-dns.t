@@ -14,6 +14,7 @@
 use lib 't/perl';
 use ClawTest;
 use ClawAcme;
+use File::Path ();
 use File::Temp qw(tempdir);
 use Test::Nginx::Socket 'no_plan';
 
@@ -40,6 +41,9 @@ our $CA = pebble_start(name => 'dns', port => 14020, dns => $Knot->{server},
 
 our $Files = tempdir(CLEANUP => 1);
 our $State = server_root() . '/html/acme';
+
+# from nothing, also when the server root is kept (HUP mode)
+File::Path::remove_tree($State);
 
 $ENV{TEST_NGINX_ACME_DNS} = $CA->{directory};
 $ENV{TEST_NGINX_ACME_DNS_CA} = $CA->{ca};
@@ -72,7 +76,7 @@ sh_run("openssl req -x509 -newkey rsa:2048 -nodes -keyout $Files/rsa.key "
 
 # The hook: "present|cleanup name value" logged, then done with nsupdate
 # as $Files/mode says: ok, fail (exit 3), nothing (exit 0, no record),
-# hang (its pid in hook.pid, then a sleep of 1000 s).
+# hang (a present: its pid in hook.pid, then a sleep of 1000 s).
 open my $fh, '>', "$Files/hook" or die "$Files/hook: $!\n";
 print $fh <<"_EOS_";
 #!/bin/sh
@@ -80,7 +84,7 @@ echo "\$*" >> $Files/hook.log
 mode=\$(cat $Files/mode 2>/dev/null || echo ok)
 [ "\$mode" = fail ] && { echo "hook: the provider said no" >&2; exit 3; }
 [ "\$mode" = nothing ] && exit 0
-[ "\$mode" = hang ] && { echo \$\$ > $Files/hook.pid; exec sleep 1000; }
+[ "\$mode\$1" = hangpresent ] && { echo \$\$ > $Files/hook.pid; exec sleep 1000; }
 case "\$1" in
 present) op="update add \$2 60 TXT \\"\$3\\"" ;;
 cleanup) op="update delete \$2 TXT \\"\$3\\"" ;;
@@ -175,6 +179,10 @@ add_block_preprocessor(sub {
     my $block = shift;
 
     return if $block->name =~ /^TEST \d+: \.\.\. /;
+
+    # before nginx starts (or is reloaded, in HUP mode): its owner may
+    # call the hook at once
+    mode($block->name =~ /hook hangs/ ? 'hang' : 'ok');
 
     if (!defined $block->http_config) {
         $block->set_value("http_config", <<'_EOC_');
@@ -610,8 +618,6 @@ GET /acme
 
     include $TEST_NGINX_ACME_FILES/servers.conf;
 --- init
-unlink "$::Files/hook.pid";
-main::mode('hang');
 Test::More::ok(ClawAcme::wait_until(20, sub { -s "$::Files/hook.pid" }),
                "the hook runs, and hangs");
 my $pid = ClawTest::slurp("$::Files/hook.pid") + 0;
