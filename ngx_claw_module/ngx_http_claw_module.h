@@ -188,7 +188,7 @@ typedef struct {
 
 
 /* one place for the module's version (claw_build_info) */
-#define NGX_HTTP_CLAW_VERSION            "0.18.0"
+#define NGX_HTTP_CLAW_VERSION            "0.19.0"
 
 
 /* $claw_limit: what the limits said (empty: they were not reached) */
