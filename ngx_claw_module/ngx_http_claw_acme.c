@@ -2908,7 +2908,7 @@ ngx_http_claw_acme_done(ngx_event_t *ev)
                                          "no tenant has the name any more")
                              - job->error;
 
-        } else if (job->challenge
+        } else if (job->nauthz
                    && job->type != NGX_HTTP_CLAW_ACME_DNS_01
                    && ngx_http_claw_acme_chall_set(amcf, job) != NGX_OK)
         {
@@ -2919,7 +2919,7 @@ ngx_http_claw_acme_done(ngx_event_t *ev)
                                          &amcf->shm_zone->shm.name)
                              - job->error;
 
-        } else if (job->challenge
+        } else if (job->nauthz
                    && job->type != NGX_HTTP_CLAW_ACME_DNS_01
                    && amcf->cluster)
         {

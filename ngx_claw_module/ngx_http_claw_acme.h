@@ -240,7 +240,7 @@ struct ngx_http_claw_acme_job_s {
     char                            *authz_url[NGX_HTTP_CLAW_ACME_AUTHZ_MAX];
     char                            *chall_url[NGX_HTTP_CLAW_ACME_AUTHZ_MAX];
     char                            *txt[NGX_HTTP_CLAW_ACME_AUTHZ_MAX];
-    ngx_uint_t                       nauthz;        /* pending ones */
+    ngx_uint_t                       nauthz;        /* pending: to answer */
     char                            *cert_url;
 
     /* the challenge, when one must be answered */
@@ -264,7 +264,6 @@ struct ngx_http_claw_acme_job_s {
     u_char                           error[NGX_HTTP_CLAW_ACME_ERROR_MAX];
     size_t                           error_len;
 
-    unsigned                         challenge:1;   /* must be answered */
     unsigned                         chall_set:1;   /* in the zone */
     unsigned                         account_gone:1;
     unsigned                         new_kid:1;

@@ -554,7 +554,6 @@ ngx_http_claw_acme_authorization(ngx_http_claw_acme_job_t *job, char *url)
                 job->amcf->thumbprint);
 
     job->nauthz++;
-    job->challenge = 1;
 
     if (job->type == NGX_HTTP_CLAW_ACME_DNS_01) {
         job->txt[k] = ngx_pnalloc(job->pool, NGX_HTTP_CLAW_ACME_THUMB_LEN + 1);
@@ -613,7 +612,7 @@ ngx_http_claw_acme_finish(ngx_http_claw_acme_job_t *job)
     ngx_int_t    rc;
     const char  *status, *cert;
 
-    if (job->challenge
+    if (job->nauthz
         && (job->type == NGX_HTTP_CLAW_ACME_DNS_01
             ? ngx_http_claw_acme_validate_dns(job)
             : ngx_http_claw_acme_validate(job))

@@ -635,8 +635,6 @@ ngx_http_claw_dns_zone(ngx_http_claw_acme_dns_t *dns, const char *record,
         goto failed;
     }
 
-    off = 12;
-
     if (ngx_http_claw_dns_skip_question(msg, ans.len, &off) != NGX_OK) {
         goto malformed;
     }
@@ -688,11 +686,10 @@ ngx_http_claw_dns_shows(ngx_addr_t *server, const char *record,
     char **values, ngx_uint_t n, char *err, size_t size)
 {
     u_char                      *msg, *p, *rd, *rend;
-    size_t                       off, olen, len;
+    size_t                       off, len, rdlen;
     ngx_uint_t                   i, j, count, type, found;
     ngx_http_claw_dns_answer_t   ans;
     u_char                       q[NGX_HTTP_CLAW_ACME_DNS_NAME_MAX + 32];
-    u_char                       name[NGX_HTTP_CLAW_ACME_DNS_NAME_MAX + 1];
     u_char                       txt[256];
 
     p = ngx_http_claw_dns_query(q, record, NGX_HTTP_CLAW_DNS_T_TXT);
@@ -719,8 +716,6 @@ ngx_http_claw_dns_shows(ngx_addr_t *server, const char *record,
         goto done;
     }
 
-    off = 12;
-
     if (ngx_http_claw_dns_skip_question(msg, ans.len, &off) != NGX_OK) {
         goto malformed;
     }
@@ -728,28 +723,17 @@ ngx_http_claw_dns_shows(ngx_addr_t *server, const char *record,
     count = ngx_http_claw_dns_get16(msg + 6);
 
     for (i = 0; i < count; i++) {
-        olen = NGX_HTTP_CLAW_ACME_DNS_NAME_MAX;
-
-        if (ngx_http_claw_dns_read_name(msg, ans.len, &off, name, &olen)
-            != NGX_OK
-            || off + 10 > ans.len)
+        if (ngx_http_claw_dns_rr(msg, ans.len, &off, &type, &rd, &rdlen)
+            != NGX_OK)
         {
             goto malformed;
         }
 
-        type = ngx_http_claw_dns_get16(msg + off);
-        rd = msg + off + 10;
-        rend = rd + ngx_http_claw_dns_get16(msg + off + 8);
-
-        if (rend > msg + ans.len) {
-            goto malformed;
-        }
-
-        off = rend - msg;
-
         if (type != NGX_HTTP_CLAW_DNS_T_TXT) {
             continue;
         }
+
+        rend = rd + rdlen;
 
         /* the record's strings, joined (RFC 8555 values fit one) */
 
